@@ -1,0 +1,187 @@
+"""The embedded-server launcher, server selection, the proxies file and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from faults.client import FaultClient, FaultServerUnavailable, ProxyConfigError, load_proxies
+from faults.embedded import (
+    FaultServerStartError,
+    embedded_fault_server,
+    fault_server,
+    free_port,
+)
+
+
+def test_embedded_server_answers_and_is_stopped_on_exit(echo_upstream: str) -> None:
+    with embedded_fault_server() as url:
+        with FaultClient(url) as client:
+            assert client.version()
+        children = psutil.Process().children(recursive=True)
+    assert url.startswith("http://127.0.0.1:")
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    with FaultClient(url, timeout=1) as client, pytest.raises(FaultServerUnavailable):
+        client.version()
+
+
+def test_embedded_server_is_stopped_when_the_block_raises() -> None:
+    with pytest.raises(RuntimeError, match="boom"), embedded_fault_server() as url:
+        pid = _server_pid()
+        raise RuntimeError("boom")
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    with FaultClient(url, timeout=1) as client, pytest.raises(FaultServerUnavailable):
+        client.version()
+
+
+def _server_pid() -> int:
+    for child in psutil.Process().children(recursive=True):
+        if "faults.server" in " ".join(child.cmdline()):
+            return child.pid
+    raise AssertionError("no faults.server child process")
+
+
+def test_embedded_server_honours_a_fixed_port() -> None:
+    port = free_port()
+    with embedded_fault_server(port=port) as url:
+        assert url == f"http://127.0.0.1:{port}"
+
+
+def test_embedded_server_loads_config_and_accepts_seed(tmp_path: Path, echo_upstream: str) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    config = tmp_path / "proxies.json"
+    config.write_text(json.dumps([{"name": "db", "listen": listen, "upstream": echo_upstream}]))
+    with embedded_fault_server(config=config, seed=7) as url, FaultClient(url) as client:
+        assert client.proxy("db").listen == listen
+
+
+def test_a_server_that_dies_at_start_reports_its_stderr(tmp_path: Path) -> None:
+    config = tmp_path / "broken.json"
+    config.write_text("{ not json")
+    start = time.monotonic()
+    with pytest.raises(FaultServerStartError) as caught, embedded_fault_server(config=config):
+        pass
+    message = str(caught.value)
+    assert "stderr tail" in message and "broken.json" in message
+    assert time.monotonic() - start < 15
+
+
+def test_fault_server_prefers_toxiproxy_url(
+    monkeypatch: pytest.MonkeyPatch, embedded_url: str
+) -> None:
+    monkeypatch.setenv("TOXIPROXY_URL", embedded_url)
+    before = len(psutil.Process().children(recursive=True))
+    with fault_server() as client:
+        assert client.url == embedded_url
+        assert len(psutil.Process().children(recursive=True)) == before  # none started
+    with FaultClient(embedded_url) as still_there:
+        assert still_there.version()  # and the external server was not stopped
+
+
+def test_fault_server_with_unreachable_toxiproxy_url_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("TOXIPROXY_URL", url)
+    with pytest.raises(FaultServerUnavailable, match=url), fault_server():
+        pass
+
+
+def test_fault_server_without_env_starts_an_embedded_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TOXIPROXY_URL", raising=False)
+    with fault_server() as client:
+        assert client.version()
+
+
+# -- the proxies file --------------------------------------------------------------------
+
+
+def test_project_proxies_file_is_valid() -> None:
+    entries = load_proxies(Path(__file__).parents[2] / "config" / "proxies.json")
+    assert {e["name"]: e["listen"] for e in entries} == {
+        "postgres": "127.0.0.1:25432",
+        "redis": "127.0.0.1:26379",
+        "cablecast": "127.0.0.1:28080",
+    }
+    assert all(e["enabled"] is True for e in entries)
+
+
+def test_load_proxies_fills_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text('[{"name": "db", "upstream": "127.0.0.1:5432"}]')
+    assert load_proxies(path) == [
+        {"name": "db", "upstream": "127.0.0.1:5432", "listen": "127.0.0.1:0", "enabled": True}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{ nope", "not valid JSON at line 1 column 3"),
+        ('{"name": "db"}', "must be a JSON array of proxies, got an object"),
+        ("[42]", "[0]: must be an object, got int"),
+        ('[{"upstream": "127.0.0.1:1"}]', '[0]: missing required field "name"'),
+        ('[{"name": "db"}]', '[0] "db": missing required field "upstream"'),
+        (
+            '[{"name": "a", "upstream": "127.0.0.1:1"}, {"name": "b", "upstream": "nope"}]',
+            '[1] "b": field "upstream": "nope" is not host:port',
+        ),
+        (
+            '[{"name": "db", "upstream": "127.0.0.1:1", "listen": "127.0.0.1:99999"}]',
+            '[0] "db": field "listen": "127.0.0.1:99999" is not host:port',
+        ),
+        (
+            '[{"name": "db", "upstream": "127.0.0.1:1", "enabled": "yes"}]',
+            '[0] "db": field "enabled" must be a bool, got a string',
+        ),
+        (
+            '[{"name": "db", "upstream": "127.0.0.1:1", "upstrem": "x"}]',
+            "[0] \"db\": unknown field 'upstrem'; known: name, listen, upstream, enabled",
+        ),
+        (
+            '[{"name": "db", "upstream": "127.0.0.1:1"},'
+            ' {"name": "db", "upstream": "127.0.0.1:2"}]',
+            '[1] "db": duplicate name',
+        ),
+    ],
+)
+def test_load_proxies_errors_name_entry_and_field(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "proxies.json"
+    path.write_text(content)
+    with pytest.raises(ProxyConfigError) as caught:
+        load_proxies(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_load_proxies_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ProxyConfigError, match="cannot read"):
+        load_proxies(tmp_path / "absent.json")
+
+
+# -- demo --------------------------------------------------------------------------------
+
+
+def test_demo_runs_in_under_ten_seconds_and_shows_the_toxic() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TOXIPROXY_URL"}
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "faults.demo"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        cwd=Path(__file__).parents[2],
+    )
+    elapsed = time.monotonic() - start
+    assert result.returncode == 0, result.stderr
+    assert "the toxic took effect and went away" in result.stdout
+    assert elapsed < 10
