@@ -1,0 +1,334 @@
+"""What the embedded fault server costs on the wire, next to a direct connection.
+
+    python bench/proxy.py [--quick] [--rounds N]
+
+An echo service runs in its own process (uvloop), and so do the concurrent and bulk
+clients, so nothing shares a GIL with the proxy or the echo. Targets are measured
+round by round (direct, embedded, real, direct, ...) and medians are reported, because
+a shared machine drifts; ratios and added latency are medians of per-round pairs.
+Exit code 0 whatever the figures: this is a measurement; the PASS/MISS lines say how
+the figures compare with the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import multiprocessing as mp
+import socket
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from multiprocessing.pool import Pool
+from typing import cast
+
+from faults.client import FaultClient
+from faults.embedded import embedded_fault_server, real_toxiproxy_server, toxiproxy_server_binary
+
+# The targets the embedded server is held to (see the fault server's task).
+MAX_ADDED_P50_US = 25.0
+MIN_MSGS_RATIO = 0.85
+MIN_BULK_RATIO = 0.85
+
+PING = b"p" * 64
+CONNECTIONS = 64
+IO_TIMEOUT = 10.0  # s: any single socket operation slower than this is a failure
+
+
+@dataclass(frozen=True)
+class Settings:
+    rounds: int
+    samples: int  # ping-pongs per round for the latency percentiles
+    duration: float  # s of concurrent ping-pong per round
+    bulk_mib: int  # MiB sent, and echoed back, per round
+
+
+FULL = Settings(rounds=6, samples=5000, duration=2.0, bulk_mib=64)
+QUICK = Settings(rounds=2, samples=500, duration=0.5, bulk_mib=4)
+
+
+# -- echo service (its own process) -----------------------------------------------------
+
+
+class _EchoProtocol(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+def _echo_main(ports: mp.Queue[int]) -> None:
+    _use_uvloop()
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_EchoProtocol, "127.0.0.1", 0)
+        ports.put(server.sockets[0].getsockname()[1])
+        await asyncio.Event().wait()  # until the parent terminates us
+
+    asyncio.run(serve())
+
+
+@contextmanager
+def echo_process() -> Iterator[str]:
+    ctx = mp.get_context("spawn")
+    ports: mp.Queue[int] = ctx.Queue()
+    process = ctx.Process(target=_echo_main, args=(ports,), daemon=True)
+    process.start()
+    try:
+        yield f"127.0.0.1:{ports.get(timeout=30)}"
+    finally:
+        process.terminate()
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # uvloop is optional on platforms without it
+        pass
+
+
+# -- measurements -----------------------------------------------------------------------
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host, int(port)
+
+
+def _connect(address: str) -> socket.socket:
+    sock = socket.create_connection(_split(address), timeout=IO_TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> None:
+    view = memoryview(bytearray(size))
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            raise ConnectionError("connection closed during the benchmark")
+        got += n
+
+
+def round_trips_us(address: str, samples: int) -> list[float]:
+    """Latency of `samples` 64-byte ping-pongs on one blocking connection, in us."""
+    times = []
+    with _connect(address) as sock:
+        for _ in range(50):  # warm the path up; not measured
+            sock.sendall(PING)
+            _recv_exactly(sock, len(PING))
+        clock = time.perf_counter_ns
+        for _ in range(samples):
+            start = clock()
+            sock.sendall(PING)
+            _recv_exactly(sock, len(PING))
+            times.append((clock() - start) / 1000)
+    return times
+
+
+class _PingPong(asyncio.Protocol):
+    """One connection that sends the next ping as soon as the previous pong is back."""
+
+    def __init__(self, deadline: float, done: asyncio.Future[None]) -> None:
+        self.deadline = deadline
+        self.done = done
+        self.count = 0
+        self.pending = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def start(self) -> None:
+        self.transport.write(PING)
+
+    def data_received(self, data: bytes) -> None:
+        self.pending += len(data)
+        while self.pending >= len(PING):
+            self.pending -= len(PING)
+            self.count += 1
+            if time.monotonic() < self.deadline:
+                self.transport.write(PING)
+            elif not self.done.done():
+                self.done.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc or ConnectionError("connection closed early"))
+
+
+def messages_per_s(address: str, connections: int, duration: float) -> float:
+    """Round trips per second over `connections` concurrent ping-pong connections."""
+    _use_uvloop()
+
+    async def run() -> float:
+        loop = asyncio.get_running_loop()
+        host, port = _split(address)
+        deadline = time.monotonic() + 3600  # set properly once all are connected
+        links: list[_PingPong] = []
+        for _ in range(connections):
+            done: asyncio.Future[None] = loop.create_future()
+            _, protocol = await loop.create_connection(
+                functools.partial(_PingPong, deadline, done), host, port
+            )
+            links.append(protocol)
+        start = time.monotonic()
+        for link in links:
+            link.deadline = start + duration
+            link.start()
+        await asyncio.wait_for(
+            asyncio.gather(*(link.done for link in links)), duration + IO_TIMEOUT
+        )
+        elapsed = time.monotonic() - start
+        for link in links:
+            link.transport.close()
+        return sum(link.count for link in links) / elapsed
+
+    return asyncio.run(run())
+
+
+def bulk_mb_per_s(address: str, mib: int) -> float:
+    """MB/s each way: `mib` MiB are sent while the echo of them is read back."""
+    total = mib * 1024 * 1024
+    chunk = b"b" * (256 * 1024)
+    with _connect(address) as sock:
+
+        def send() -> None:
+            sent = 0
+            while sent < total:
+                sock.sendall(chunk[: total - sent])
+                sent += min(len(chunk), total - sent)
+
+        sender = threading.Thread(target=send, daemon=True)
+        start = time.perf_counter()
+        sender.start()
+        buffer = memoryview(bytearray(1024 * 1024))
+        got = 0
+        while got < total:
+            n = sock.recv_into(buffer)
+            if n == 0:
+                raise ConnectionError("connection closed during the bulk transfer")
+            got += n
+        elapsed = time.perf_counter() - start
+        sender.join(IO_TIMEOUT)
+    return total / elapsed / 1e6
+
+
+# -- running and reporting --------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    p50_us: list[float]
+    p99_us: list[float]
+    msgs: list[float]
+    bulk: list[float]
+
+
+def measure(targets: dict[str, str], settings: Settings, pool: Pool) -> dict[str, Figures]:
+    figures = {name: Figures([], [], [], []) for name in targets}
+    for round_no in range(1, settings.rounds + 1):
+        for name, address in targets.items():
+            times = sorted(round_trips_us(address, settings.samples))
+            f = figures[name]
+            f.p50_us.append(statistics.median(times))
+            f.p99_us.append(times[min(len(times) - 1, int(len(times) * 0.99))])
+            f.msgs.append(pool.apply(messages_per_s, (address, CONNECTIONS, settings.duration)))
+            f.bulk.append(pool.apply(bulk_mb_per_s, (address, settings.bulk_mib)))
+        print(f"  round {round_no}/{settings.rounds} done", file=sys.stderr, flush=True)
+    return figures
+
+
+def _paired(a: list[float], b: list[float], op: Callable[[float, float], float]) -> float:
+    return statistics.median(op(x, y) for x, y in zip(a, b, strict=True))
+
+
+def report(figures: dict[str, Figures], settings: Settings) -> list[str]:
+    direct = figures["direct"]
+    others = [name for name in figures if name != "direct"]
+    med = statistics.median
+    header = f"{'metric':<26}" + "".join(f"{n:>12}" for n in figures)
+    lines = [
+        f"{settings.rounds} rounds, medians; {settings.samples} ping-pongs/round, "
+        f"{CONNECTIONS} connections x {settings.duration:g} s, {settings.bulk_mib} MiB bulk",
+        header,
+    ]
+    rows = [
+        ("round trip p50 (us)", "p50_us", "{:12.1f}"),
+        ("round trip p99 (us)", "p99_us", "{:12.1f}"),
+        ("messages/s (64 conns)", "msgs", "{:12.0f}"),
+        ("bulk MB/s each way", "bulk", "{:12.1f}"),
+    ]
+    for label, key, fmt in rows:
+        lines.append(
+            f"{label:<26}" + "".join(fmt.format(med(getattr(f, key))) for f in figures.values())
+        )
+    lines.append("")
+    for name in others:
+        f = figures[name]
+        added_p50 = _paired(f.p50_us, direct.p50_us, lambda x, y: x - y)
+        added_p99 = _paired(f.p99_us, direct.p99_us, lambda x, y: x - y)
+        msgs = _paired(f.msgs, direct.msgs, lambda x, y: x / y)
+        bulk = _paired(f.bulk, direct.bulk, lambda x, y: x / y)
+        lines += [
+            f"{name} vs direct:",
+            _verdict(f"added p50 {added_p50:.1f} us", added_p50 <= MAX_ADDED_P50_US,
+                     f"<= {MAX_ADDED_P50_US:g} us"),
+            f"  added p99 {added_p99:.1f} us (no target)",
+            _verdict(f"messages/s {msgs:.2f}x direct", msgs >= MIN_MSGS_RATIO,
+                     f">= {MIN_MSGS_RATIO:g}x"),
+            _verdict(f"bulk {bulk:.2f}x direct", bulk >= MIN_BULK_RATIO,
+                     f">= {MIN_BULK_RATIO:g}x"),
+        ]  # fmt: skip
+    return lines
+
+
+def _verdict(figure: str, ok: bool, target: str) -> str:
+    return f"  {'PASS' if ok else 'MISS'}  {figure} (target {target})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run (few seconds)")
+    parser.add_argument("--rounds", type=int, help="rounds per target (default 6, quick 2)")
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    if args.rounds is not None:
+        if not 1 <= args.rounds <= 50:
+            parser.error(f"--rounds must be between 1 and 50, got {args.rounds}")
+        settings = Settings(args.rounds, settings.samples, settings.duration, settings.bulk_mib)
+
+    with ExitStack() as stack:
+        echo = stack.enter_context(echo_process())
+        targets = {"direct": echo}
+        servers = {"embedded": stack.enter_context(embedded_fault_server())}
+        if toxiproxy_server_binary():
+            servers["real"] = stack.enter_context(real_toxiproxy_server())
+        for name, url in servers.items():
+            client = stack.enter_context(FaultClient(url))
+            targets[name] = client.create_proxy(f"bench_{name}", upstream=echo).listen
+        pool = stack.enter_context(mp.get_context("spawn").Pool(1))
+        print(f"targets: {targets}", file=sys.stderr, flush=True)
+        figures = measure(targets, settings, pool)
+    print("\n".join(report(figures, settings)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
