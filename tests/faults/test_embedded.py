@@ -124,7 +124,10 @@ def test_load_proxies_fills_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{ nope", "not valid JSON at line 1 column 3"),
+        (
+            "{ nope",
+            "not valid JSON at line 1 column 3: Expecting property name enclosed in double quotes",
+        ),
         ('{"name": "db"}', "must be a JSON array of proxies, got an object"),
         ("[42]", "[0]: must be an object, got int"),
         ('[{"upstream": "127.0.0.1:1"}]', '[0]: missing required field "name"'),
@@ -185,3 +188,15 @@ def test_demo_runs_in_under_ten_seconds_and_shows_the_toxic() -> None:
     assert result.returncode == 0, result.stderr
     assert "the toxic took effect and went away" in result.stdout
     assert elapsed < 10
+
+
+def test_a_server_binary_that_exits_reports_code_and_stderr(tmp_path: Path) -> None:
+    from faults.embedded import real_toxiproxy_server
+
+    binary = tmp_path / "toxiproxy-server"
+    binary.write_text("#!/bin/sh\necho 'flag provided but not defined' >&2\nexit 2\n")
+    binary.chmod(0o755)
+    with pytest.raises(FaultServerStartError) as caught, real_toxiproxy_server(str(binary)):
+        pass
+    assert "exit code 2" in str(caught.value)
+    assert "flag provided but not defined" in str(caught.value)
