@@ -1,0 +1,79 @@
+"""`python -m testbed.worker`: run one worker process (several may run at once).
+
+Reads ARCHIVIST_DATABASE_URL, ARCHIVIST_REDIS_URL, ARCHIVIST_CABLECAST_URL (required),
+ARCHIVIST_WORKER_NAME (default hostname-pid) and ARCHIVIST_CONFIG. SIGTERM/SIGINT stop
+it: running jobs get a short grace, and any unfinished job is reclaimed by another worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import sys
+
+from testbed.api.cache import VodCache, make_redis
+from testbed.api.db import make_pool
+from testbed.api.settings import AppConfig, ConfigError, Endpoints
+from testbed.cablecast.client import CablecastClient
+from testbed.worker.consumer import Consumer
+from testbed.worker.pipeline import Context
+
+STOP_GRACE_S = 5.0
+
+
+async def serve(config: AppConfig, endpoints: Endpoints, name: str) -> None:
+    db_settings = dataclasses.replace(
+        config.database, pool_min_size=1, pool_max_size=config.worker.concurrency + 1
+    )
+    pool = make_pool(endpoints.database_url, db_settings, f"worker-{name}")
+    await pool.open(wait=False)
+    client = make_redis(endpoints.redis_url, config.redis)
+    cablecast = CablecastClient(endpoints.cablecast_url, config.cablecast)
+    ctx = Context(pool, VodCache(client, config.cache.vod_ttl_s), cablecast, config.worker)
+    consumer = Consumer(client, config.queue, config.worker, ctx, name)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await stop.wait()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_S)
+        except TimeoutError:
+            task.cancel()
+    finally:
+        await cablecast.aclose()
+        await client.aclose()
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m testbed.worker",
+        description="Archivist worker: consumes processing jobs from the Redis stream and "
+        "publishes VODs to Cablecast. Environment: ARCHIVIST_DATABASE_URL, ARCHIVIST_REDIS_URL, "
+        "ARCHIVIST_CABLECAST_URL (required); ARCHIVIST_WORKER_NAME, ARCHIVIST_CONFIG.",
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    args = parser.parse_args(argv)
+    try:
+        config = AppConfig.load()
+        endpoints = Endpoints.from_env()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    name = os.environ.get("ARCHIVIST_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    asyncio.run(serve(config, endpoints, name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

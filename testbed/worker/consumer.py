@@ -1,0 +1,137 @@
+"""The stream consumer: a consumer group with acknowledgement and reclaiming.
+
+Each slot first reclaims a job that has been idle longer than `claim_idle_ms`
+(XAUTOCLAIM: its worker died), else reads a new one (XREADGROUP). While a job runs, a
+heartbeat re-claims it for this consumer (XCLAIM ... JUSTID resets its idle time), so
+a slow but live worker is not robbed. XACK comes only after the VOD row is committed.
+An outage of Redis or PostgreSQL pauses the slot with back-off; it never exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import psycopg_pool
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from testbed.api.settings import QueueSettings, WorkerSettings
+from testbed.worker.pipeline import Context, give_up, run_job
+
+log = logging.getLogger("archivist.worker")
+OUTAGES = (
+    redis.exceptions.RedisError,
+    psycopg.Error,
+    psycopg_pool.PoolTimeout,
+    OSError,
+    TimeoutError,
+)
+
+
+@dataclass
+class Consumer:
+    redis: aioredis.Redis
+    queue: QueueSettings
+    worker: WorkerSettings
+    ctx: Context
+    name: str
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(
+                self.queue.stream, self.queue.group, id="0", mkstream=True
+            )
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _next(self) -> list[tuple[str, dict[str, str] | None]]:
+        reclaimed = await self.redis.xautoclaim(
+            self.queue.stream,
+            self.queue.group,
+            self.name,
+            min_idle_time=self.queue.claim_idle_ms,
+            start_id="0-0",
+            count=1,
+        )
+        claimed = reclaimed[1] if len(reclaimed) > 1 else []
+        if claimed:
+            log.info("%s reclaimed %s", self.name, [m[0] for m in claimed])
+            return [(m[0], m[1]) for m in claimed]
+        read: Any = await self.redis.xreadgroup(
+            self.queue.group,
+            self.name,
+            {self.queue.stream: ">"},
+            count=1,
+            block=self.queue.block_ms,
+        )
+        return [(m[0], m[1]) for _, messages in read or [] for m in messages]
+
+    async def _heartbeat(self, message_id: str) -> None:
+        period = self.queue.claim_idle_ms / 3000
+        while True:
+            await asyncio.sleep(period)
+            with contextlib.suppress(*OUTAGES):
+                await self.redis.xclaim(
+                    self.queue.stream, self.queue.group, self.name, 0, [message_id], justid=True
+                )
+
+    async def _handle(self, message_id: str, fields: dict[str, str] | None) -> None:
+        if not fields or "job_id" not in fields or not fields.get("vod_id", "").isdigit():
+            log.warning("dropping malformed or trimmed message %s: %r", message_id, fields)
+            await self.redis.xack(self.queue.stream, self.queue.group, message_id)
+            return
+        job_id, vod_id = fields["job_id"], int(fields["vod_id"])
+        deliveries = await self.redis.hincrby("archivist:job-deliveries", job_id, 1)
+        if deliveries > self.worker.max_job_deliveries:
+            await give_up(self.ctx, job_id, vod_id, f"gave up after {deliveries - 1} deliveries")
+            outcome = "given up"
+        else:
+            beat = asyncio.create_task(self._heartbeat(message_id))
+            try:
+                outcome = await run_job(self.ctx, job_id, vod_id)
+            finally:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
+        await self.redis.xack(self.queue.stream, self.queue.group, message_id)
+        await self.redis.hdel("archivist:job-deliveries", job_id)
+        log.info("%s job %s vod %s: %s", self.name, job_id, vod_id, outcome)
+
+    async def slot(self, stop: asyncio.Event) -> None:
+        pause = 0.1
+        while not stop.is_set():
+            try:
+                for message_id, fields in await self._next():
+                    await self._handle(message_id, fields)
+                pause = 0.1
+            except OUTAGES as exc:
+                log.warning(
+                    "%s: dependency failing (%s: %s); pausing %.1fs",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                    pause,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                pause = min(pause * 2, self.worker.outage_backoff_max_s)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        pause = 0.1
+        while not stop.is_set():
+            try:
+                await self.ensure_group()
+                break
+            except OUTAGES as exc:
+                log.warning("cannot create the consumer group yet: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                pause = min(pause * 2, self.worker.outage_backoff_max_s)
+        slots: list[Any] = [self.slot(stop) for _ in range(self.worker.concurrency)]
+        await asyncio.gather(*slots)
