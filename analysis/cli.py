@@ -1,0 +1,187 @@
+"""``python -m analysis``: summary, baselines, comparison, the CI gate, reports, history.
+
+Exit codes: 0 success / gate passed, 1 gate found a regression, 2 usage error or
+missing/corrupt input (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import charts
+from analysis.baseline import DEFAULT_ROOT, load_baseline, save_baseline
+from analysis.compare import compare_runs
+from analysis.config import load_config
+from analysis.gate import evaluate, passed
+from analysis.history import HISTORY_METRICS, change_points, collect
+from analysis.html import render_report
+from analysis.junit import gate_junit
+from analysis.load import InputError, Run, load_run
+from analysis.markdown import gate_markdown, summary_table
+from analysis.stats import summarise
+
+DEFAULT_CONFIG = Path("config/gate.toml")
+
+
+def _baseline(arg: str, root: Path) -> Run:
+    """A stored baseline name, or a run folder used directly as the baseline."""
+    path = Path(arg)
+    if path.is_dir() and any(path.glob("requests-*.parquet")):
+        return load_run(path)
+    if os.sep in arg or arg.startswith("."):
+        raise InputError(f"{arg}: not a run folder with requests-*.parquet files")
+    return load_baseline(arg, root)
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror})") from exc
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    run = load_run(args.run)
+    print(f"## {args.run}\n")
+    print(summary_table(summarise(run.samples, run.duration_s)))
+    return 0
+
+
+def cmd_baseline_save(args: argparse.Namespace) -> int:
+    run = load_run(args.run)
+    cap = args.cap or load_config(args.config).settings.baseline_cap
+    folder = save_baseline(run, args.name, args.root, cap=cap)
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    print(f"saved baseline {args.name!r} from {args.run} to {folder} ({size / 1024:.0f} KiB)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    base = _baseline(args.baseline, args.root)
+    run = load_run(args.run)
+    changes = compare_runs(base, run, config.settings)
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        print(changes.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    base = _baseline(args.baseline, args.root) if args.baseline else None
+    run = load_run(args.run)
+    checks = evaluate(run, config, base)
+    ok = passed(checks)
+    summary = summarise(run.samples, run.duration_s)
+    md = gate_markdown(f"Performance gate: {args.run}", summary, checks, ok, args.baseline)
+    print(md)
+    if step := os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(step, "a", encoding="utf-8") as fh:
+            fh.write(md + "\n")
+    if args.junit:
+        _write(args.junit, gate_junit(checks))
+    if args.report:
+        changes = compare_runs(base, run, config.settings) if base is not None else None
+        _write(args.report, render_report(run, summary, checks, base, changes))
+    return 0 if ok else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    run = load_run(args.run)
+    base = _baseline(args.baseline, args.root) if args.baseline else None
+    changes = compare_runs(base, run, config.settings) if base is not None else None
+    checks = evaluate(run, config, base)
+    out = args.out or Path(args.run) / "report.html"
+    html = render_report(run, summarise(run.samples, run.duration_s), checks, base, changes)
+    _write(out, html)
+    print(f"wrote {out} ({len(html) / 1024:.0f} KiB)")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    frame, skipped = collect(args.runs)
+    for line in skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    if frame.empty:
+        raise InputError(f"{args.runs}: no readable runs")
+    cps = change_points(frame[args.metric].to_numpy())
+    frame["change_point"] = [i in cps for i in range(len(frame))]
+    print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(f"change points in {args.metric}: " + (", ".join(frame["run"][cps]) or "none"))
+    if args.chart:
+        fig = charts.trend(frame, args.metric, cps)
+        args.chart.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(args.chart, dpi=80)
+        print(f"wrote {args.chart}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Exact load-test results: summaries, baselines, bootstrap comparison, "
+        "the CI performance gate and HTML reports.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="gate thresholds")
+        p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="baselines folder")
+
+    p = sub.add_parser("summary", help="exact percentiles, throughput and errors of a run")
+    p.add_argument("run", type=Path, help="run folder (runs/...)")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("baseline", help="manage stored baselines")
+    bsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = bsub.add_parser("save", help="store a compact copy of RUN as baseline NAME")
+    b.add_argument("run", type=Path)
+    b.add_argument("--name", required=True, help="baseline name, e.g. main")
+    b.add_argument("--cap", type=int, default=0, help="max samples per name (default: config)")
+    common(b)
+    b.set_defaults(func=cmd_baseline_save)
+
+    p = sub.add_parser("compare", help="change of every metric with bootstrap CIs")
+    p.add_argument("baseline", help="baseline name or run folder")
+    p.add_argument("run", type=Path)
+    common(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("gate", help="CI gate: exit 0 pass, 1 regression, 2 bad input")
+    p.add_argument("run", type=Path)
+    p.add_argument("--baseline", help="baseline name or run folder (relative checks)")
+    p.add_argument("--junit", type=Path, help="write JUnit XML here")
+    p.add_argument("--report", type=Path, help="write the HTML report here")
+    common(p)
+    p.set_defaults(func=cmd_gate)
+
+    p = sub.add_parser("report", help="self-contained HTML report with charts")
+    p.add_argument("run", type=Path)
+    p.add_argument("--baseline", help="baseline name or run folder")
+    p.add_argument("--out", type=Path, help="output file (default RUN/report.html)")
+    common(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("history", help="trend and change points over stored runs")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders")
+    p.add_argument("--metric", choices=HISTORY_METRICS, default="p95")
+    p.add_argument("--chart", type=Path, help="write the trend chart (PNG) here")
+    p.set_defaults(func=cmd_history)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,210 @@
+"""Gate configuration (``config/gate.toml``): thresholds written as short strings.
+
+Absolute checks follow k6's style, ``"p95 < 500ms"``, ``"error_rate < 1%"``,
+``"throughput > 20/s"``; relative checks compare with the baseline, ``"p95 +20%"``
+(worse when 20% higher), ``"throughput -15%"`` (worse when 15% lower),
+``"error_rate +1pp"`` (worse when 1 percentage point higher). Metric names:
+``p50 p90 p95 p99 p<q>``, ``mean``, ``max``, ``error_rate``, ``throughput``; a
+``corrected_`` prefix on a latency metric uses the coordinated-omission corrected
+latency.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analysis.load import InputError
+
+_LATENCY = r"(?:corrected_)?(?:p\d+(?:\.\d+)?|mean|max)"
+_METRIC = rf"(?P<metric>{_LATENCY}|error_rate|throughput)"
+_ABS_RE = re.compile(
+    rf"^\s*{_METRIC}\s*(?P<op><=|>=|<|>)\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|us|s|%|/s|rps)?\s*$"
+)
+_REL_RE = re.compile(
+    rf"^\s*{_METRIC}\s*(?P<sign>[+-])\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>%|pp)\s*$"
+)
+_UNIT_TO_MS = {"ms": 1.0, "us": 0.001, "s": 1000.0}
+
+
+@dataclass(frozen=True)
+class Absolute:
+    """``metric op value``; ``value`` is in ms for latency, a fraction for error_rate, req/s."""
+
+    metric: str
+    op: str
+    value: float
+    text: str
+
+    def passes(self, observed: float) -> bool:
+        return {
+            "<": observed < self.value,
+            "<=": observed <= self.value,
+            ">": observed > self.value,
+            ">=": observed >= self.value,
+        }[self.op]
+
+
+@dataclass(frozen=True)
+class Relative:
+    """Worse-direction change allowed before a significant change counts as a regression.
+
+    ``direction`` +1 means higher is worse. ``kind`` is "ratio" (``limit`` is the
+    allowed relative change, 0.2 for 20%) or "diff" (``limit`` as a fraction, 0.01 for
+    1 pp).
+    """
+
+    metric: str
+    direction: int
+    limit: float
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    confidence: float = 0.95
+    resamples: int = 1000
+    block_s: float = 1.0
+    warmup_s: float = 0.0
+    min_samples: int = 200
+    min_blocks: int = 10
+    seed: int = 1
+    baseline_cap: int = 20_000
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    settings: Settings = field(default_factory=Settings)
+    absolute_overall: tuple[Absolute, ...] = ()
+    absolute_names: dict[str, tuple[Absolute, ...]] = field(default_factory=dict)
+    relative_overall: tuple[Relative, ...] = ()
+    relative_per_name: tuple[Relative, ...] = ()
+
+
+def parse_absolute(text: str, where: str = "threshold") -> Absolute:
+    """``"p95 < 500ms"`` -> Absolute(metric="p95", op="<", value=500.0)."""
+    m = _ABS_RE.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise InputError(
+            f'{where}: "{text}" is not an absolute threshold; expected e.g. "p95 < 500ms", '
+            '"error_rate < 1%", "throughput > 20/s"'
+        )
+    metric, unit, value = m["metric"], m["unit"], float(m["value"])
+    if metric == "error_rate":
+        if unit not in (None, "%"):
+            raise InputError(f'{where}: "{text}": error_rate takes a percentage such as 1%')
+        value = value / 100.0 if unit == "%" else value
+    elif metric == "throughput":
+        if unit not in (None, "/s", "rps"):
+            raise InputError(f'{where}: "{text}": throughput takes requests per second, e.g. 20/s')
+    else:
+        if unit not in (None, *_UNIT_TO_MS):
+            raise InputError(f'{where}: "{text}": latency takes ms, s or us')
+        value *= _UNIT_TO_MS[unit or "ms"]
+    _check_quantile(metric, where, text)
+    return Absolute(metric=metric, op=m["op"], value=value, text=text.strip())
+
+
+def parse_relative(text: str, where: str = "threshold") -> Relative:
+    """``"p95 +20%"`` -> Relative(metric="p95", direction=+1, limit=0.2, kind="ratio")."""
+    m = _REL_RE.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise InputError(
+            f'{where}: "{text}" is not a relative threshold; expected e.g. "p95 +20%", '
+            '"throughput -15%", "error_rate +1pp"'
+        )
+    metric, unit = m["metric"], m["unit"]
+    if unit == "pp" and metric != "error_rate":
+        raise InputError(f'{where}: "{text}": percentage points (pp) apply to error_rate only')
+    _check_quantile(metric, where, text)
+    return Relative(
+        metric=metric,
+        direction=1 if m["sign"] == "+" else -1,
+        limit=float(m["value"]) / 100.0,
+        kind="diff" if unit == "pp" else "ratio",
+        text=text.strip(),
+    )
+
+
+def _check_quantile(metric: str, where: str, text: str) -> None:
+    q = quantile_of(metric)
+    if q is not None and not 0.0 < q < 1.0:
+        raise InputError(f'{where}: "{text}": percentile must be between 0 and 100 exclusive')
+
+
+def quantile_of(metric: str) -> float | None:
+    """``"p99.9"`` -> 0.999; None for metrics that are not percentiles."""
+    base = metric.removeprefix("corrected_")
+    if re.fullmatch(r"p\d+(?:\.\d+)?", base):
+        return float(base[1:]) / 100.0
+    return None
+
+
+def _list(raw: Any, where: str) -> list[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise InputError(f"{where}: expected a list of strings")
+    return raw
+
+
+def parse_config(data: dict[str, Any], source: str = "gate.toml") -> GateConfig:
+    """Validate a parsed TOML document into a GateConfig."""
+    known = {f for f in Settings.__dataclass_fields__}
+    raw_settings = data.get("settings", {})
+    unknown = set(raw_settings) - known
+    if unknown:
+        raise InputError(
+            f"{source}: settings.{sorted(unknown)[0]} is not a setting; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    try:
+        settings = Settings(**raw_settings)
+    except TypeError as exc:
+        raise InputError(f"{source}: settings: {exc}") from exc
+    if not 0.5 <= settings.confidence < 1.0:
+        raise InputError(f"{source}: settings.confidence must be in [0.5, 1)")
+    if settings.resamples < 100 or settings.block_s <= 0:
+        raise InputError(f"{source}: settings.resamples must be >= 100 and block_s > 0")
+    absolute = data.get("absolute", {})
+    relative = data.get("relative", {})
+    names = absolute.get("names", {})
+    if not isinstance(names, dict):
+        raise InputError(f"{source}: absolute.names must be a table of name = [thresholds]")
+    return GateConfig(
+        settings=settings,
+        absolute_overall=tuple(
+            parse_absolute(t, f"{source}: absolute.overall[{i}]")
+            for i, t in enumerate(_list(absolute.get("overall"), f"{source}: absolute.overall"))
+        ),
+        absolute_names={
+            name: tuple(
+                parse_absolute(t, f'{source}: absolute.names."{name}"[{i}]')
+                for i, t in enumerate(_list(ts, f'{source}: absolute.names."{name}"'))
+            )
+            for name, ts in names.items()
+        },
+        relative_overall=tuple(
+            parse_relative(t, f"{source}: relative.overall[{i}]")
+            for i, t in enumerate(_list(relative.get("overall"), f"{source}: relative.overall"))
+        ),
+        relative_per_name=tuple(
+            parse_relative(t, f"{source}: relative.per_name[{i}]")
+            for i, t in enumerate(_list(relative.get("per_name"), f"{source}: relative.per_name"))
+        ),
+    )
+
+
+def load_config(path: Path | str) -> GateConfig:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: gate config not found") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{path}: not valid TOML ({exc})") from exc
+    return parse_config(data, str(path))

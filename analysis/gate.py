@@ -1,0 +1,149 @@
+"""The CI performance gate: absolute thresholds and regressions against a baseline.
+
+A relative check fails only when the change is both statistically significant (its
+confidence interval excludes "no change") and larger than the configured magnitude.
+Significant-but-small changes pass (a quiet machine resolves tiny shifts we do not care
+about); large-but-not-significant ones pass with a note (a noisy run cannot prove them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analysis.compare import compare_runs
+from analysis.config import Absolute, GateConfig, Relative
+from analysis.load import Run
+from analysis.stats import OVERALL, metric_value
+
+CHECK_COLUMNS = [
+    "check",
+    "scope",
+    "kind",
+    "threshold",
+    "observed",
+    "baseline",
+    "change",
+    "ci_low",
+    "ci_high",
+    "status",
+    "detail",
+]
+
+
+def decide(change: float, ci_low: float, ci_high: float, rule: Relative) -> tuple[str, str]:
+    """Regression decision for one relative check: ("pass"|"fail", why).
+
+    ``change`` and the CI are current/baseline - 1 for ratio rules and current -
+    baseline for diff rules (error_rate in pp).
+    """
+    if any(math.isnan(x) for x in (change, ci_low, ci_high)):
+        return "skip", "not enough data for a confidence interval"
+    worse = change * rule.direction
+    significant = ci_low > 0 if rule.direction > 0 else ci_high < 0
+    large = worse > rule.limit
+    if significant and large:
+        return "fail", "regression: significant and beyond the allowed change"
+    if significant:
+        return "pass", "significant but within the allowed change"
+    if large:
+        return "pass", "beyond the allowed change but not significant (noise)"
+    return "pass", "no significant change"
+
+
+def _absolute_row(run: Run, scope: str, rule: Absolute) -> dict[str, object]:
+    samples = run.samples if scope == OVERALL else run.samples[run.samples["name"] == scope]
+    if samples.empty:
+        return {
+            "check": f"{scope}: {rule.text}",
+            "scope": scope,
+            "kind": "absolute",
+            "threshold": rule.text,
+            "observed": math.nan,
+            "status": "fail",
+            "detail": f"no requests named {scope!r} in the run",
+        }
+    value = metric_value(samples, run.duration_s, rule.metric)
+    ok = rule.passes(value)
+    return {
+        "check": f"{scope}: {rule.text}",
+        "scope": scope,
+        "kind": "absolute",
+        "threshold": rule.text,
+        "observed": value,
+        "status": "pass" if ok else "fail",
+        "detail": "within threshold" if ok else "threshold crossed",
+    }
+
+
+def absolute_checks(run: Run, config: GateConfig) -> pd.DataFrame:
+    rows = [_absolute_row(run, OVERALL, r) for r in config.absolute_overall]
+    for name, rules in config.absolute_names.items():
+        rows += [_absolute_row(run, name, r) for r in rules]
+    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
+
+
+def relative_checks(baseline: Run, run: Run, config: GateConfig) -> pd.DataFrame:
+    """Every relative rule against the baseline: overall, and per name for per_name rules."""
+    rules = [*config.relative_overall, *config.relative_per_name]
+    if not rules:
+        return pd.DataFrame(columns=CHECK_COLUMNS)
+    metrics = tuple(sorted({r.metric for r in rules}))
+    changes = compare_runs(baseline, run, config.settings, metrics)
+    rows = []
+    scoped = [(OVERALL, r) for r in config.relative_overall]
+    names = sorted(set(changes["name"]) - {OVERALL})
+    scoped += [(n, r) for n in names for r in config.relative_per_name]
+    # A name the baseline saw often but this run never called means a broken workload.
+    seen = baseline.counts.groupby("name")["n"].sum()
+    seen = seen[seen >= config.settings.min_samples]
+    missing = sorted(set(seen.index) - set(run.samples["name"]))
+    indexed = changes.set_index(["name", "metric"])
+    for scope, rule in scoped:
+        c = indexed.loc[(scope, rule.metric)]
+        status, why = decide(c["change"], c["ci_low"], c["ci_high"], rule)
+        if status == "skip":
+            why = f"{why} (baseline {c['n_baseline']}, current {c['n_current']} requests)"
+        rows.append(
+            {
+                "check": f"{scope}: {rule.text}",
+                "scope": scope,
+                "kind": "relative",
+                "threshold": rule.text,
+                "observed": c["current"],
+                "baseline": c["baseline"],
+                "change": c["change"],
+                "ci_low": c["ci_low"],
+                "ci_high": c["ci_high"],
+                "status": status,
+                "detail": why,
+            }
+        )
+    rows += [
+        {
+            "check": f"{name}: present",
+            "scope": name,
+            "kind": "relative",
+            "threshold": "endpoint present",
+            "status": "fail",
+            "detail": "in the baseline but no request in this run",
+        }
+        for name in missing
+    ]
+    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
+
+
+def evaluate(run: Run, config: GateConfig, baseline: Run | None = None) -> pd.DataFrame:
+    """All checks of the gate as one frame; the gate passes when no status is "fail"."""
+    frames = [absolute_checks(run, config)]
+    if baseline is not None:
+        frames.append(relative_checks(baseline, run, config))
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=CHECK_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def passed(checks: pd.DataFrame) -> bool:
+    return not (checks["status"] == "fail").any()

@@ -1,0 +1,75 @@
+"""Self-contained HTML report: tables and charts embedded as base64 PNG, no external link."""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+from analysis import charts
+from analysis.load import Run
+from analysis.stats import timeseries
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}
+th{background:#f3f3f3}.fail{color:#b00;font-weight:bold}.pass{color:#070}
+img{max-width:100%;margin:0.5em 0}
+"""
+
+
+def _table(frame: pd.DataFrame, index: bool = True) -> str:
+    return frame.to_html(index=index, float_format=lambda x: f"{x:.4g}", border=0, na_rep="-")
+
+
+def render_report(
+    run: Run,
+    summary: pd.DataFrame,
+    checks: pd.DataFrame | None = None,
+    baseline: Run | None = None,
+    changes: pd.DataFrame | None = None,
+    title: str = "Load test report",
+) -> str:
+    """The whole report as one HTML string."""
+    ts = timeseries(run.samples)
+    figures = [
+        ("Latency over time", charts.latency_over_time(ts, run.faults)),
+        ("Throughput and errors", charts.throughput_over_time(ts, run.faults)),
+    ]
+    if bool(run.samples["has_intended"].any()):
+        figures.append(
+            ("Service vs corrected latency", charts.service_vs_corrected(ts, run.faults))
+        )
+    if baseline is not None:
+        figures.append(
+            (
+                "Baseline vs current",
+                charts.latency_cdfs(
+                    baseline.samples["latency_ms"].to_numpy(), run.samples["latency_ms"].to_numpy()
+                ),
+            )
+        )
+    if changes is not None and not changes.empty:
+        figures.append(("p95 change per endpoint", charts.change_with_ci(changes, "p95")))
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>Run: <code>{html.escape(run.source)}</code>; duration {run.duration_s:.1f} s; "
+        f"commit <code>{html.escape(str(run.meta.get('git_commit')))}</code></p>",
+    ]
+    if checks is not None and not checks.empty:
+        failed = int((checks["status"] == "fail").sum())
+        verdict = "pass" if failed == 0 else "fail"
+        parts.append(f"<h2>Gate: <span class='{verdict}'>{verdict.upper()}</span></h2>")
+        parts.append(_table(checks, index=False))
+    parts += ["<h2>Summary</h2>", _table(summary)]
+    if not run.faults.empty:
+        parts += ["<h2>Fault windows</h2>", _table(run.faults, index=False)]
+    for heading, fig in figures:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        parts.append(f"<img alt='{html.escape(heading)}' src='{charts.to_data_uri(fig)}'>")
+    if changes is not None and not changes.empty:
+        parts += ["<h2>All changes vs baseline</h2>", _table(changes, index=False)]
+    parts.append("</body></html>")
+    return "\n".join(parts)
