@@ -1,0 +1,53 @@
+"""``python -m faults.server``: a Toxiproxy-compatible fault server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from faults.server.app import ConfigError, Options, load_config, run
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m faults.server",
+        description=(
+            "Toxiproxy-compatible TCP fault server. Prints 'listening on http://HOST:PORT' "
+            "on stdout once the API is bound; logs go to stderr."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=8474, help="API port; 0 picks a free one (default 8474)"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="JSON array of proxies to create at start (the /populate format)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed toxicity and jitter draws so the same connections get the same faults",
+    )
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port {args.port} is not in 0..65535")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    try:
+        proxies = load_config(args.config) if args.config else []
+    except ConfigError as exc:
+        print(f"faults.server: {exc}", file=sys.stderr)
+        return 2
+    return run(Options(host=args.host, port=args.port, proxies=proxies, seed=args.seed))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""One direction of a proxied connection: a fast path, or a chain of toxic stages.
+
+With no toxic applied (the common case) the source protocol writes straight into the
+destination transport from ``data_received``: no task, no queue, no copy. Once a toxic
+applies, the direction switches to a pipeline: source -> queue -> stage -> queue ->
+... -> writer task -> destination. Switching either way keeps every byte in order:
+the items still in flight are collected oldest first and re-fed (see ``rebuild``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import TYPE_CHECKING, Any
+
+from faults.server.pipeline import CLOSE, EOF, Chunk, ChunkQueue, Item, Marker, Stub
+from faults.server.toxics.registry import closes_on_removal
+
+if TYPE_CHECKING:
+    from faults.server.connection import Connection
+    from faults.server.model import ToxicEntry
+
+HIGH_WATER = 1 << 20  # bytes queued in a pipeline before the source stops reading
+LOW_WATER = 256 << 10
+
+PAUSED_BY_DEST = 1
+PAUSED_BY_QUEUE = 2
+
+
+class Stage:
+    __slots__ = ("entry", "stub", "task")
+
+    def __init__(self, entry: ToxicEntry, stub: Stub, task: asyncio.Task[None]) -> None:
+        self.entry = entry
+        self.stub = stub
+        self.task = task
+
+
+class Direction:
+    """Moves bytes from ``src`` to ``dst`` and owns the toxic chain for one stream."""
+
+    def __init__(
+        self, conn: Connection, stream: str, src: asyncio.Transport, dst: asyncio.Transport
+    ) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.src = src
+        self.dst = dst
+        self.fast = True
+        self.received = 0  # bytes read from src (metrics)
+        self.sent = 0  # bytes written to dst (metrics)
+        self.queued = 0
+        self.paused = 0  # bit set of PAUSED_BY_*
+        self.finished = False  # EOF or close delivered to dst
+        self.head: ChunkQueue | None = None  # input of the first stage
+        self.tail: ChunkQueue | None = None  # input of the writer
+        self.writer: asyncio.Task[None] | None = None
+        self.drained: asyncio.Future[None] | None = None
+        self.stages: list[Stage] = []
+        self.applied: dict[str, bool] = {}
+        self.toxic_state: dict[str, dict[str, Any]] = {}
+        self.toxic_rngs: dict[str, random.Random] = {}
+        self.draw_rng = conn.rng_for(stream)
+
+    # ---- data from the source protocol -----------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.fast:
+            self.dst.write(data)
+            self.sent += len(data)
+        else:
+            assert self.head is not None
+            self.head.put(Chunk(data, self.conn.loop.time()))
+
+    def feed_eof(self) -> None:
+        if self.fast:
+            self._deliver_eof()
+        else:
+            assert self.head is not None
+            self.head.put(EOF)
+
+    # ---- flow control ------------------------------------------------------------
+
+    def add_queued(self, delta: int) -> None:
+        self.queued += delta
+        if delta > 0:
+            if self.queued > HIGH_WATER and not self.paused & PAUSED_BY_QUEUE:
+                self._pause(PAUSED_BY_QUEUE)
+        elif self.paused & PAUSED_BY_QUEUE and self.queued < LOW_WATER:
+            self._resume(PAUSED_BY_QUEUE)
+
+    def dest_paused(self, paused: bool) -> None:
+        if paused:
+            self._pause(PAUSED_BY_DEST)
+        else:
+            self._resume(PAUSED_BY_DEST)
+            if self.drained is not None and not self.drained.done():
+                self.drained.set_result(None)
+
+    def _pause(self, reason: int) -> None:
+        if not self.paused and not self.src.is_closing():
+            self.src.pause_reading()
+        self.paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        was = self.paused
+        self.paused &= ~reason
+        if was and not self.paused and not self.src.is_closing():
+            self.src.resume_reading()
+
+    # ---- the toxic chain ---------------------------------------------------------
+
+    def rebuild(self, entries: list[ToxicEntry]) -> bool:
+        """Apply the proxy's current chain for this stream; toxicity is drawn again.
+
+        Returns True when a removed toxic asks for the connection to be closed.
+        """
+        if self.finished:
+            return False
+        names = {e.name for e in entries}
+        close_after = any(
+            self.applied.get(s.entry.name) and closes_on_removal(s.entry.toxic)
+            for s in self.stages
+            if s.entry.name not in names
+        )
+        self.applied = {e.name: self.draw_rng.random() < e.toxicity for e in entries}
+        active = [e for e in entries if self.applied[e.name]]
+        in_flight = self._stop_stages()
+        if active:
+            self._start_pipeline(active, in_flight)
+        else:
+            self._start_fast(in_flight)
+        return close_after
+
+    def _stop_stages(self) -> list[Item]:
+        """Cancel every stage; return what they held, oldest first."""
+        items: list[Item] = []
+        for stage in reversed(self.stages):
+            stage.task.cancel()
+            if stage.stub.pending is not None:
+                items.append(stage.stub.pending)
+                stage.stub.pending = None
+            items.extend(stage.stub.input.take_all())
+        self.stages = []
+        return items
+
+    def _start_fast(self, in_flight: list[Item]) -> None:
+        if self.writer is not None:
+            self.writer.cancel()
+            self.writer = None
+        backlog = self.tail.take_all() if self.tail is not None else []
+        self.head = self.tail = None
+        self.fast = True
+        for item in backlog + in_flight:
+            if not self._write(item):
+                return
+
+    def _start_pipeline(self, active: list[ToxicEntry], in_flight: list[Item]) -> None:
+        if self.tail is None:
+            self.tail = ChunkQueue(self)
+            self.writer = self.conn.loop.create_task(self._write_loop())
+        self.fast = False
+        head = ChunkQueue(self)
+        for item in in_flight:
+            head.put(item)
+        self.head = queue = head
+        for entry in active:
+            output = ChunkQueue(self) if entry is not active[-1] else self.tail
+            stub = Stub(
+                self,
+                queue,
+                output,
+                self._toxic_rng(entry.name),
+                self.toxic_state.setdefault(entry.name, {}),
+            )
+            task = self.conn.loop.create_task(_run_stage(entry.toxic, stub))
+            self.stages.append(Stage(entry, stub, task))
+            queue = output
+
+    def _toxic_rng(self, name: str) -> random.Random:
+        rng = self.toxic_rngs.get(name)
+        if rng is None:
+            rng = self.toxic_rngs[name] = self.conn.rng_for(f"{self.stream}/{name}")
+        return rng
+
+    # ---- the destination -----------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        assert self.tail is not None
+        while True:
+            item = await self.tail.get()
+            if not self._write(item):
+                return
+            if self.paused & PAUSED_BY_DEST:
+                self.drained = self.conn.loop.create_future()
+                await self.drained
+
+    def _write(self, item: Item) -> bool:
+        """Deliver one item to the destination; False once the stream has ended."""
+        if type(item) is Chunk:
+            if not self.dst.is_closing():
+                self.dst.write(item.data)
+                self.sent += len(item.data)
+            return True
+        if item is EOF:
+            self._deliver_eof()
+        elif item is CLOSE:
+            self.finished = True
+            self.conn.close()
+        return False
+
+    def _deliver_eof(self) -> None:
+        self.finished = True
+        if not self.dst.is_closing() and self.dst.can_write_eof():
+            self.dst.write_eof()
+        self.conn.direction_finished()
+
+    def stop(self) -> None:
+        """Cancel all tasks; the connection is going away."""
+        self.finished = True
+        for stage in self.stages:
+            stage.task.cancel()
+        self.stages = []
+        if self.writer is not None:
+            self.writer.cancel()
+            self.writer = None
+
+
+async def _run_stage(toxic: Any, stub: Stub) -> None:
+    await toxic.pipe(stub)
+    if stub.closed:
+        return
+    # The toxic returned at the end of the stream: pass the marker (or any leftover) on.
+    pending = stub.pending
+    stub.pending = None
+    if pending is not None:
+        stub.output.put(pending)
+        if isinstance(pending, Marker):
+            return
+    while (chunk := await stub.next()) is not None:
+        stub.send(chunk)
+    if stub.pending is not None:
+        stub.output.put(stub.pending)
+        stub.pending = None
