@@ -48,7 +48,7 @@ class Settings:
     bulk_mib: int  # MiB sent, and echoed back, per round
 
 
-FULL = Settings(rounds=6, samples=5000, duration=2.0, bulk_mib=64)
+FULL = Settings(rounds=6, samples=5000, duration=2.0, bulk_mib=256)
 QUICK = Settings(rounds=2, samples=500, duration=0.5, bulk_mib=4)
 
 

@@ -68,8 +68,8 @@ def round_trip_ms(host: str, port: int, samples: int) -> float:
     return statistics.median(times)
 
 
-def run(client: FaultClient, upstream: str) -> list[str]:
-    """The demo itself; returns the lines of its summary."""
+def run(client: FaultClient, upstream: str) -> tuple[list[str], bool]:
+    """The demo itself; returns the lines of its summary and whether the fault showed."""
     proxy = client.create_proxy("demo_echo", upstream=upstream)
     host, port = proxy.listen_host, proxy.listen_port
     lines = [f"fault server {client.url} (version {client.version()})"]
@@ -87,17 +87,18 @@ def run(client: FaultClient, upstream: str) -> list[str]:
         lines.append("the toxic took effect and went away" if ok else "UNEXPECTED timings")
     finally:
         client.delete_proxy("demo_echo")
-    return lines
+    return lines, ok
 
 
 def main() -> int:
     try:
         with echo_server() as upstream, fault_server() as client:
-            print("\n".join(run(client, upstream)))
+            lines, ok = run(client, upstream)
+            print("\n".join(lines))
     except (FaultServerError, FaultServerStartError, OSError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
