@@ -409,3 +409,12 @@ def test_reset_enables_all_and_removes_all_toxics(api: httpx.Client, echo_upstre
     assert all(p["enabled"] is True and p["toxics"] == [] for p in proxies.values())
     assert connectable(proxies["a"]["listen"])
     assert a["upstream"] == proxies["a"]["upstream"]
+
+
+def test_metrics_is_prometheus_text(api: httpx.Client, target_url: str, embedded_url: str) -> None:
+    if target_url != embedded_url:
+        pytest.skip("the real server serves /metrics only with -proxy-metrics/-runtime-metrics")
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "# TYPE" in response.text
