@@ -60,13 +60,15 @@ class FaultServer:
 
 
 class EchoServer:
-    """Echoes every byte back; ``/close-after`` semantics: closes when the client half-closes."""
+    """Echoes every byte back (after an optional greeting); closes when the client half-closes."""
 
-    def __init__(self) -> None:
+    def __init__(self, greeting: bytes = b"") -> None:
         self.thread = LoopThread()
 
         async def start() -> asyncio.AbstractServer:
-            return await self.thread.loop.create_server(EchoProtocol, "127.0.0.1", 0, backlog=1024)
+            return await self.thread.loop.create_server(
+                lambda: EchoProtocol(greeting), "127.0.0.1", 0, backlog=1024
+            )
 
         self.server: asyncio.AbstractServer = self.thread.run(start())  # type: ignore[assignment]
         self.port = self.server.sockets[0].getsockname()[1]
@@ -78,8 +80,13 @@ class EchoServer:
 
 
 class EchoProtocol(asyncio.Protocol):
+    def __init__(self, greeting: bytes) -> None:
+        self.greeting = greeting
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.greeting:
+            self.transport.write(self.greeting)
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)
@@ -135,3 +142,31 @@ def proxy(api: httpx.Client, echo: EchoServer) -> dict[str, object]:
     assert response.status_code == 201, response.text
     body: dict[str, object] = response.json()
     return body
+
+
+@pytest.fixture(scope="session")
+def greeter() -> Iterator[EchoServer]:
+    """An echo server that speaks first: shows which direction a toxic acts on."""
+    server = EchoServer(greeting=b"hello\n")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def add_proxy(api: httpx.Client, name: str, upstream: str) -> str:
+    """Create a proxy on an ephemeral port; returns its bound listen address."""
+    response = api.post(
+        "/proxies", json={"name": name, "listen": "127.0.0.1:0", "upstream": upstream}
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["listen"])
+
+
+def add_toxic(
+    api: httpx.Client, proxy: str, type_: str, stream: str = "downstream", **attributes: int
+) -> None:
+    response = api.post(
+        f"/proxies/{proxy}/toxics", json={"type": type_, "stream": stream, "attributes": attributes}
+    )
+    assert response.status_code == 200, response.text

@@ -1,0 +1,142 @@
+"""Each toxic's measured effect, on the stream it is set on, through real sockets."""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import time
+
+import httpx
+import pytest
+
+from tests.faults.server.conftest import EchoServer, add_proxy, add_toxic
+from tests.faults.server.tcp import connect, read_until_closed, recv_exactly, round_trip
+
+
+def median_round_trip_ms(listen: str, samples: int = 7) -> float:
+    with connect(listen) as sock:
+        return statistics.median(round_trip(sock, b"ping") for _ in range(samples)) * 1000
+
+
+@pytest.mark.parametrize("stream", ["upstream", "downstream"])
+def test_latency_is_within_ten_percent(api: httpx.Client, echo: EchoServer, stream: str) -> None:
+    listen = add_proxy(api, "lat", echo.address)
+    add_toxic(api, "lat", "latency", stream, latency=100)
+    assert 90 <= median_round_trip_ms(listen) <= 110
+
+
+def test_latency_does_not_add_up_across_chunks(api: httpx.Client, echo: EchoServer) -> None:
+    listen = add_proxy(api, "lat", echo.address)
+    add_toxic(api, "lat", "latency", "downstream", latency=100)
+    with connect(listen) as sock:
+        start = time.perf_counter()
+        for _ in range(20):  # 20 separate chunks sent back to back
+            sock.sendall(b"x" * 10)
+            time.sleep(0.002)
+        recv_exactly(sock, 200)
+        assert time.perf_counter() - start < 0.4  # about 100 ms + 40 ms of sending, not 2 s
+
+
+def test_latency_only_delays_its_own_stream(api: httpx.Client, greeter: EchoServer) -> None:
+    listen = add_proxy(api, "lat", greeter.address)
+    add_toxic(api, "lat", "latency", "upstream", latency=300)
+    with connect(listen) as sock:
+        start = time.perf_counter()
+        assert recv_exactly(sock, 6) == b"hello\n"  # downstream: not delayed
+        assert time.perf_counter() - start < 0.15
+        assert 0.27 <= round_trip(sock, b"echo") <= 0.5
+
+
+def test_bandwidth_is_within_fifteen_percent(api: httpx.Client, echo: EchoServer) -> None:
+    listen = add_proxy(api, "bw", echo.address)
+    add_toxic(api, "bw", "bandwidth", "downstream", rate=200)  # 200 KB/s
+    with connect(listen) as sock:
+        elapsed = round_trip(sock, b"b" * 200_000)
+    rate = 200_000 / elapsed / 1000
+    assert 170 <= rate <= 230, f"{rate:.0f} KB/s"
+
+
+def test_slow_close_holds_the_close(api: httpx.Client, echo: EchoServer) -> None:
+    listen = add_proxy(api, "sc", echo.address)
+    add_toxic(api, "sc", "slow_close", "downstream", delay=500)
+    with connect(listen) as sock:
+        sock.sendall(b"bye")
+        sock.shutdown(socket.SHUT_WR)  # the echo server closes when it sees this
+        assert recv_exactly(sock, 3) == b"bye"
+        start = time.perf_counter()
+        assert read_until_closed(sock) == b""
+        assert 0.45 <= time.perf_counter() - start <= 1.0
+
+
+def test_timeout_swallows_then_closes_after_silence(api: httpx.Client, echo: EchoServer) -> None:
+    listen = add_proxy(api, "to", echo.address)
+    add_toxic(api, "to", "timeout", "downstream", timeout=300)
+    with connect(listen) as sock:
+        start = time.perf_counter()
+        sock.sendall(b"lost")
+        assert read_until_closed(sock) == b""
+        assert 0.27 <= time.perf_counter() - start <= 1.0
+
+
+def test_timeout_zero_holds_until_the_toxic_is_removed(api: httpx.Client, echo: EchoServer) -> None:
+    listen = add_proxy(api, "to", echo.address)
+    add_toxic(api, "to", "timeout", "upstream", timeout=0)
+    with connect(listen) as sock:
+        sock.sendall(b"held")
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            sock.recv(10)
+        assert api.delete("/proxies/to/toxics/timeout_upstream").status_code == 204
+        sock.settimeout(5)
+        assert read_until_closed(sock) == b""
+
+
+def test_limit_data_forwards_that_many_bytes_then_closes(
+    api: httpx.Client, echo: EchoServer
+) -> None:
+    listen = add_proxy(api, "ld", echo.address)
+    add_toxic(api, "ld", "limit_data", "downstream", bytes=1000)
+    with connect(listen) as sock:
+        sock.sendall(b"d" * 5000)
+        assert read_until_closed(sock) == b"d" * 1000
+
+
+@pytest.mark.parametrize("stream", ["upstream", "downstream"])
+def test_reset_peer_resets_the_client(api: httpx.Client, echo: EchoServer, stream: str) -> None:
+    listen = add_proxy(api, "rp", echo.address)
+    add_toxic(api, "rp", "reset_peer", stream, timeout=100)
+    with connect(listen) as sock:
+        start = time.perf_counter()
+        sock.sendall(b"boom")
+        with pytest.raises(ConnectionResetError):
+            read_until_closed(sock)
+        assert time.perf_counter() - start >= 0.09
+
+
+def test_slicer_delivers_small_pieces(api: httpx.Client, echo: EchoServer) -> None:
+    listen = add_proxy(api, "sl", echo.address)
+    add_toxic(api, "sl", "slicer", "downstream", average_size=10, size_variation=5, delay=2000)
+    with connect(listen) as sock:
+        sock.sendall(b"s" * 1000)
+        reads = []
+        while sum(reads) < 1000:
+            reads.append(len(sock.recv(65536)))
+    assert len(reads) >= 30, reads
+    assert statistics.median(reads) <= 15, reads
+
+
+def test_timeout_acts_only_on_its_stream(api: httpx.Client, greeter: EchoServer) -> None:
+    listen = add_proxy(api, "dir", greeter.address)
+    add_toxic(api, "dir", "timeout", "upstream", timeout=0)
+    with connect(listen) as sock:
+        assert recv_exactly(sock, 6) == b"hello\n"  # downstream flows
+        sock.sendall(b"swallowed")
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(10)  # upstream swallowed, so no echo
+    api.delete("/proxies/dir/toxics/timeout_upstream")
+    add_toxic(api, "dir", "timeout", "downstream", timeout=0)
+    with connect(listen) as sock:
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(10)  # not even the greeting
