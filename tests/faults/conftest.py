@@ -2,6 +2,7 @@
 
 Client and compatibility tests run against every available target: always the embedded
 server; also a real `toxiproxy-server` when it is on PATH or $TOXIPROXY_URL names one.
+A server named by $TOXIPROXY_URL must be a scratch one: the tests delete all its proxies.
 """
 
 from __future__ import annotations
