@@ -66,6 +66,8 @@ class FaultBadRequest(FaultServerError, tp_exceptions.InvalidToxic):
     """400: malformed body, missing field, invalid toxic type or stream."""
 
 
+_UPDATABLE = {"enabled", "listen", "upstream"}
+
 _ERRORS_BY_STATUS: dict[int, type[FaultServerError]] = {
     400: FaultBadRequest,
     404: FaultNotFound,
@@ -259,6 +261,12 @@ class FaultClient:
 
     def update_proxy(self, name: str, **fields: Any) -> ProxyInfo:
         """Change listen, upstream and/or enabled; omitted fields keep their values."""
+        unknown = sorted(set(fields) - _UPDATABLE)
+        if unknown:
+            # The server ignores unknown fields; a typo must not pass as a no-op.
+            raise ValueError(
+                f"update_proxy: unknown field {unknown[0]!r}; known: enabled, listen, upstream"
+            )
         return ProxyInfo.from_json(self._request("PATCH", _proxy_path(name), fields))
 
     def delete_proxy(self, name: str) -> None:

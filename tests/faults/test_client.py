@@ -57,6 +57,13 @@ def test_update_proxy_keeps_omitted_fields(fault_client: FaultClient, echo_upstr
     assert updated.listen == created.listen and updated.enabled is True
 
 
+def test_update_proxy_rejects_unknown_fields(fault_client: FaultClient) -> None:
+    with pytest.raises(
+        ValueError, match="unknown field 'enable'; known: enabled, listen, upstream"
+    ):
+        fault_client.update_proxy("db", enable=False)
+
+
 def test_disable_refuses_connections_and_enable_restores(
     fault_client: FaultClient, echo_upstream: str
 ) -> None:
