@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -40,6 +40,7 @@ class Consumer:
     worker: WorkerSettings
     ctx: Context
     name: str
+    _backlog: list[tuple[str, dict[str, str] | None]] = field(default_factory=list)
 
     async def ensure_group(self) -> None:
         try:
@@ -49,8 +50,23 @@ class Consumer:
         except redis.exceptions.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        # Redis 6.2 creates a consumer lazily; make it visible (XINFO) from the start.
+        await self.redis.xgroup_createconsumer(self.queue.stream, self.queue.group, self.name)
+
+    async def recover_own(self) -> None:
+        """Jobs still pending under this consumer name: a previous process of the same
+        name died with them. Reading id 0 returns them at once (no idle wait)."""
+        read: Any = await self.redis.xreadgroup(
+            self.queue.group, self.name, {self.queue.stream: "0"}, count=1000
+        )
+        for _, messages in read or []:
+            self._backlog.extend((m[0], m[1]) for m in messages)
+        if self._backlog:
+            log.info("%s resumes %d job(s) of its previous life", self.name, len(self._backlog))
 
     async def _next(self) -> list[tuple[str, dict[str, str] | None]]:
+        if self._backlog:
+            return [self._backlog.pop(0)]
         reclaimed = await self.redis.xautoclaim(
             self.queue.stream,
             self.queue.group,
@@ -127,6 +143,7 @@ class Consumer:
         while not stop.is_set():
             try:
                 await self.ensure_group()
+                await self.recover_own()
                 break
             except OUTAGES as exc:
                 log.warning("cannot create the consumer group yet: %s", exc)
