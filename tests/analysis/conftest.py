@@ -1,0 +1,59 @@
+"""Small frames and run folders with known answers for the analysis tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.load import Run, per_second_counts
+from analysis.synthetic import synthetic_requests, write_run
+
+
+def make_samples(
+    latency_ms: list[float],
+    names: list[str] | None = None,
+    ok: list[bool] | None = None,
+    t: list[float] | None = None,
+    corrected_ms: list[float] | None = None,
+) -> pd.DataFrame:
+    n = len(latency_ms)
+    lat = np.asarray(latency_ms, dtype=float)
+    cor = lat if corrected_ms is None else np.asarray(corrected_ms, dtype=float)
+    return pd.DataFrame(
+        {
+            "t": np.arange(n, dtype=float) if t is None else np.asarray(t, dtype=float),
+            "name": names or ["a"] * n,
+            "latency_ms": lat,
+            "corrected_ms": cor,
+            "has_intended": corrected_ms is not None,
+            "ok": ok if ok is not None else [True] * n,
+            "error": None,
+        }
+    )
+
+
+def make_run(samples: pd.DataFrame, duration_s: float) -> Run:
+    return Run(samples=samples, counts=per_second_counts(samples), duration_s=duration_s)
+
+
+@pytest.fixture
+def synthetic_pair(tmp_path: Path) -> tuple[Path, Path]:
+    """Two small synthetic runs; the second has one endpoint twice as slow."""
+    base = write_run(tmp_path / "base", synthetic_requests(20_000, names=4, duration_s=60, seed=1))
+    slow = synthetic_requests(20_000, names=4, duration_s=60, seed=2, slow={"GET /api/2": 2.0})
+    cur = write_run(
+        tmp_path / "cur",
+        slow,
+        faults=[
+            {
+                "start": 1_700_000_010.0,
+                "end": 1_700_000_020.0,
+                "link": "postgres",
+                "what": "latency 300ms",
+            }
+        ],
+    )
+    return base, cur
