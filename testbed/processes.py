@@ -75,6 +75,11 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
+    def request_stop(self) -> None:
+        """Send the stop signal to the group without waiting (to stop several at once)."""
+        if self.popen is not None and self.popen.poll() is None:
+            self._signal_group(self.stop_signal)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the whole group to stop, then SIGKILL it if it has not within `timeout`."""
         if self.popen is None:

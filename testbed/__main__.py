@@ -1,0 +1,194 @@
+"""`python -m testbed up`: the whole reference stack in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from testbed.stack import Stack, StackError, StackSettings
+from testbed.stack_settings import DEFAULT_CONFIG, PORT_NAMES, PROXY_NAMES, REGRESSIONS
+
+EXAMPLES = """\
+examples:
+  python -m testbed up                      ports from config/stack.toml, state in .stack/
+  python -m testbed up --free-ports         any free ports (several stacks side by side)
+  python -m testbed up --api-port 9000 --regression slow-list
+  DATABASE_URL=postgresql://me@127.0.0.1:5432/archivist python -m testbed up
+                                            use that PostgreSQL, start none of our own
+  python -m testbed status                  what the stack in .stack/ runs
+
+environment: DATABASE_URL, REDIS_URL and TOXIPROXY_URL name servers that already run.
+"""
+
+
+class _Stop(Exception):
+    """Raised from a signal handler to abandon a start-up in progress."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m testbed",
+        description="Run the reference Archivist stack: PostgreSQL, Redis, the fault "
+        "server with its proxies, the Cablecast simulator, the API and its workers.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = commands.add_parser(
+        "up",
+        help="start the stack, print its URLs, stay up until Ctrl-C or SIGTERM",
+        description="Start every part, wait until all are healthy, print the URLs and "
+        "stay in the foreground. Ctrl-C or SIGTERM stops everything; so does any part "
+        "that dies (exit code 1, with its log tail).",
+    )
+    up.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="stack TOML")
+    up.add_argument("--state-dir", type=Path, help="data and logs (default: from config)")
+    up.add_argument("--free-ports", action="store_true", help="use any free ports")
+    for name in PORT_NAMES:
+        flag = name.replace("_", "-")
+        up.add_argument(f"--{flag}-port", type=_port, metavar="PORT", help=f"{name} port")
+    for name in PROXY_NAMES:
+        up.add_argument(
+            f"--{name}-proxy-port", type=_port, metavar="PORT", help=f"port of the {name} proxy"
+        )
+    up.add_argument("--workers", type=int, help="worker processes (default: from config)")
+    up.add_argument("--regression", choices=REGRESSIONS, help="start the API with a regression")
+    status = commands.add_parser("status", help="which stack processes run (from pids.json)")
+    status.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="stack TOML")
+    status.add_argument("--state-dir", type=Path, help="state folder (default: from config)")
+    return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (1..65535)")
+    return port
+
+
+def settings_from(args: argparse.Namespace) -> StackSettings:
+    settings = StackSettings.from_config(args.config, free_ports=args.free_ports)
+    ports = dict(settings.ports)
+    proxy_ports = dict(settings.proxy_ports)
+    for name in PORT_NAMES:
+        value = getattr(args, f"{name}_port")
+        if value is not None:
+            ports[name] = value
+    for name in PROXY_NAMES:
+        value = getattr(args, f"{name}_proxy_port")
+        if value is not None:
+            proxy_ports[name] = value
+    changes: dict[str, object] = {"ports": ports, "proxy_ports": proxy_ports}
+    if args.state_dir is not None:
+        changes["state_dir"] = args.state_dir.resolve()
+    if args.workers is not None:
+        changes["workers"] = args.workers
+    if args.regression:
+        changes["app_env"] = settings.app_env | {"ARCHIVIST_REGRESSION": args.regression}
+    settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+    settings.validate()
+    return settings
+
+
+def up(settings: StackSettings) -> int:
+    stop_requested = threading.Event()
+
+    def abandon_start(signum: int, frame: FrameType | None) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)  # let the clean-up of the start finish
+        raise _Stop(signal.Signals(signum).name)
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, abandon_start)
+    print(f"starting the stack (state and logs in {settings.state_dir}) ...", flush=True)
+    stack = Stack(settings)
+    try:
+        stack.up()
+    except _Stop as exc:
+        print(f"{exc}: start-up abandoned, everything stopped", file=sys.stderr)
+        return 130
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, request_stop)
+    try:
+        _print_ready(stack)
+        while not stop_requested.is_set() and not stack.wait(0.2):
+            pass
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
+        print("stopping the stack ...", flush=True)
+        stack.stop()
+    if stack.failure:
+        print(f"error: {stack.failure}", file=sys.stderr)
+        return 1
+    print("stopped", flush=True)
+    return 0
+
+
+def _print_ready(stack: Stack) -> None:
+    assert stack.startup_seconds is not None
+    lines = [
+        f"stack ready in {stack.startup_seconds:.1f} s",
+        f"  API          {stack.api_url}",
+        f"  fault server {stack.fault_url}  (proxies: {', '.join(sorted(stack.faults.proxies()))})",
+        f"  Cablecast    {stack.cablecast_url}  (direct; the app goes through the proxy)",
+        f"  PostgreSQL   {stack.database_url}  (direct)",
+        f"  Redis        {stack.redis_url}  (direct)",
+        f"  logs         {stack.log_dir}",
+        f"  pids         {json.dumps(stack.pids())}",
+        "press Ctrl-C to stop",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def status(settings: StackSettings) -> int:
+    path = settings.state_dir / "pids.json"
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        print(f"no stack runs from {settings.state_dir} (no readable {path.name})")
+        return 1
+    for name, pid in pids.items():
+        print(f"{name:10} pid {pid:<8} {'running' if _alive(pid) else 'gone'}")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "status":
+            settings = StackSettings.from_config(args.config)
+            if args.state_dir is not None:
+                settings.state_dir = args.state_dir.resolve()
+            return status(settings)
+        return up(settings_from(args))
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,480 @@
+"""The reference Archivist stack: start in order, health-check, watch, and stop every part.
+
+Order: PostgreSQL, Redis, the fault server and the Cablecast simulator start together
+(they need nothing from each other); then the fault proxies are populated; then the API
+(which migrates and seeds), then the workers. The API and workers reach all three
+dependencies only through the proxies, so every fault hits a real link; the Stack keeps
+direct URLs for audits.
+
+A watchdog thread stops the whole stack when a part dies that nobody meant to stop, so a
+run never measures a half-dead stack by accident.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psutil
+import psycopg
+import redis
+
+from faults.client import FaultClient, FaultServerError, ProxyConfigError, load_proxies
+from testbed import postgres as pg
+from testbed.ports import check_ports_free
+from testbed.postgres import EmbeddedPostgres
+from testbed.processes import ManagedProcess, StackError, wait_healthy
+from testbed.redis_server import EmbeddedRedis
+from testbed.stack_settings import REPO_ROOT, StackSettings
+
+__all__ = ["Stack", "StackError", "StackSettings", "running_stack"]
+
+APP_PARTS = ("api", "worker", "cablecast")
+CABLECAST_BASE = "/CablecastAPI/v1"
+WATCH_INTERVAL = 0.2  # s between watchdog checks
+
+_live_stacks: set[Stack] = set()
+
+
+@dataclass
+class _Part:
+    """One child of the stack: how to (re)spawn it and how to tell it is healthy."""
+
+    process: ManagedProcess
+    check: Callable[[], bool]
+    timeout: float
+    expected: bool = False  # True while it should be running: the watchdog's view
+    overrides: dict[str, str] = field(default_factory=dict)  # env given to start()
+    base_env: dict[str, str] | None = None
+
+
+class Stack:
+    """A running stack; build it with `running_stack(settings)`."""
+
+    api_url: str
+    cablecast_url: str
+    fault_url: str
+    database_url: str
+    redis_url: str
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.state_dir = settings.state_dir.resolve()
+        self.log_dir = self.state_dir / "logs"
+        host, ports = settings.host, settings.ports
+        self.api_url = f"http://{host}:{ports['api']}"
+        self.cablecast_url = f"http://{host}:{ports['cablecast']}{CABLECAST_BASE}"
+        self.fault_url = settings.toxiproxy_url or f"http://{host}:{ports['fault_api']}"
+        self.startup_seconds: float | None = None
+        self.failure: str | None = None  # why the watchdog stopped the stack
+        self.stopped = threading.Event()
+        self._parts: dict[str, _Part] = {}
+        self._postgres: EmbeddedPostgres | None = None
+        self._redis: EmbeddedRedis | None = None
+        self._lock = threading.RLock()
+        self._watchdog: threading.Thread | None = None
+        self._faults: FaultClient | None = None
+        self.app_env: dict[str, str] = {}
+
+    # -- public --------------------------------------------------------------------
+
+    @property
+    def faults(self) -> FaultClient:
+        """Client of the fault server that owns the proxies of this stack."""
+        if self._faults is None:
+            raise StackError("the fault server is not running")
+        return self._faults
+
+    def pids(self) -> dict[str, int]:
+        """Process-group leader of every child started by this stack (running or not)."""
+        return {
+            name: part.process.pid
+            for name, part in self._parts.items()
+            if part.process.pid is not None
+        }
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one app process ("api" | "worker" | "cablecast"): a crash, on purpose."""
+        part = self._app_part(name)
+        with self._lock:
+            part.expected = False
+        part.process.kill()
+
+    def start(self, name: str, env: dict[str, str] | None = None) -> None:
+        """(Re)start one app process, with `env` on top of its usual environment; wait healthy.
+
+        Env given here sticks to the part until it is started again without it.
+        """
+        part = self._app_part(name)
+        self._check_alive()
+        if part.process.running():
+            raise StackError(f"{name} is already running; use restart()")
+        part.overrides = dict(env or {})
+        base = part.base_env if part.base_env is not None else dict(os.environ)
+        part.process.env = base | part.overrides
+        self._launch(name)
+        self._wait(name)
+
+    def restart(self, name: str, env: dict[str, str] | None = None) -> None:
+        """Stop one app process if it runs (gracefully), then `start` it."""
+        part = self._app_part(name)
+        with self._lock:
+            part.expected = False
+        part.process.stop()
+        self.start(name, env)
+
+    def app_parts_needing_reset(self) -> list[str]:
+        """App processes that are down or run with a test's env: what `clean_faults` redoes."""
+        return [
+            name
+            for name in self._app_names()
+            if not self._parts[name].process.running() or self._parts[name].overrides
+        ]
+
+    def stop(self) -> None:
+        """Stop everything this stack started, apps first; safe to call twice, any thread."""
+        with self._lock:
+            if self.stopped.is_set():
+                return
+            for part in self._parts.values():
+                part.expected = False
+            apps = [n for n in self._parts if n not in ("redis", "postgres")]
+            errors = []
+            # Apps first, together, so none of them sees its database vanish mid-shutdown.
+            for group in (apps, [n for n in ("redis", "postgres") if n in self._parts]):
+                for name in group:
+                    self._parts[name].process.request_stop()
+                for name in group:
+                    try:
+                        self._parts[name].process.stop()
+                    except StackError as exc:  # pragma: no cover - SIGKILL failed
+                        errors.append(str(exc))
+            if self._faults is not None:
+                self._faults.close()
+            (self.state_dir / "pids.json").unlink(missing_ok=True)
+            self.stopped.set()
+            _live_stacks.discard(self)
+        if errors:  # pragma: no cover
+            raise StackError("; ".join(errors))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the stack stops (the watchdog found a dead part); True if it did."""
+        return self.stopped.wait(timeout)
+
+    # -- start-up ------------------------------------------------------------------
+
+    def up(self) -> None:
+        """Start every part and wait until all are healthy; on failure stop what started."""
+        started = time.monotonic()
+        settings = self.settings
+        check_ports_free(settings.host, settings.wanted_ports())
+        proxies = self._proxy_config()  # bad proxies.json: fail before starting anything
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        _live_stacks.add(self)
+        try:
+            self._up_dependencies()
+            self._populate(proxies)
+            self._define_apps()
+            self._launch("api")
+            self._wait("api")
+            for name in self._app_names():
+                if name.startswith("worker"):
+                    self._launch(name)
+            for name in self._app_names():
+                if name.startswith("worker"):
+                    self._wait(name)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        self._write_pids()
+        self._watchdog = threading.Thread(target=self._watch, name="stack-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _up_dependencies(self) -> None:
+        s = self.settings
+        host, ports = s.host, s.ports
+        if s.database_url:
+            self.database_url = s.database_url
+        else:
+            self._postgres = EmbeddedPostgres(
+                self.state_dir / "postgres",
+                host,
+                ports["postgres"],
+                s.database_name,
+                s.postgres_settings,
+                log_path=self.log_dir / "postgres.log",
+            )
+            self.database_url = self._postgres.url
+        if s.redis_url:
+            self.redis_url = s.redis_url
+        else:
+            self._redis = EmbeddedRedis(
+                self.state_dir / "redis", host, ports["redis"], self.log_dir / "redis.log"
+            )
+            self.redis_url = self._redis.url
+
+        # Spawn everything that needs nothing else at once; a 2-core box overlaps the waits.
+        if self._postgres is not None:
+            self._postgres.launch()
+            self._adopt("postgres", self._postgres.process, self._postgres_ready)
+        if self._redis is not None:
+            self._redis.launch()
+            self._adopt("redis", self._redis.process, lambda: self._redis_ready())
+        if not s.toxiproxy_url:
+            argv = [sys.executable, "-m", "faults.server", "--host", host]
+            argv += ["--port", str(ports["fault_api"])]
+            self._add("faults", argv, self._faults_ready, s.timeouts["faults"])
+            self._launch("faults")
+        argv = [sys.executable, "-m", "testbed.cablecast", "--host", host]
+        argv += [
+            "--port",
+            str(ports["cablecast"]),
+            "--state",
+            str(self.state_dir / "cablecast.sqlite"),
+        ]
+        self._add("cablecast", argv, self._cablecast_ready, s.timeouts["cablecast"])
+        self._parts["cablecast"].base_env = dict(os.environ)
+        self._launch("cablecast")
+
+        for name in ("postgres", "redis", "faults", "cablecast"):
+            if name in self._parts:
+                self._wait(name)
+        if self._postgres is not None:
+            pg.ensure_database(self._postgres.admin_url, s.database_name)
+        if s.database_url:
+            self._external_database_ready()
+        if s.redis_url:
+            try:
+                self._redis_ready()
+            except redis.RedisError as exc:
+                raise StackError(f"REDIS_URL={s.redis_url}: not reachable: {exc}") from None
+        self._faults = FaultClient(self.fault_url)
+        try:
+            self._faults.version()
+        except FaultServerError as exc:
+            raise StackError(f"fault server at {self.fault_url} does not answer: {exc}") from None
+
+    def _proxy_config(self) -> list[dict[str, object]]:
+        """config/proxies.json with listen/upstream rewritten to this stack's addresses."""
+        s = self.settings
+        try:
+            entries = load_proxies(s.proxies_file)
+        except ProxyConfigError as exc:
+            raise StackError(str(exc)) from None
+        upstreams = {
+            "postgres": _address(s.database_url, s.host, s.ports["postgres"]),
+            "redis": _address(s.redis_url, s.host, s.ports["redis"]),
+            "cablecast": f"{s.host}:{s.ports['cablecast']}",
+        }
+        missing = sorted(set(upstreams) - {e["name"] for e in entries})
+        if missing:
+            raise StackError(
+                f"{s.proxies_file}: no proxy for {', '.join(missing)}; the app reaches "
+                "postgres, redis and cablecast only through proxies of those names"
+            )
+        for entry in entries:
+            name = entry["name"]
+            if name in upstreams:
+                entry["listen"] = f"{s.host}:{s.proxy_ports[name]}"
+                entry["upstream"] = upstreams[name]
+                entry["enabled"] = True
+        return list(entries)
+
+    def _populate(self, proxies: list[dict[str, object]]) -> None:
+        try:
+            self.faults.populate(proxies)
+        except FaultServerError as exc:
+            raise StackError(f"could not create the fault proxies: {exc}") from None
+
+    def _define_apps(self) -> None:
+        """Environment of the app: every dependency URL goes through its proxy."""
+        s = self.settings
+        proxy = s.proxy_ports
+        env = dict(os.environ) | {
+            "ARCHIVIST_DATABASE_URL": _with_address(self.database_url, s.host, proxy["postgres"]),
+            "ARCHIVIST_REDIS_URL": _with_address(self.redis_url, s.host, proxy["redis"]),
+            "ARCHIVIST_CABLECAST_URL": f"http://{s.host}:{proxy['cablecast']}{CABLECAST_BASE}",
+        }
+        env |= s.app_env
+        self.app_env = env
+        api_argv = [sys.executable, "-m", "testbed.api", "--host", s.host]
+        api_argv += ["--port", str(s.ports["api"])]
+        self._add("api", api_argv, self._api_ready, s.timeouts["api"])
+        self._parts["api"].base_env = env
+        for n in range(1, s.workers + 1):
+            name = "worker" if n == 1 else f"worker-{n}"
+            # Unique per stack, so stacks sharing one Redis (REDIS_URL) do not collide.
+            consumer = f"{name}@{s.host}:{s.ports['api']}"
+            self._add(name, [sys.executable, "-m", "testbed.worker"], _never, s.timeouts["api"])
+            part = self._parts[name]
+            part.check = self._worker_check(part)
+            part.base_env = env | {"ARCHIVIST_WORKER_NAME": consumer}
+
+    # -- health checks -------------------------------------------------------------
+
+    def _postgres_ready(self) -> bool:
+        assert self._postgres is not None
+        return pg.ping(self._postgres.admin_url)
+
+    def _redis_ready(self) -> bool:
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+
+    def _external_database_ready(self) -> None:
+        url = self.database_url
+        try:
+            pg.ping(url, timeout=3)
+            return
+        except psycopg.OperationalError as exc:
+            if "does not exist" not in str(exc):
+                raise StackError(f"DATABASE_URL={url}: not reachable: {exc}") from None
+        parts = urlsplit(url)
+        admin = urlunsplit(parts._replace(path="/postgres"))
+        try:
+            pg.ensure_database(admin, parts.path.lstrip("/"))
+            pg.ping(url, timeout=3)
+        except psycopg.Error as exc:
+            raise StackError(f"DATABASE_URL={url}: cannot create its database: {exc}") from None
+
+    def _faults_ready(self) -> bool:
+        with FaultClient(self.fault_url, timeout=1.0) as client:
+            client.version()
+        return True
+
+    def _cablecast_ready(self) -> bool:
+        return httpx.get(f"{self.cablecast_url}/systeminfo", timeout=1.0).status_code == 200
+
+    def _api_ready(self) -> bool:
+        return httpx.get(f"{self.api_url}/api/health", timeout=2.0).status_code == 200
+
+    def _worker_check(self, part: _Part) -> Callable[[], bool]:
+        """Healthy once the worker holds a connection to Redis (through its proxy).
+
+        Redis 6.2 lists a consumer in XINFO only after its first delivery, so an idle
+        worker is not visible there; its open connection to the job queue is.
+        """
+        redis_proxy_port = self.settings.proxy_ports["redis"]
+
+        def check() -> bool:
+            assert part.process.pid is not None
+            connections = psutil.Process(part.process.pid).net_connections(kind="tcp")
+            return any(
+                c.status == psutil.CONN_ESTABLISHED and c.raddr and c.raddr.port == redis_proxy_port
+                for c in connections
+            )
+
+        return check
+
+    # -- processes -----------------------------------------------------------------
+
+    def _add(self, name: str, argv: list[str], check: Callable[[], bool], timeout: float) -> None:
+        process = ManagedProcess(name, argv, self.log_dir / f"{name}.log", cwd=REPO_ROOT)
+        self._parts[name] = _Part(process, check, timeout)
+
+    def _adopt(self, name: str, process: ManagedProcess | None, check: Callable[[], bool]) -> None:
+        assert process is not None
+        self._parts[name] = _Part(process, check, self.settings.timeouts[name], expected=True)
+
+    def _launch(self, name: str) -> None:
+        part = self._parts[name]
+        if part.base_env is not None and part.process.env is None:
+            part.process.env = part.base_env
+        with self._lock:
+            part.process.start()
+            part.expected = True
+
+    def _wait(self, name: str) -> None:
+        part = self._parts[name]
+        wait_healthy(part.process, part.check, part.timeout, what=name)
+        self._write_pids()
+
+    def _app_names(self) -> list[str]:
+        return [n for n in self._parts if n in APP_PARTS or n.startswith("worker-")]
+
+    def _app_part(self, name: str) -> _Part:
+        if name not in APP_PARTS and not name.startswith("worker-"):
+            raise ValueError(f"{name!r} is not an app process; known: {', '.join(APP_PARTS)}")
+        if name not in self._parts:
+            raise ValueError(f"{name!r} is not part of this stack (workers = 0?)")
+        return self._parts[name]
+
+    def _check_alive(self) -> None:
+        if self.stopped.is_set():
+            raise StackError(self.failure or "the stack has been stopped")
+
+    def _write_pids(self) -> None:
+        path = self.state_dir / "pids.json"
+        if not self.stopped.is_set():
+            path.write_text(json.dumps(self.pids(), indent=1) + "\n")
+
+    def _watch(self) -> None:
+        while not self.stopped.wait(WATCH_INTERVAL):
+            with self._lock:
+                dead = [
+                    (name, part)
+                    for name, part in self._parts.items()
+                    if part.expected and part.process.exit_code() is not None
+                ]
+                if not dead:
+                    continue
+                name, part = dead[0]
+                self.failure = (
+                    f"{name} (pid {part.process.pid}) died unexpectedly with exit code "
+                    f"{part.process.exit_code()}; stopping the whole stack. "
+                    f"Last lines of {part.process.log_path}:\n{part.process.log_tail()}"
+                )
+            print(f"stack watchdog: {self.failure}", file=sys.stderr, flush=True)
+            self.stop()
+            return
+
+
+def _never() -> bool:
+    return False
+
+
+def _address(url: str | None, host: str, port: int) -> str:
+    """host:port of an external server's URL, else of ours."""
+    if url is None:
+        return f"{host}:{port}"
+    parts = urlsplit(url)
+    default = 5432 if parts.scheme.startswith("postgres") else 6379
+    return f"{parts.hostname}:{parts.port or default}"
+
+
+def _with_address(url: str, host: str, port: int) -> str:
+    """`url` with its host:port replaced (user, password, path and query kept)."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@contextmanager
+def running_stack(settings: StackSettings) -> Iterator[Stack]:
+    """Start the stack, yield it healthy, always stop it (also on errors and Ctrl-C)."""
+    stack = Stack(settings)
+    stack.up()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@atexit.register
+def _stop_live_stacks() -> None:
+    """Last resort when the interpreter exits without leaving a `with` block."""
+    for stack in list(_live_stacks):
+        stack.stop()

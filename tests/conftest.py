@@ -1,0 +1,40 @@
+"""Session fixtures shared by every test package: the reference stack, started on demand.
+
+Nothing here starts unless a test asks for `stack`, so sessions that never touch the
+testbed pay nothing for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from testbed.stack import Stack, StackSettings, running_stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole reference stack on free ports, state in a tmp dir; stopped at session end."""
+    settings = StackSettings.from_config(
+        free_ports=True, state_dir=tmp_path_factory.mktemp("stack")
+    )
+    with running_stack(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def clean_faults(stack: Stack) -> Iterator[Stack]:
+    """After the test: no toxics, every proxy enabled, every app process up with its usual env.
+
+    A test may kill or restart app processes (with a regression's env, say); the next test
+    still gets the stack as the session started it.
+    """
+    if stack.stopped.is_set():
+        pytest.fail(f"the session stack is down: {stack.failure}")
+    yield stack
+    if stack.stopped.is_set():
+        pytest.fail(f"the session stack went down during the test: {stack.failure}")
+    stack.faults.reset()
+    for name in stack.app_parts_needing_reset():
+        stack.restart(name)

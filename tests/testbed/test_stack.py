@@ -1,0 +1,289 @@
+"""The stack orchestrator with real processes: start, health, proxies, watchdog, clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import psutil
+import psycopg
+import pytest
+import redis
+
+from testbed.postgres import EmbeddedPostgres
+from testbed.processes import StackError
+from testbed.redis_server import EmbeddedRedis
+from testbed.stack import Stack, StackSettings, running_stack
+from testbed.stack_settings import REPO_ROOT
+
+START_BOUND_S = 30.0  # generous: the target on this machine is < 15 s
+T = TypeVar("T")
+CLI_START_BOUND_S = 90.0  # a whole CLI start on a loaded 2-core box, incl. interpreter start
+
+
+def health(stack: Stack) -> httpx.Response:
+    return httpx.get(f"{stack.api_url}/api/health", timeout=10.0)
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Poll `condition` until it returns a truthy value; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"{what} not within {timeout:.0f} s (last: {last!r})")
+    raise AssertionError  # unreachable: pytest.fail raises
+
+
+# -- the session stack ------------------------------------------------------------------
+
+
+def test_stack_is_healthy_within_bound(
+    stack: Stack, record_property: Callable[[str, object], None]
+) -> None:
+    assert stack.startup_seconds is not None
+    print(f"\nstack start to healthy: {stack.startup_seconds:.2f} s")
+    record_property("stack_startup_s", round(stack.startup_seconds, 2))
+    assert stack.startup_seconds < START_BOUND_S
+
+    body = health(stack).json()
+    assert body["status"] == "ok", body
+    assert all(body["checks"][name]["ok"] for name in ("database", "redis", "cablecast")), body
+    assert httpx.get(f"{stack.cablecast_url}/systeminfo", timeout=5).status_code == 200
+    with psycopg.connect(stack.database_url, connect_timeout=5) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == ("archivist",)
+    assert redis.Redis.from_url(stack.redis_url).ping()
+    pids = stack.pids()
+    assert {"postgres", "redis", "faults", "cablecast", "api", "worker"} <= set(pids)
+    assert all(psutil.pid_exists(pid) for pid in pids.values())
+
+
+def test_proxies_point_at_the_real_services(stack: Stack) -> None:
+    s = stack.settings
+    proxies = stack.faults.proxies()
+    expected = {
+        "postgres": s.ports["postgres"],
+        "redis": s.ports["redis"],
+        "cablecast": s.ports["cablecast"],
+    }
+    for name, upstream_port in expected.items():
+        assert proxies[name].upstream == f"127.0.0.1:{upstream_port}"
+        assert proxies[name].listen_port == s.proxy_ports[name]
+        assert proxies[name].enabled
+
+
+def test_api_reaches_postgres_only_through_its_proxy(clean_faults: Stack) -> None:
+    stack = clean_faults
+    stack.faults.disable("postgres")
+
+    def database_down() -> bool:
+        response = health(stack)
+        return response.status_code == 503 and not response.json()["checks"]["database"]["ok"]
+
+    wait_for(database_down, 20, "/api/health reporting the database down")
+    # The database itself is fine: only the link the API uses is cut.
+    with psycopg.connect(stack.database_url, connect_timeout=5) as conn:
+        conn.execute("SELECT 1")
+    stack.faults.enable("postgres")
+    wait_for(lambda: health(stack).status_code == 200, 20, "/api/health back to 200")
+
+
+def test_killed_app_process_is_restarted_without_stopping_the_stack(clean_faults: Stack) -> None:
+    stack = clean_faults
+    old_pid = stack.pids()["api"]
+    stack.kill("api")
+    assert not psutil.pid_exists(old_pid) or psutil.Process(old_pid).status() == "zombie"
+    with pytest.raises(httpx.TransportError):
+        health(stack)
+    time.sleep(1.0)  # several watchdog rounds: a deliberate kill must not stop the stack
+    assert not stack.stopped.is_set(), stack.failure
+    stack.start("api")
+    assert health(stack).status_code == 200
+    assert stack.pids()["api"] != old_pid
+
+
+def test_kill_refuses_dependencies(stack: Stack) -> None:
+    with pytest.raises(ValueError, match="not an app process"):
+        stack.kill("postgres")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only meaningful when the tests run as root")
+def test_postgres_runs_unprivileged_when_root(stack: Stack) -> None:
+    leader = psutil.Process(stack.pids()["postgres"])
+    servers = [p for p in leader.children(recursive=True) if p.name() == "postgres"]
+    assert servers, "no postgres process under the runuser leader"
+    assert {p.username() for p in servers} == {"pgserver"}
+
+
+# -- separate stacks and the CLI ----------------------------------------------------------
+
+
+def test_taken_port_is_a_clear_error_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        settings = StackSettings.from_config(free_ports=True, state_dir=tmp_path / "state")
+        settings.ports["api"] = port
+        started = time.monotonic()
+        with pytest.raises(StackError, match=rf"port {port} .*wanted by api.* in use"):
+            Stack(settings).up()
+        assert time.monotonic() - started < 5
+        assert not (tmp_path / "state" / "logs").exists(), "something was started"
+
+        cli = subprocess.run(
+            [sys.executable, "-m", "testbed", "up", "--free-ports", "--redis-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO_ROOT,
+        )
+    assert cli.returncode == 2
+    assert f"port {port}" in cli.stderr and "redis" in cli.stderr
+    assert "Traceback" not in cli.stderr
+
+
+def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "stack.toml"
+    default = (REPO_ROOT / "config" / "stack.toml").read_text()
+    config.write_text(default.replace("api = 8000", 'api = "eighty"'))
+    with pytest.raises(StackError, match=r"stack.toml: \[ports\] api = 'eighty': must be a port"):
+        StackSettings.from_config(config)
+    config.write_text(default.replace("redis = 16379\n", ""))
+    with pytest.raises(StackError, match=r"\[ports\] lacks redis"):
+        StackSettings.from_config(config)
+    config.write_text("[portz]\n")
+    with pytest.raises(StackError, match=r"unknown key.*portz"):
+        StackSettings.from_config(config)
+
+
+class CliStack:
+    """`python -m testbed up` as a child, with every process it started, for leak checks."""
+
+    def __init__(self, state_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.state_dir = state_dir
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "testbed", "up", "--free-ports", "--state-dir", str(state_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+            env=env,
+            start_new_session=True,
+        )
+        self.descendants: list[psutil.Process] = []
+
+    def wait_ready(self) -> dict[str, int]:
+        pids_file = self.state_dir / "pids.json"
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                out, err = self.proc.communicate()
+                pytest.fail(f"testbed up exited {self.proc.returncode}:\n{out}\n{err}")
+            pids = json.loads(pids_file.read_text()) if pids_file.exists() else {}
+            return "worker" in pids
+
+        wait_for(ready, CLI_START_BOUND_S, "the CLI stack to be ready")
+        self.descendants = psutil.Process(self.proc.pid).children(recursive=True)
+        return dict(json.loads(pids_file.read_text()))
+
+    def finish(self, timeout: float) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+    def leftovers(self) -> list[psutil.Process]:
+        _, alive = psutil.wait_procs(self.descendants, timeout=5)
+        return [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+    def cleanup(self) -> None:
+        """Whatever the test did: nothing of this stack may outlive it."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        for p in self.leftovers():
+            p.kill()
+
+
+@pytest.fixture
+def cli_stack(tmp_path: Path) -> Iterator[CliStack]:
+    cli = CliStack(tmp_path / "state")
+    try:
+        yield cli
+    finally:
+        cli.cleanup()
+
+
+def test_cli_sigint_stops_everything(cli_stack: CliStack) -> None:
+    cli_stack.wait_ready()
+    assert len(cli_stack.descendants) >= 6
+    cli_stack.proc.send_signal(signal.SIGINT)
+    code, out, err = cli_stack.finish(timeout=60)
+    assert code == 0, err
+    assert "stack ready in" in out and "http://127.0.0.1:" in out
+    assert cli_stack.leftovers() == []
+    assert not (cli_stack.state_dir / "pids.json").exists()
+
+
+def test_watchdog_stops_the_stack_when_redis_dies(cli_stack: CliStack) -> None:
+    pids = cli_stack.wait_ready()
+    killed_at = time.monotonic()
+    os.kill(pids["redis"], signal.SIGKILL)
+    code, _, err = cli_stack.finish(timeout=60)
+    took = time.monotonic() - killed_at
+    print(f"\nwatchdog: stack stopped {took:.1f} s after redis was killed")
+    assert code == 1
+    assert "redis" in err and "died unexpectedly" in err
+    assert took < 30
+    assert cli_stack.leftovers() == []
+
+
+def test_existing_database_and_redis_are_used(tmp_path: Path) -> None:
+    from testbed.ports import free_ports
+
+    pg_port, redis_port = free_ports("127.0.0.1", 2)
+    external_pg = EmbeddedPostgres(tmp_path / "ext-pg", "127.0.0.1", pg_port, "postgres")
+    external_redis = EmbeddedRedis(tmp_path / "ext-redis", "127.0.0.1", redis_port)
+    try:
+        external_pg.start()
+        external_redis.start()
+        # A database the external server lacks: the stack creates it, as it does for ours.
+        database_url = f"postgresql://postgres@127.0.0.1:{pg_port}/archivist_ext"
+        redis_url = f"redis://127.0.0.1:{redis_port}/3"
+        settings = StackSettings.from_config(
+            free_ports=True,
+            state_dir=tmp_path / "state",
+            environ={"DATABASE_URL": database_url, "REDIS_URL": redis_url},
+        )
+        with running_stack(settings) as stack:
+            assert stack.database_url == database_url and stack.redis_url == redis_url
+            assert "postgres" not in stack.pids() and "redis" not in stack.pids()
+            assert not (tmp_path / "state" / "postgres").exists()
+            proxies = stack.faults.proxies()
+            assert proxies["postgres"].upstream == f"127.0.0.1:{pg_port}"
+            assert proxies["redis"].upstream == f"127.0.0.1:{redis_port}"
+            assert health(stack).status_code == 200
+            with psycopg.connect(database_url, connect_timeout=5) as conn:
+                tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                assert tables.fetchone()[0] > 0  # type: ignore[index]  # the API migrated it
+        # Stopping the stack left the servers it did not start alone.
+        assert external_pg.process is not None and external_pg.process.running()
+        assert redis.Redis.from_url(redis_url).ping()
+    finally:
+        external_redis.stop()
+        external_pg.stop()
