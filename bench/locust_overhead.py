@@ -1,0 +1,235 @@
+"""What the workload plumbing costs: the VOD user vs a bare FastHttpUser, same trivial server.
+
+Both users run in this process, one after the other in interleaved rounds, against a
+tiny local HTTP server (a child process) that answers every route with a minimal valid
+JSON body. The figures are requests per wall-clock second and requests per CPU-second of
+this process (the latter is robust to the other processes sharing the machine and to the
+server's own speed); medians over the rounds. Target: the plumbing (API client, naming,
+checks, ledger) costs <= 10 % of a bare user's throughput.
+
+The server is a raw asyncio protocol (uvloop when available) rather than uvicorn: without
+httptools, uvicorn's h11 parser is slower than one Locust process, and the benchmark would
+measure the server instead of Locust.
+
+    .venv/bin/python bench/locust_overhead.py [--rounds 5] [--seconds 4] [--users 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+VOD = {
+    "id": 1,
+    "version": 1,
+    "status": "published",
+    "title": "t",
+    "cablecast_show_id": 1,
+    "cablecast_vod_id": 1,
+}
+TOKENS = {"access_token": "t", "refresh_token": "r", "token_type": "bearer", "expires_in": 3600}
+
+
+def answer(method: str, path: str) -> tuple[int, bytes]:
+    """The minimal valid answer of the contract for a route (no state)."""
+    path = path.split("?", 1)[0]
+    if path.startswith("/api/auth/login"):
+        return 200, json.dumps(TOKENS).encode()
+    if path.startswith("/CablecastAPI"):
+        return 200, json.dumps({"vod": {"id": 1, "show": 1}}).encode()
+    if path.endswith("/process"):
+        return 202, b'{"job_id": "j"}'
+    if path.startswith("/api/vods/"):
+        return {"DELETE": (204, b"")}.get(method, (200, json.dumps(VOD).encode()))
+    if path == "/api/vods":
+        if method == "POST":
+            return 201, json.dumps(VOD).encode()
+        return 200, b'{"items": [], "next_cursor": null}'
+    return 200, b'{"status": "ok", "shows": []}'
+
+
+class Trivial(asyncio.Protocol):
+    """HTTP/1.1 keep-alive, one request at a time per connection, bodies skipped."""
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = self.buffer[:end].decode("latin-1").split("\r\n")
+            length = 0
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length :]
+            method, path, _ = head[0].split(" ", 2)
+            status, body = answer(method, path)
+            self.transport.write(
+                f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+
+
+async def serve() -> None:
+    server = await asyncio.get_running_loop().create_server(Trivial, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    port = proc.stdout.readline().strip()
+    if not port.isdigit():
+        proc.kill()
+        raise SystemExit("error: the trivial server did not start")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def measure(user_class: Any, host: str, users: int, seconds: float) -> tuple[float, float]:
+    """(requests per wall second, requests per CPU second) of one round."""
+    import gevent
+    from locust import events
+    from locust.argument_parser import parse_options
+    from locust.env import Environment
+
+    counted = [0]
+
+    def count(request_type: str, **_: Any) -> None:
+        if request_type != "WORKFLOW":
+            counted[0] += 1
+
+    opts = parse_options(["--host", host, "--cablecast-url", f"{host}/CablecastAPI/v1"])
+    env = Environment(user_classes=[user_class], events=events, host=host, parsed_options=opts)
+    runner = env.create_local_runner()
+    events.init.fire(environment=env, runner=runner, web_ui=None)
+    events.request.add_listener(count)
+    try:
+        runner.start(users, spawn_rate=users * 10)
+        gevent.sleep(1.0)  # let every user log in and settle
+        counted[0] = 0
+        wall, cpu = time.perf_counter(), time.process_time()
+        gevent.sleep(seconds)
+        n, wall, cpu = counted[0], time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        runner.quit()
+        events.request.remove_listener(count)
+        events.quitting.fire(environment=env, reason="round over")
+    return n / wall, n / max(cpu, 1e-9)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            pass
+        asyncio.run(serve())
+        return 0
+    if args.rounds < 1 or args.seconds <= 0 or args.users < 1:
+        parser.error("--rounds, --seconds and --users must be positive")
+
+    # Results of the rounds land in a throw-away run folder, not in runs/.
+    os.environ.setdefault("LOADKIT_RUN_DIR", tempfile.mkdtemp(prefix="locust-overhead-"))
+    from locust import FastHttpUser, constant, task
+
+    from locustfiles.vod import VodEditor
+
+    class Bare(FastHttpUser):
+        """The same requests as the VOD user, same weights, with none of the plumbing."""
+
+        wait_time = constant(0)
+        body = {"title": "t", "file_name": "t.mp4", "duration_s": 60, "size_bytes": 1000}
+
+        def on_start(self) -> None:
+            self.client.post("/api/auth/login", json={"username": "u", "password": "p"})
+
+        @task(6)
+        def browse_and_search(self) -> None:
+            self.client.get("/api/vods?limit=20")
+
+        @task(6)
+        def open_vod(self) -> None:
+            self.client.get("/api/vods/1")
+
+        @task(2)
+        def create(self) -> None:
+            self.client.post("/api/vods", json=self.body, headers={"Idempotency-Key": "k"})
+
+        @task(2)
+        def edit(self) -> None:
+            self.client.patch("/api/vods/1", json={"title": "u"}, headers={"If-Match": "1"})
+
+        @task(1)
+        def delete(self) -> None:
+            self.client.delete("/api/vods/1")
+
+        @task(1)
+        def publish(self) -> None:
+            self.client.post("/api/vods", json=self.body, headers={"Idempotency-Key": "k"})
+            self.client.post("/api/vods/1/process")
+            self.client.get("/api/vods/1")
+            self.client.get(f"{self.host}/CablecastAPI/v1/vods/1")
+
+        @task(2)
+        def shows_and_health(self) -> None:
+            self.client.get("/api/shows?q=a")
+
+    class Vod(VodEditor):
+        wait_time = constant(0)
+
+    server, host = start_server()
+    results: dict[str, list[tuple[float, float]]] = {"bare": [], "vod": []}
+    try:
+        for i in range(args.rounds):
+            order = [("bare", Bare), ("vod", Vod)]
+            for name, cls in order if i % 2 == 0 else order[::-1]:
+                results[name].append(measure(cls, host, args.users, args.seconds))
+    finally:
+        server.kill()
+        server.wait()
+    med = {
+        k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
+        for k, v in results.items()
+    }
+    print(
+        f"{'user':<6} {'req/s (wall)':>14} {'req per CPU-s':>14}   ({args.rounds} rounds, medians)"
+    )
+    for name, (wall, cpu) in med.items():
+        print(f"{name:<6} {wall:>14.0f} {cpu:>14.0f}")
+    ratio_wall, ratio_cpu = med["vod"][0] / med["bare"][0], med["vod"][1] / med["bare"][1]
+    print(f"ratio vod/bare: {ratio_wall:.3f} (wall), {ratio_cpu:.3f} (CPU)")
+    cost = 1 - ratio_cpu
+    verdict = "OK" if cost <= 0.10 else "OVER TARGET"
+    print(f"plumbing cost per request (CPU): {cost:.1%}  target <= 10%: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    raise SystemExit(main())

@@ -1,0 +1,681 @@
+"""Shared plumbing of the Archivist workloads: the API client, auth, request naming, ledger.
+
+Every locustfile imports its users' base class from here, so a task body stays a few
+lines a VOD operator could read. This module, not the tasks, knows:
+
+- the routes and the auth mode (bearer token, CSRF header, or none), taken from a route
+  profile in ``config/routes/`` (``--routes``; the API contract is the default);
+- how requests are named in the statistics: ``/api/vods/{id}`` is shown as
+  ``/api/vods/[id]``, so ids never explode the stats table;
+- what an acceptable answer is: every request states the statuses it expects; anything
+  else (and every 5xx) is a failure, and an expected error must have the contract's shape
+  ``{"error": {"code", "message", ...}}`` with the expected code;
+- the ledger: every ACKNOWLEDGED write (created, updated, deleted, published) is appended,
+  per process, to ``ledger-<pid>.jsonl`` in the run folder, buffered and flushed at test
+  stop and quit, so an audit can compare what the service promised with the database.
+
+Tags name the area a task exercises, so ``-T`` selects a phase: ``db`` (writes and
+searches that hit PostgreSQL), ``api`` (cached reads), ``external`` (Cablecast: publishing
+and shows), ``system`` (health), ``auth`` and ``invalid``.
+
+Locust is extended only through its events and ``environment.parsed_options``.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import random
+import time
+import tomllib
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import gevent
+from locust import FastHttpUser, events
+from locust.env import Environment
+from locust.exception import RescheduleTask
+from locust.runners import MasterRunner
+
+import analysis.capture  # noqa: F401  (registers the capture plug-in for every locustfile)
+from analysis.capture import run_dir_of
+from locustfiles import target
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "config"
+ROUTES_DIR = CONFIG_DIR / "routes"
+WORKLOAD_TOML = CONFIG_DIR / "workload.toml"
+
+# Areas (Locust tags); `-T db` runs only the tasks of that phase.
+DB, API, EXTERNAL, SYSTEM, AUTH, INVALID = "db", "api", "external", "system", "auth", "invalid"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LEDGER_FLUSH_ENTRIES = 1000
+
+
+class ConfigError(Exception):
+    """A workload config file is unusable; the message names the file and what to fix."""
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+# --- route profiles -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str  # "/api/vods/{id}"
+
+    @property
+    def name(self) -> str:
+        """The statistics name: ids collapsed to ``[id]``."""
+        return self.template.replace("{id}", "[id]")
+
+    def path(self, vod_id: object = None) -> str:
+        return (
+            self.template.replace("{id}", str(vod_id)) if "{id}" in self.template else self.template
+        )
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Routes, auth mode and health check of one Archivist deployment."""
+
+    name: str
+    routes: dict[str, Route]
+    auth_mode: str = "bearer"
+    csrf_route: str = ""
+    csrf_header: str = "X-CSRF-Token"
+    csrf_field: str = "csrf_token"
+    health_route: str = "health"
+    health_ok_status: tuple[int, ...] = (200,)
+    health_field: str = "status"
+    health_ok_values: tuple[str, ...] = ("ok",)
+
+    def has(self, key: str) -> bool:
+        return key in self.routes
+
+    def route(self, key: str) -> Route:
+        try:
+            return self.routes[key]
+        except KeyError:
+            raise MissingRoute(f"route {key!r} is not in profile {self.name!r}") from None
+
+    @classmethod
+    def load(cls, name_or_path: str) -> Profile:
+        path = Path(name_or_path)
+        if not path.suffix:
+            path = ROUTES_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            known = ", ".join(sorted(p.stem for p in ROUTES_DIR.glob("*.toml")))
+            raise ConfigError(f"--routes {name_or_path!r}: no such profile; known: {known}")
+        data = load_toml(path)
+        routes: dict[str, Route] = {}
+        for key, spec in data.get("routes", {}).items():
+            method, _, template = str(spec).partition(" ")
+            if method.upper() not in {"GET", "HEAD", *WRITE_METHODS} or not template.startswith(
+                "/"
+            ):
+                raise ConfigError(f'{path}: routes.{key} = "{spec}": expected "METHOD /path"')
+            routes[key] = Route(method.upper(), template)
+        auth, health = data.get("auth", {}), data.get("health", {})
+        mode = auth.get("mode", "bearer")
+        if mode not in ("bearer", "csrf", "none"):
+            raise ConfigError(f"{path}: auth.mode {mode!r}: expected bearer, csrf or none")
+        profile = cls(
+            name=data.get("name", path.stem),
+            routes=routes,
+            auth_mode=mode,
+            csrf_route=auth.get("csrf_route", ""),
+            csrf_header=auth.get("csrf_header", "X-CSRF-Token"),
+            csrf_field=auth.get("csrf_field", "csrf_token"),
+            health_route=health.get("route", "health"),
+            health_ok_status=tuple(health.get("ok_status", [200])),
+            health_field=health.get("field", "status"),
+            health_ok_values=tuple(health.get("ok_values", ["ok"])),
+        )
+        needed = {"bearer": ["login"], "csrf": [profile.csrf_route], "none": []}[mode]
+        for key in [*needed, profile.health_route]:
+            if key not in routes:
+                raise ConfigError(f"{path}: auth/health need route {key!r} in [routes]")
+        return profile
+
+
+class MissingRoute(RescheduleTask):
+    """The deployment lacks a route a task needs: the task is skipped, not failed."""
+
+
+# --- settings ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """Seeded users of the stack (config/archivist.toml), split into pools by purpose.
+
+    Lock-out and wrong-password attempts use dedicated users at the end of the seeded list,
+    so locking them out never disturbs the users that drive the VOD workflows.
+    """
+
+    names: tuple[str, ...]
+    password: str
+    lockout: tuple[str, ...]
+    wrong_password: tuple[str, ...]
+    max_failed_logins: int
+    cablecast_auth: tuple[str, str]
+
+    @property
+    def regular(self) -> tuple[str, ...]:
+        reserved = set(self.lockout) | set(self.wrong_password)
+        return tuple(n for n in self.names if n not in reserved)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """config/workload.toml: pacing and limits of the workflows."""
+
+    raw: dict[str, Any]
+    accounts: Accounts
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.raw.get(name, {}))
+
+    @classmethod
+    def load(cls, path: Path = WORKLOAD_TOML) -> Workload:
+        raw = load_toml(path)
+        archivist_path = Path(os.environ.get("ARCHIVIST_CONFIG") or CONFIG_DIR / "archivist.toml")
+        app = load_toml(archivist_path)
+        try:
+            users = app["users"]
+            names = tuple(users["name_pattern"].format(n=n) for n in range(1, users["count"] + 1))
+            password = users["password"]
+            max_failed = int(app["auth"]["max_failed_logins"])
+            cablecast = (app["cablecast"]["username"], app["cablecast"]["password"])
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"{archivist_path}: missing or malformed {exc}") from None
+        pools = raw.get("users", {})
+        n_lock, n_wrong = int(pools.get("lockout", 2)), int(pools.get("wrong_password", 2))
+        if n_lock + n_wrong >= len(names):
+            raise ConfigError(
+                f"{path}: users.lockout + users.wrong_password = {n_lock + n_wrong} leaves no "
+                f"regular user of the {len(names)} seeded in {archivist_path}"
+            )
+        lockout = names[len(names) - n_lock :]
+        wrong = names[len(names) - n_lock - n_wrong : len(names) - n_lock]
+        accounts = Accounts(names, password, lockout, wrong, max_failed, cablecast)
+        return cls(raw, accounts)
+
+
+_workload: Workload | None = None
+
+
+def workload() -> Workload:
+    global _workload
+    if _workload is None:
+        _workload = Workload.load()
+    return _workload
+
+
+_user_numbers = itertools.count()
+
+
+def next_regular_user() -> str:
+    """Round-robin over the regular pool, offset by pid so processes spread out."""
+    pool = workload().accounts.regular
+    return pool[(next(_user_numbers) + os.getpid()) % len(pool)]
+
+
+# --- the ledger -------------------------------------------------------------------------
+
+
+class Ledger:
+    """What the service acknowledged, one JSON line per write, per process.
+
+    Buffered in memory (no I/O per request) and appended to ``ledger-<pid>.jsonl`` at test
+    stop, at quit, and every ``LEDGER_FLUSH_ENTRIES`` entries.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.path: Path | None = None
+
+    def record(self, kind: str, vod_id: int, **fields: Any) -> None:
+        self.entries.append({"ts": time.time(), "kind": kind, "id": int(vod_id), **fields})
+        if len(self.entries) >= LEDGER_FLUSH_ENTRIES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.entries or self.path is None:
+            return
+        entries, self.entries = self.entries, []
+        with self.path.open("a") as out:
+            out.writelines(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
+
+
+LEDGER = Ledger()
+
+
+@events.init.add_listener
+def _open_ledger(environment: Environment, **_: Any) -> None:
+    if not isinstance(environment.runner, MasterRunner):
+        LEDGER.path = run_dir_of(environment) / f"ledger-{os.getpid()}.jsonl"
+
+
+@events.test_stop.add_listener
+def _flush_at_stop(**_: Any) -> None:
+    LEDGER.flush()
+
+
+@events.quitting.add_listener
+def _flush_at_quit(**_: Any) -> None:
+    LEDGER.flush()
+
+
+# --- the API client ---------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """One answer: status, body, and whether it was as expected.
+
+    The JSON body is parsed on first use: most successful reads are never looked into,
+    and parsing them all would be most of the plumbing's cost per request.
+    """
+
+    status: int
+    content: bytes | None
+    ok: bool
+    problem: str = ""
+
+    @cached_property
+    def body(self) -> Any:
+        return parse_json(self.content)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.body.get(key, default) if isinstance(self.body, dict) else default
+
+
+def error_shape_problem(body: Any, code: str | None) -> str:
+    """'' if `body` is the contract's error shape (with `code`, when given), else why not."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return 'error body is not {"error": {...}}'
+    if not isinstance(err.get("code"), str) or not isinstance(err.get("message"), str):
+        return "error lacks string code/message"
+    if code is not None and err["code"] != code:
+        return f"error code {err['code']!r}, expected {code!r}"
+    return ""
+
+
+def judge(reply: Reply, expect: Iterable[int], code: str | None) -> str:
+    """Why an answer is unacceptable ('' if acceptable)."""
+    expected = tuple(expect)
+    if reply.status not in expected:
+        snippet = (reply.content or b"")[:200].decode("utf-8", "replace")
+        return f"status {reply.status}, expected {'/'.join(map(str, expected))} {snippet}".strip()
+    if reply.status >= 400:
+        return error_shape_problem(reply.body, code)
+    return ""
+
+
+@dataclass
+class Session:
+    """Credentials one simulated person holds."""
+
+    username: str = ""
+    access_token: str = ""
+    refresh_token: str = ""
+    expires_at: float = 0.0
+    csrf_token: str = ""
+
+
+@dataclass
+class ApiClient:
+    """The Archivist API as one person uses it, on top of the user's FastHttp client."""
+
+    user: FastHttpUser
+    profile: Profile
+    session: Session = field(default_factory=Session)
+
+    def send(
+        self,
+        route_key: str,
+        *,
+        vod_id: object = None,
+        json_body: Any = None,
+        raw: str | bytes | None = None,
+        query: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        expect: Iterable[int] = (200,),
+        code: str | None = None,
+        authed: bool = True,
+        name: str | None = None,
+        path: str | None = None,
+        method: str | None = None,
+        check: Callable[[Any], str] | None = None,
+    ) -> Reply:
+        """One request, judged against `expect` (and the error `code` for an error).
+
+        `check` looks further into an acceptable body and returns why it is wrong ('' if
+        right). Acknowledged writes go to the ledger here, so none escapes it.
+        """
+        route = self.profile.route(route_key) if path is None else None
+        verb = method or (route.method if route else "GET")
+        url = path or (route.path(vod_id) if route else "/")
+        if query:
+            url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
+        hdrs = self.auth_headers(verb) if authed else {}
+        hdrs.update(headers or {})
+        kwargs: dict[str, Any] = {"json": json_body} if raw is None else {"data": raw}
+        label = name or (route.name if route else url)
+        with self.user.client.request(
+            verb, url, name=label, headers=hdrs, catch_response=True, **kwargs
+        ) as resp:
+            reply = Reply(resp.status_code or 0, resp.content, False)
+            problem = judge(reply, expect, code)
+            if reply.status == 0:
+                problem = f"no answer: {resp.error}"
+            elif not problem and check is not None:
+                problem = check(reply.body)
+            if problem:
+                resp.failure(problem)
+            else:
+                resp.success()
+        reply.ok, reply.problem = not problem, problem
+        if reply.ok and 200 <= reply.status < 300:
+            self._acknowledge(route_key, vod_id, json_body, hdrs, reply)
+        return reply
+
+    # -- auth --
+
+    def auth_headers(self, method: str) -> dict[str, str]:
+        mode = self.profile.auth_mode
+        if mode == "bearer":
+            if time.time() > self.session.expires_at - 10 and self.session.username:
+                self.login(self.session.username)
+            return {"Authorization": f"Bearer {self.session.access_token}"}
+        if mode == "csrf" and method in WRITE_METHODS:
+            if not self.session.csrf_token:
+                reply = self.send(self.profile.csrf_route, authed=False)
+                self.session.csrf_token = str(reply.get(self.profile.csrf_field, ""))
+            return {self.profile.csrf_header: self.session.csrf_token}
+        return {}
+
+    def login(self, username: str, password: str | None = None) -> Reply:
+        """Log in (bearer profiles); a CSRF or no-auth profile has nothing to do."""
+        self.session.username = username
+        if self.profile.auth_mode != "bearer":
+            return Reply(200, None, True)
+        creds = {"username": username, "password": password or workload().accounts.password}
+        reply = self.send("login", json_body=creds, authed=False)
+        if reply.ok:
+            self.adopt_tokens(reply)
+        else:
+            self.session.expires_at = time.time() + 5  # retry the login in a few seconds
+        return reply
+
+    def adopt_tokens(self, reply: Reply) -> None:
+        self.session.access_token = str(reply.get("access_token", ""))
+        self.session.refresh_token = str(reply.get("refresh_token", ""))
+        self.session.expires_at = time.time() + float(reply.get("expires_in", 60))
+
+    # -- explicit sessions, for the auth workflows --
+
+    def open_session(
+        self, username: str, password: str | None = None, expect: Iterable[int] = (200,)
+    ) -> Reply:
+        """A login that does not replace this person's own session."""
+        creds = {"username": username, "password": password or workload().accounts.password}
+        return self.send("login", json_body=creds, authed=False, expect=expect, code=_code(expect))
+
+    def as_bearer(
+        self, route_key: str, token: str, expect: Iterable[int] = (200,), **kw: Any
+    ) -> Reply:
+        """`route_key` called with `token` (not this person's own session)."""
+        headers = {"Authorization": f"Bearer {token}"}
+        return self.send(
+            route_key, headers=headers, authed=False, expect=expect, code=_code(expect), **kw
+        )
+
+    # -- VODs: the writes record what was acknowledged in the ledger (see _acknowledge) --
+
+    def list_vods(self, **query: Any) -> Reply:
+        return self.send("list_vods", query=query)
+
+    def get_vod(self, vod_id: int, name: str | None = None) -> Reply:
+        return self.send("get_vod", vod_id=vod_id, name=name)
+
+    def create_vod(self, **fields: Any) -> Reply:
+        key = str(uuid.uuid4())
+        return self.send(
+            "create_vod", json_body=fields, headers={"Idempotency-Key": key}, expect=(201, 200)
+        )
+
+    def update_vod(self, vod_id: int, version: int, **fields: Any) -> Reply:
+        return self.send(
+            "update_vod", vod_id=vod_id, json_body=fields, headers={"If-Match": str(version)}
+        )
+
+    def delete_vod(self, vod_id: int) -> Reply:
+        return self.send("delete_vod", vod_id=vod_id, expect=(204,))
+
+    def process(self, vod_id: int) -> Reply:
+        return self.send("process_vod", vod_id=vod_id, expect=(202,))
+
+    def must(self, reply: Reply) -> dict[str, Any]:
+        """The reply's JSON object, or WorkflowFailed: the next step cannot go on without it."""
+        if not reply.ok:
+            raise WorkflowFailed(reply.problem)
+        return reply.body if isinstance(reply.body, dict) else {}
+
+    def wait_until(
+        self, vod_id: int, status: str, timeout_s: float, poll_s: float
+    ) -> dict[str, Any]:
+        """Poll the VOD until it reaches `status` (bounded by `timeout_s`); `failed` ends it."""
+        deadline = time.monotonic() + timeout_s
+        name = f"{self.profile.route('get_vod').name} (poll)"
+        while True:
+            vod = self.must(self.get_vod(vod_id, name=name))
+            if vod.get("status") == status:
+                if status == "published":
+                    self.record_published(vod)
+                return vod
+            if vod.get("status") == "failed":
+                raise WorkflowFailed(f"VOD {vod_id} failed: {vod.get('failure_reason')}")
+            if time.monotonic() > deadline:
+                raise WorkflowFailed(f"VOD {vod_id} still {vod.get('status')} after {timeout_s}s")
+            gevent.sleep(poll_s)
+
+    def verify_in_cablecast(self, vod: Mapping[str, Any], base_url: str) -> None:
+        """The published VOD exists in Cablecast under the show the Archivist told us."""
+        cc_vod, cc_show = vod.get("cablecast_vod_id"), vod.get("cablecast_show_id")
+        if not isinstance(cc_vod, int) or not isinstance(cc_show, int):
+            raise WorkflowFailed(f"VOD {vod.get('id')} published without Cablecast ids")
+        user, password = workload().accounts.cablecast_auth
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        reply = self.send(
+            "",
+            path=f"{base_url.rstrip('/')}/vods/{cc_vod}",
+            name="cablecast /vods/[id]",
+            headers={"Authorization": f"Basic {token}"},
+            authed=False,
+        )
+        found = self.must(reply).get("vod") or {}
+        if found.get("show") != cc_show:
+            raise WorkflowFailed(
+                f"Cablecast VOD {cc_vod} has show {found.get('show')}, Archivist told {cc_show}"
+            )
+
+    def _acknowledge(
+        self, route_key: str, vod_id: object, body: Any, headers: Mapping[str, str], reply: Reply
+    ) -> None:
+        if route_key == "create_vod" and isinstance(reply.body, dict) and "id" in reply.body:
+            LEDGER.record(
+                "created",
+                reply.body["id"],
+                idempotency_key=headers.get("Idempotency-Key"),
+                version=reply.get("version"),
+                status=reply.get("status"),
+                title=reply.get("title"),
+            )
+        elif route_key == "update_vod" and isinstance(vod_id, int):
+            fields = body if isinstance(body, dict) else {}
+            LEDGER.record("updated", vod_id, version=reply.get("version"), fields=fields)
+        elif route_key == "delete_vod" and isinstance(vod_id, int):
+            LEDGER.record("deleted", vod_id)
+
+    def record_published(self, vod: Mapping[str, Any]) -> None:
+        LEDGER.record(
+            "published",
+            vod["id"],
+            cablecast_show_id=vod.get("cablecast_show_id"),
+            cablecast_vod_id=vod.get("cablecast_vod_id"),
+            version=vod.get("version"),
+        )
+
+
+def _code(expect: Iterable[int]) -> str | None:
+    """The contract's error code for a single expected error status."""
+    codes = {401: "unauthorized", 404: "not_found", 409: "conflict", 429: "rate_limited"}
+    expected = tuple(expect)
+    return codes.get(expected[0]) if len(expected) == 1 else None
+
+
+def parse_json(content: bytes | None) -> Any:
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+# --- the base user and the end-to-end timing ----------------------------------------------
+
+
+class WorkflowFailed(Exception):
+    """A multi-step workflow did not reach its goal; reported on its WORKFLOW entry."""
+
+
+def report_workflow(
+    environment: Environment, name: str, started: float, error: Exception | None
+) -> None:
+    """Report an end-to-end workflow as one Locust entry (type WORKFLOW) with percentiles."""
+    environment.events.request.fire(
+        request_type="WORKFLOW",
+        name=name,
+        response_time=(time.perf_counter() - started) * 1000.0,
+        response_length=0,
+        exception=error,
+        context={},
+    )
+
+
+def fake_title(rng: random.Random | None = None) -> str:
+    r = rng or random
+    words = ("council", "meeting", "budget", "parade", "school", "board", "forum", "concert")
+    return f"{r.choice(words).title()} {r.choice(words)} {r.randint(1, 99_999)}"
+
+
+def fake_vod(rng: random.Random | None = None) -> dict[str, Any]:
+    r = rng or random.Random()
+    title = fake_title(r)
+    return {
+        "title": title,
+        "description": f"Recording of the {title.lower()}",
+        "file_name": f"{title.lower().replace(' ', '-')}.mp4",
+        "duration_s": r.randint(60, 7200),
+        "size_bytes": r.randint(10_000_000, 4_000_000_000),
+    }
+
+
+class ArchivistUser(FastHttpUser):
+    """A person using Archivist: logs in at start, then acts through `self.api`."""
+
+    abstract = True
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.api = ApiClient(self, profile_of(environment))
+        self.settings = workload()
+        seed = os.environ.get("LOADKIT_SEED")
+        number = next(_user_numbers)
+        self.rng = random.Random(None if seed is None else f"{seed}:{os.getpid()}:{number}")
+
+    def on_start(self) -> None:
+        self.api.login(next_regular_user())
+
+    @property
+    def cablecast_url(self) -> str:
+        opts = self.environment.parsed_options
+        return getattr(opts, "cablecast_url", "") or target.default_cablecast_url()
+
+    @contextmanager
+    def workflow(self, name: str) -> Iterator[None]:
+        """Time the steps inside as one WORKFLOW entry; a WorkflowFailed marks it failed."""
+        started, error = time.perf_counter(), None
+        try:
+            yield
+        except WorkflowFailed as exc:
+            error = exc
+        report_workflow(self.environment, name, started, error)
+
+
+_profiles: dict[str, Profile] = {}
+
+
+def profile_of(environment: Environment) -> Profile:
+    name = getattr(environment.parsed_options, "routes", None) or "contract"
+    if name not in _profiles:
+        _profiles[name] = Profile.load(name)
+    return _profiles[name]
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser: Any) -> None:
+    parser.add_argument(
+        "--routes",
+        default="contract",
+        include_in_web_ui=True,
+        help="Route/auth profile: a name in config/routes/ or a .toml path (default: contract)",
+    )
+    parser.add_argument(
+        "--cablecast-url",
+        default="",
+        include_in_web_ui=True,
+        help="Cablecast API base for verifying published VODs "
+        "(default: the simulator of config/stack.toml)",
+    )
+    parser.add_argument(
+        "--arrival-rate",
+        type=float,
+        default=0.0,
+        include_in_web_ui=True,
+        help="Open model: requests/s per OpenModelReader user, Poisson arrivals "
+        "(default: open_model.rate_per_user in config/workload.toml)",
+    )
+    target.add_arguments(parser)
+
+
+@events.init.add_listener
+def _check_config(environment: Environment, **_: Any) -> None:
+    """Fail at start, with the file named, rather than in every user."""
+    try:
+        profile_of(environment)
+        workload()
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None

@@ -1,0 +1,124 @@
+"""Which Archivist the workloads hit when no ``--host`` is given: the local reference stack.
+
+Without ``--host`` the target is the API of ``config/stack.toml``. If nothing answers
+there, Locust stops at start with a message saying how to start the stack (``make up`` or
+``python -m testbed up``) and exit code 2, instead of a wall of "connection refused"
+failures; ``--start-stack`` starts it instead (and stops it when Locust quits).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STACK_TOML = REPO_ROOT / "config" / "stack.toml"
+HEALTH_PATH = "/api/health"
+START_DEADLINE_S = 180.0
+STOP_GRACE_S = 20.0
+
+_started: subprocess.Popen[bytes] | None = None
+
+
+def add_arguments(parser: Any) -> None:
+    parser.add_argument(
+        "--start-stack",
+        action="store_true",
+        default=False,
+        include_in_web_ui=False,
+        help="Without --host: start the reference stack (python -m testbed up) if it is "
+        "not running, and stop it when Locust quits",
+    )
+
+
+def stack_ports() -> dict[str, Any]:
+    data = tomllib.loads(STACK_TOML.read_text())
+    return {"host": data.get("host", "127.0.0.1"), **data.get("ports", {})}
+
+
+def default_api_url() -> str:
+    ports = stack_ports()
+    return f"http://{ports['host']}:{ports['api']}"
+
+
+def default_cablecast_url() -> str:
+    ports = stack_ports()
+    return f"http://{ports['host']}:{ports['cablecast']}/CablecastAPI/v1"
+
+
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether an HTTP server answers at `url` (any status counts: it is running)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def start_stack(api_url: str) -> subprocess.Popen[bytes]:
+    """`python -m testbed up` in its own process group; returns once the API answers."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "testbed", "up"], cwd=REPO_ROOT, start_new_session=True
+    )
+    deadline = time.monotonic() + START_DEADLINE_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"error: `python -m testbed up` exited with code {proc.returncode}")
+        if answers(api_url + HEALTH_PATH):
+            return proc
+        time.sleep(0.5)
+    stop_stack(proc)
+    raise SystemExit(f"error: the stack did not answer at {api_url} within {START_DEADLINE_S}s")
+
+
+def stop_stack(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+@events.init.add_listener
+def _default_host(environment: Environment, **_: Any) -> None:
+    global _started
+    if environment.host:
+        return
+    environment.host = default_api_url()
+    if environment.parsed_options is not None:
+        environment.parsed_options.host = environment.host
+    if isinstance(environment.runner, WorkerRunner) or answers(environment.host + HEALTH_PATH):
+        return
+    if environment.parsed_options is not None and environment.parsed_options.start_stack:
+        _started = start_stack(environment.host)
+        return
+    sys.stderr.write(
+        f"error: no --host given and the reference Archivist stack is not running at "
+        f"{environment.host} (config/stack.toml).\n"
+        "Start it in another terminal with `make up` (or `python -m testbed up`), "
+        "pass --start-stack to let Locust start it, or point --host at an Archivist.\n"
+    )
+    raise SystemExit(2)
+
+
+@events.quitting.add_listener
+def _stop_started_stack(**_: Any) -> None:
+    if _started is not None:
+        stop_stack(_started)

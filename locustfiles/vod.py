@@ -1,0 +1,145 @@
+"""VOD operators at work: browse, search, open, create, edit, delete, and publish to Cablecast.
+
+Run it with the web UI (``locust -f locustfiles/vod.py``) or headless (``--headless -u 20
+-r 5 -t 2m``). Without ``--host`` it targets the local reference stack (config/stack.toml).
+The end-to-end publication (create -> process -> poll -> published -> found in Cablecast)
+is reported as its own entry, type ``WORKFLOW``, name ``upload->published``.
+
+Each person edits and deletes only the VODs they created, so the ledger's last word on a
+VOD is what the service last promised about it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from locust import between, tag, task
+from locust.env import Environment
+
+from locustfiles.archivist import (
+    API,
+    DB,
+    EXTERNAL,
+    SYSTEM,
+    ArchivistUser,
+    fake_title,
+    fake_vod,
+    workload,
+)
+from locustfiles.shapes import SelectableShape  # noqa: F401  (Locust finds the shape here)
+
+VOD = workload().section("vod")
+STATUSES = ("uploaded", "transcoding", "published", "failed")
+
+
+class VodEditor(ArchivistUser):
+    """An operator who keeps the archive: reads a lot, writes some, publishes now and then."""
+
+    wait_time = between(VOD["wait_min_s"], VOD["wait_max_s"])
+    weight = 4
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.mine: dict[int, int] = {}  # my VODs: id -> version the service last told me
+
+    @tag(DB)
+    @task(4)
+    def browse(self) -> None:
+        status = self.rng.choice([None, *STATUSES])
+        page = self.api.list_vods(limit=VOD["list_limit"], status=status)
+        if cursor := page.get("next_cursor"):
+            self.api.list_vods(limit=VOD["list_limit"], status=status, cursor=cursor)
+
+    @tag(DB)
+    @task(2)
+    def search(self) -> None:
+        self.api.list_vods(limit=VOD["list_limit"], q=fake_title(self.rng).split()[0])
+
+    @tag(API)
+    @task(6)
+    def open_vod(self) -> None:
+        if self.mine:
+            self.api.get_vod(self.rng.choice(list(self.mine)))
+
+    @tag(DB)
+    @task(2)
+    def create(self) -> None:
+        vod = self.api.create_vod(**fake_vod(self.rng))
+        if vod.ok:
+            self.remember(vod.body)
+
+    @tag(DB)
+    @task(2)
+    def edit(self) -> None:
+        if self.mine:
+            vod_id = self.rng.choice(list(self.mine))
+            reply = self.api.update_vod(vod_id, self.mine[vod_id], title=fake_title(self.rng))
+            if reply.ok:
+                self.remember(reply.body)
+
+    @tag(DB)
+    @task(1)
+    def delete(self) -> None:
+        if len(self.mine) > VOD["max_own_vods"] or (self.mine and self.rng.random() < 0.5):
+            vod_id = min(self.mine)
+            if self.api.delete_vod(vod_id).ok:
+                del self.mine[vod_id]
+
+    @tag(EXTERNAL)
+    @task(1)
+    def publish(self) -> None:
+        with self.workflow("upload->published"):
+            vod = self.api.must(self.api.create_vod(**fake_vod(self.rng)))
+            self.api.must(self.api.process(vod["id"]))
+            done = self.api.wait_until(
+                vod["id"], "published", VOD["workflow_timeout_s"], VOD["poll_interval_s"]
+            )
+            self.api.verify_in_cablecast(done, self.cablecast_url)
+            self.remember(done)
+
+    @tag(EXTERNAL)
+    @task(1)
+    def shows(self) -> None:
+        self.api.send("list_shows", query={"q": fake_title(self.rng).split()[0]})
+
+    @tag(SYSTEM)
+    @task(1)
+    def health(self) -> None:
+        self.api.send("health", authed=False)
+
+    def remember(self, vod: dict[str, Any]) -> None:
+        self.mine[int(vod["id"])] = int(vod["version"])
+
+
+class OpenModelReader(ArchivistUser):
+    """Readers arriving on a schedule (open model), not after the previous answer.
+
+    Each reader draws Poisson arrivals at ``--arrival-rate`` requests/s and tags every
+    request with the time it was DUE (``intended_start``), so a stalled service shows up as
+    latency (corrected for coordinated omission) rather than as fewer requests.
+    """
+
+    weight = 1
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        rate = getattr(environment.parsed_options, "arrival_rate", 0.0) or 0.0
+        self.rate = rate or float(workload().section("open_model")["rate_per_user"])
+        self.due = time.time()
+
+    def on_start(self) -> None:
+        self.due = time.time()
+        super().on_start()
+
+    def wait_time(self) -> float:
+        self.due += self.rng.expovariate(self.rate)
+        return max(0.0, self.due - time.time())
+
+    def context(self) -> dict[str, Any]:
+        return {"intended_start": self.due}
+
+    @tag(API)
+    @task
+    def read_listing(self) -> None:
+        self.api.list_vods(limit=VOD["list_limit"])
