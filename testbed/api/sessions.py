@@ -75,8 +75,9 @@ class Sessions:
     async def failed_login(self, username: str) -> None:
         key = f"archivist:failed-logins:{username}"
         async with self._redis.pipeline(transaction=True) as pipe:
+            # SET NX starts the window at the first failure (EXPIRE NX needs Redis 7).
+            pipe.set(key, 0, ex=self._s.lockout_window_s, nx=True)
             pipe.incr(key)
-            pipe.expire(key, self._s.lockout_window_s, nx=True)
             await pipe.execute()
 
     async def succeeded(self, username: str) -> None:

@@ -1,0 +1,106 @@
+"""The worker: upload -> process -> published, exactly once in Cablecast, also when the
+worker is killed in the middle of a job."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from testbed.api.client import ArchivistClient
+from testbed.api.settings import DEFAULT_CONFIG
+from testbed.stack import Stack
+from testbed.worker.publish import marker
+
+from .test_api_auth import assert_error
+
+
+def cablecast_posts(stack: Stack, resource: str) -> list[dict[str, Any]]:
+    """Successful POSTs the simulator received for `resource` ("shows" or "vods")."""
+    response = httpx.get(
+        f"{stack.cablecast_url}/_audit/received",
+        params={"method": "POST", "limit": 100000},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return [
+        r
+        for r in response.json()["received"]
+        if r["path"].endswith(f"/{resource}") and r["status"] == 200
+    ]
+
+
+def assert_published_once(stack: Stack, vod: dict[str, Any]) -> None:
+    tag = marker(vod["id"])
+    shows = [r for r in cablecast_posts(stack, "shows") if tag in r["body"]["show"]["comments"]]
+    assert len(shows) == 1, shows
+    vods = [
+        r
+        for r in cablecast_posts(stack, "vods")
+        if r["body"]["vod"]["show"] == vod["cablecast_show_id"]
+    ]
+    assert len(vods) == 1, vods
+    remote = httpx.get(f"{stack.cablecast_url}/vods/{vod['cablecast_vod_id']}", timeout=10)
+    assert remote.status_code == 200
+    assert remote.json()["vod"]["show"] == vod["cablecast_show_id"]
+
+
+@pytest.fixture
+def api(stack: Stack) -> Any:
+    with ArchivistClient(stack.api_url) as client:
+        client.login()
+        yield client
+
+
+def test_upload_process_publish_ends_in_cablecast_exactly_once(
+    stack: Stack, api: ArchivistClient
+) -> None:
+    vod = api.create_vod(title="Planning board", description="June meeting")
+    started = api.request("POST", f"/api/vods/{vod['id']}/process")
+    assert started.status_code == 202
+    job_id = started.json()["job_id"]
+    assert job_id
+    # asking again while it runs keeps the same job
+    assert api.request("POST", f"/api/vods/{vod['id']}/process").json()["job_id"] == job_id
+    done = api.wait_for(vod["id"], {"published", "failed"}, timeout=30)
+    assert done["status"] == "published", done
+    assert done["cablecast_show_id"] and done["cablecast_vod_id"]
+    assert_published_once(stack, done)
+    assert_error(api.request("POST", f"/api/vods/{vod['id']}/process"), 409, "conflict")
+
+    shows = api.request("GET", "/api/shows", params={"q": marker(vod["id"])})
+    assert shows.status_code == 200
+    assert [s["id"] for s in shows.json()["items"]] == [done["cablecast_show_id"]]
+    cached = api.request("GET", "/api/shows", params={"q": marker(vod["id"])})
+    assert cached.headers["X-Source"] == "cache"
+
+
+def slow_worker_config(tmp_path: Path) -> Path:
+    """The usual config with 1.5 s per stage, so a test can kill the worker mid-stage."""
+    text = DEFAULT_CONFIG.read_text()
+    text = text.replace("stage_min_ms = 100", "stage_min_ms = 1500")
+    text = text.replace("stage_max_ms = 300", "stage_max_ms = 1500")
+    assert "stage_min_ms = 1500" in text
+    path = tmp_path / "archivist-slow.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_worker_killed_mid_job_is_restarted_and_finishes_it_exactly_once(
+    clean_faults: Stack, api: ArchivistClient, tmp_path: Path
+) -> None:
+    stack = clean_faults
+    stack.restart("worker", env={"ARCHIVIST_CONFIG": str(slow_worker_config(tmp_path))})
+    vod = api.create_vod(title="Killed mid-job")
+    assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
+    api.wait_for(vod["id"], {"transcoding"}, timeout=15, poll=0.02)
+    stack.kill("worker")
+    time.sleep(1.0)
+    assert api.get_vod(vod["id"])["status"] == "transcoding"  # nobody else is working on it
+    stack.start("worker")  # the usual fast config
+    done = api.wait_for(vod["id"], {"published", "failed"}, timeout=30)
+    assert done["status"] == "published", done
+    assert_published_once(stack, done)
