@@ -28,13 +28,14 @@ def _tune(transport: asyncio.BaseTransport) -> None:
 class Side(asyncio.Protocol):
     """Protocol of one socket; reads feed ``out``, write pressure pauses ``inbound``."""
 
-    __slots__ = ("conn", "inbound", "out", "transport")
-
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.transport: asyncio.Transport | None = None
         self.out: Direction | None = None
         self.inbound: Direction | None = None
+        # What arrived before both sockets were up (uvloop may read before we pause it).
+        self.early: list[bytes] = []
+        self.early_eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport; they implement it.
@@ -46,7 +47,11 @@ class Side(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         # The hot path: inlined Direction.feed for the no-toxic case.
         out = self.out
-        assert out is not None
+        if out is None:
+            self.early.append(data)
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
         if out.fast:
             n = len(data)
             out.dst.write(data)
@@ -56,7 +61,9 @@ class Side(asyncio.Protocol):
             out.feed(data)
 
     def eof_received(self) -> bool:
-        if self.out is not None:
+        if self.out is None:
+            self.early_eof = True
+        else:
             self.out.feed_eof()
         return True  # keep our write side open: TCP half-close passes through
 
@@ -78,23 +85,6 @@ class ClientSide(Side):
     def __init__(self, proxy: Proxy) -> None:
         super().__init__(Connection(proxy))
         self.conn.client = self
-        self.early: list[bytes] = []
-        self.early_eof = False
-
-    def data_received(self, data: bytes) -> None:
-        if self.out is None:
-            # uvloop may start reading right after connection_made; keep it until ready.
-            self.early.append(data)
-            if self.transport is not None:
-                self.transport.pause_reading()
-            return
-        super().data_received(data)
-
-    def eof_received(self) -> bool:
-        if self.out is None:
-            self.early_eof = True
-            return True
-        return super().eof_received()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -142,13 +132,14 @@ class Connection:
         self.client.out = side.inbound = self.up
         side.out = self.client.inbound = self.down
         self.apply_toxics()
-        for data in self.client.early:
-            self.up.feed(data)
-        self.client.early.clear()
-        if self.client.early_eof:
-            self.up.feed_eof()
-        elif not self.closed:
-            client_t.resume_reading()
+        for source, direction in ((self.client, self.up), (side, self.down)):
+            for data in source.early:
+                direction.feed(data)
+            source.early.clear()
+            if source.early_eof:
+                direction.feed_eof()
+            elif not self.closed and source.transport is not None:
+                source.transport.resume_reading()
 
     def apply_toxics(self) -> None:
         """(Re)build both chains from the proxy's toxics; draws toxicity again."""

@@ -7,6 +7,7 @@ import contextlib
 import resource
 import threading
 from collections.abc import Iterator
+from typing import cast
 
 import httpx
 import pytest
@@ -65,12 +66,12 @@ class EchoServer:
     def __init__(self, greeting: bytes = b"") -> None:
         self.thread = LoopThread()
 
-        async def start() -> asyncio.AbstractServer:
+        async def start() -> asyncio.Server:
             return await self.thread.loop.create_server(
                 lambda: EchoProtocol(greeting), "127.0.0.1", 0, backlog=1024
             )
 
-        self.server: asyncio.AbstractServer = self.thread.run(start())  # type: ignore[assignment]
+        self.server = cast(asyncio.Server, self.thread.run(start()))
         self.port = self.server.sockets[0].getsockname()[1]
         self.address = f"127.0.0.1:{self.port}"
 
@@ -84,7 +85,7 @@ class EchoProtocol(asyncio.Protocol):
         self.greeting = greeting
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         if self.greeting:
             self.transport.write(self.greeting)
 

@@ -118,7 +118,7 @@ def test_slicer_delivers_small_pieces(api: httpx.Client, echo: EchoServer) -> No
     add_toxic(api, "sl", "slicer", "downstream", average_size=10, size_variation=5, delay=2000)
     with connect(listen) as sock:
         sock.sendall(b"s" * 1000)
-        reads = []
+        reads: list[int] = []
         while sum(reads) < 1000:
             reads.append(len(sock.recv(65536)))
     assert len(reads) >= 30, reads
