@@ -1,0 +1,462 @@
+"""Was anything the service acknowledged lost? The data audit after an experiment.
+
+The workload's ledger (`ledger-<pid>.jsonl` in the run folder) holds every write the
+service acknowledged. The audit compares it with what is really there:
+
+- PostgreSQL: every VOD the ledger says exists does, with a version at least the one the
+  client was told and the fields the client set (unless a later acknowledged change
+  explains the difference); nothing the ledger says was deleted is present; a VOD told
+  "published" is published with the Cablecast ids the client was told.
+- Cablecast: every published VOD is there exactly once: one show carrying its marker
+  `[archivist-vod:<id>]` and one Cablecast VOD on that show (via the listing API, so it
+  works against the simulator and a real Cablecast alike).
+- Redis: a cached VOD agrees with its row (same version and title; no cached copy of a
+  deleted VOD, no tombstone hiding a live one).
+- Jobs: no VOD is stuck in a processing state longer than `stuck_after`, and the job
+  stream's consumer group has nothing pending after the drain.
+
+Gathering (`fetch_*`) is apart from judging (`judge`, a pure function), so the rules are
+tested on small inputs. Every finding names the VOD and says what differs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import tomllib
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import redis
+from psycopg.rows import dict_row
+
+from faults.experiment import REPO_ROOT, Audit
+
+IN_PROCESS = ("transcoding", "captioning", "publishing")
+TOMBSTONE_VERSION = 2**62  # testbed/api/cache.py: a delete leaves this version
+VOD_KEY = "archivist:vod:{id}"  # testbed/api/cache.py vod_key
+MARKER = re.compile(r"\[archivist-vod:(\d+)\]")
+APP_CONFIG = REPO_ROOT / "config" / "archivist.toml"
+PAGE = 500
+MAX_PAGES = 200  # every listing is bounded: 100k items at most
+CHECKED_FIELDS = ("title", "description", "file_name", "duration_s", "size_bytes")
+
+
+class AuditError(Exception):
+    """A source could not be read; the message names it."""
+
+
+@dataclass(frozen=True)
+class Sources:
+    database_url: str | None
+    redis_url: str | None = None
+    cablecast_url: str | None = None  # base like http://host:port/CablecastAPI/v1
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: int
+    problem: str
+
+
+@dataclass
+class AuditResult:
+    lost: list[Finding] = field(default_factory=list)
+    duplicated: list[Finding] = field(default_factory=list)
+    inconsistent: list[Finding] = field(default_factory=list)
+    stuck: list[Finding] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    limits: Audit = field(default_factory=Audit)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            len(self.lost) <= self.limits.lost_writes
+            and len(self.duplicated) <= self.limits.duplicates
+            and len(self.inconsistent) <= self.limits.inconsistent
+            and len(self.stuck) <= self.limits.stuck
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "lost": len(self.lost),
+            "duplicated": len(self.duplicated),
+            "inconsistent": len(self.inconsistent),
+            "stuck": len(self.stuck),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "counts": self.counts(),
+            "limits": asdict(self.limits),
+            "checked": self.checked,
+            "lost": [asdict(f) for f in self.lost],
+            "duplicated": [asdict(f) for f in self.duplicated],
+            "inconsistent": [asdict(f) for f in self.inconsistent],
+            "stuck": [asdict(f) for f in self.stuck],
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class Expected:
+    """What the service last promised about one VOD, folded from its ledger events."""
+
+    id: int
+    exists: bool = True
+    version: int = 0
+    fields: dict[str, Any] = field(default_factory=dict)
+    published: tuple[int | None, int | None] | None = None  # (show id, cablecast vod id)
+
+
+@dataclass(frozen=True)
+class CablecastView:
+    """Shows carrying an Archivist marker, and Cablecast VODs per show."""
+
+    shows_by_vod: dict[int, list[int]]
+    vods_by_show: dict[int, list[int]]
+
+
+# -- the ledger ----------------------------------------------------------------------
+
+
+def read_ledger(run_dir: Path) -> list[dict[str, Any]]:
+    """Every acknowledged write of the run, oldest first; torn lines are skipped and counted."""
+    events = []
+    for path in sorted(run_dir.glob("ledger-*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+                int(event["id"])
+                float(event["ts"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            events.append(event)
+    events.sort(key=lambda e: float(e["ts"]))
+    return events
+
+
+def expectations(events: list[dict[str, Any]]) -> dict[int, Expected]:
+    """Fold the ledger into the last promise per VOD (events must be in time order)."""
+    result: dict[int, Expected] = {}
+    for event in events:
+        vod_id = int(event["id"])
+        kind = event.get("kind")
+        exp = result.setdefault(vod_id, Expected(vod_id))
+        version = event.get("version")
+        if isinstance(version, int):
+            exp.version = max(exp.version, version)
+        if kind == "created":
+            exp.exists = True
+            if isinstance(event.get("title"), str):
+                exp.fields["title"] = event["title"]
+        elif kind == "updated":
+            exp.fields.update(
+                {k: v for k, v in (event.get("fields") or {}).items() if k in CHECKED_FIELDS}
+            )
+        elif kind == "deleted":
+            exp.exists = False
+        elif kind == "published":
+            exp.published = (event.get("cablecast_show_id"), event.get("cablecast_vod_id"))
+    return result
+
+
+# -- judging (pure) ----------------------------------------------------------------------
+
+
+def judge(
+    expected: dict[int, Expected],
+    rows: dict[int, dict[str, Any]],
+    cache: dict[int, tuple[int, dict[str, Any] | None]] | None,
+    cablecast: CablecastView | None,
+    pending: list[str] | None,
+    now: float,
+    limits: Audit,
+) -> AuditResult:
+    """Compare promises with the stores; see the module doc for the rules."""
+    result = AuditResult(limits=limits)
+    result.checked = {"vods": len(expected), "rows": len(rows)}
+    for vod_id, exp in sorted(expected.items()):
+        row = rows.get(vod_id)
+        if not exp.exists:
+            if row is not None:
+                result.lost.append(
+                    Finding(vod_id, "deleted (204 acknowledged) but still in the database")
+                )
+        elif row is None:
+            result.lost.append(
+                Finding(vod_id, f"acknowledged (version {exp.version}) but not in the database")
+            )
+        else:
+            _check_row(result, exp, row)
+    published = {
+        vod_id
+        for vod_id, exp in expected.items()
+        if exp.exists
+        and (exp.published is not None or rows.get(vod_id, {}).get("status") == "published")
+    }
+    result.checked["published"] = len(published)
+    if cablecast is None:
+        result.notes.append("Cablecast not audited: no Cablecast URL")
+    else:
+        for vod_id in sorted(published):
+            _check_cablecast(result, vod_id, rows.get(vod_id), cablecast)
+    if cache is None:
+        result.notes.append("cache not audited: no Redis URL")
+    else:
+        result.checked["cached"] = len(cache)
+        for vod_id, (version, payload) in sorted(cache.items()):
+            _check_cache(result, vod_id, version, payload, rows.get(vod_id))
+    for vod_id, row in sorted(rows.items()):
+        if row.get("status") in IN_PROCESS or (
+            row.get("status") == "uploaded" and row.get("job_id")
+        ):
+            age = now - float(row["updated_at"])
+            if age > limits.stuck_after:
+                result.stuck.append(
+                    Finding(
+                        vod_id, f"{row['status']} for {age:.0f}s (bound {limits.stuck_after:g}s)"
+                    )
+                )
+    if pending is None:
+        result.notes.append("job stream not audited: no Redis URL")
+    else:
+        for job in pending:
+            result.stuck.append(Finding(0, f"job {job} is still pending in the consumer group"))
+    return result
+
+
+def _check_row(result: AuditResult, exp: Expected, row: dict[str, Any]) -> None:
+    vod_id = exp.id
+    if int(row["version"]) < exp.version:
+        result.lost.append(
+            Finding(
+                vod_id, f"version {row['version']} in the database < {exp.version} acknowledged"
+            )
+        )
+    for key, told in exp.fields.items():
+        if key in row and row[key] != told:
+            result.lost.append(Finding(vod_id, f"{key} is {row[key]!r}, acknowledged {told!r}"))
+    if exp.published is not None:
+        if row.get("status") != "published":
+            result.lost.append(
+                Finding(vod_id, f"told published, database says {row.get('status')}")
+            )
+        show_id, cc_vod = exp.published
+        if (row.get("cablecast_show_id"), row.get("cablecast_vod_id")) != (show_id, cc_vod):
+            result.inconsistent.append(
+                Finding(
+                    vod_id,
+                    f"Cablecast ids in the database ({row.get('cablecast_show_id')}, "
+                    f"{row.get('cablecast_vod_id')}) differ from those told ({show_id}, {cc_vod})",
+                )
+            )
+
+
+def _check_cablecast(
+    result: AuditResult, vod_id: int, row: dict[str, Any] | None, view: CablecastView
+) -> None:
+    shows = view.shows_by_vod.get(vod_id, [])
+    if not shows:
+        result.lost.append(Finding(vod_id, "published but no Cablecast show carries its marker"))
+        return
+    if len(shows) > 1:
+        result.duplicated.append(Finding(vod_id, f"{len(shows)} Cablecast shows: {sorted(shows)}"))
+    cc_vods = sorted(v for s in shows for v in view.vods_by_show.get(s, []))
+    if not cc_vods:
+        result.lost.append(Finding(vod_id, f"published but Cablecast show {shows[0]} has no VOD"))
+    elif len(cc_vods) > 1:
+        result.duplicated.append(Finding(vod_id, f"{len(cc_vods)} Cablecast VODs: {cc_vods}"))
+    if row is not None and row.get("cablecast_vod_id") not in (None, *cc_vods):
+        result.inconsistent.append(
+            Finding(
+                vod_id,
+                f"database names Cablecast VOD {row['cablecast_vod_id']}, Cablecast has {cc_vods}",
+            )
+        )
+
+
+def _check_cache(
+    result: AuditResult,
+    vod_id: int,
+    version: int,
+    payload: dict[str, Any] | None,
+    row: dict[str, Any] | None,
+) -> None:
+    if version >= TOMBSTONE_VERSION:
+        if row is not None:
+            result.inconsistent.append(
+                Finding(vod_id, "cache says deleted, the database row exists")
+            )
+        return
+    if row is None:
+        result.inconsistent.append(
+            Finding(vod_id, f"cached (version {version}) but not in the database")
+        )
+        return
+    if version != int(row["version"]):
+        result.inconsistent.append(
+            Finding(vod_id, f"cached version {version}, database version {row['version']}")
+        )
+    elif payload is not None:
+        for key in ("title", "status"):
+            if key in payload and payload[key] != row.get(key):
+                result.inconsistent.append(
+                    Finding(vod_id, f"cached {key} {payload[key]!r}, database {row.get(key)!r}")
+                )
+
+
+# -- gathering ---------------------------------------------------------------------------
+
+
+def fetch_rows(database_url: str, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The VOD rows with these ids (updated_at as epoch seconds)."""
+    try:
+        with psycopg.connect(database_url, connect_timeout=5, row_factory=dict_row) as conn:
+            cur = conn.execute(
+                "SELECT id, title, description, file_name, duration_s, size_bytes, status, "
+                "version, cablecast_show_id, cablecast_vod_id, job_id, "
+                "extract(epoch FROM updated_at)::float8 AS updated_at "
+                "FROM vods WHERE id = ANY(%s)",
+                (ids,),
+            )
+            return {int(r["id"]): dict(r) for r in cur.fetchall()}
+    except psycopg.Error as exc:
+        raise AuditError(f"database {_safe(database_url)}: {exc}") from None
+
+
+def fetch_cache(redis_url: str, ids: list[int]) -> dict[int, tuple[int, dict[str, Any] | None]]:
+    """Cached VOD entries `version|json` by id (absent keys left out)."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, decode_responses=True)
+    try:
+        values = client.mget([VOD_KEY.format(id=i) for i in ids]) if ids else []
+    except redis.RedisError as exc:
+        raise AuditError(f"redis {_safe(redis_url)}: {exc}") from None
+    finally:
+        client.close()
+    result: dict[int, tuple[int, dict[str, Any] | None]] = {}
+    for vod_id, raw in zip(ids, values, strict=True):
+        if raw is None:
+            continue
+        version, _, payload = str(raw).partition("|")
+        try:
+            result[vod_id] = (int(version), json.loads(payload) if payload else None)
+        except ValueError:
+            result[vod_id] = (-1, None)
+    return result
+
+
+def queue_names(config: Path = APP_CONFIG) -> tuple[str, str]:
+    queue = tomllib.loads(config.read_text(encoding="utf-8"))["queue"]
+    return str(queue["stream"]), str(queue["group"])
+
+
+def fetch_pending(redis_url: str) -> list[str]:
+    """Job ids delivered to a worker and not yet acknowledged, plus undelivered ones."""
+    stream, group = queue_names()
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, decode_responses=True)
+    try:
+        try:
+            entries = client.xpending_range(stream, group, min="-", max="+", count=1000)
+            groups = client.xinfo_groups(stream)
+        except redis.ResponseError:
+            return []  # no stream or group yet: nothing was ever queued
+        ids = [str(e["message_id"]) for e in entries]
+        for g in groups:
+            if g.get("name") == group and g.get("lag"):
+                ids.append(f"({g['lag']} not yet delivered)")
+        return ids
+    except redis.RedisError as exc:
+        raise AuditError(f"redis {_safe(redis_url)}: {exc}") from None
+    finally:
+        client.close()
+
+
+def fetch_cablecast(base_url: str) -> CablecastView:
+    """Marker shows and VODs per show, through the paged listing API."""
+    shows_by_vod: dict[int, list[int]] = defaultdict(list)
+    vods_by_show: dict[int, list[int]] = defaultdict(list)
+    with httpx.Client(base_url=base_url.rstrip("/"), timeout=10.0, trust_env=False) as http:
+        for show in _pages(http, "/shows", "shows", {"search": "archivist-vod"}):
+            for match in MARKER.finditer(str(show.get("comments", ""))):
+                shows_by_vod[int(match.group(1))].append(int(show["id"]))
+        for vod in _pages(http, "/vods", "vods", {}):
+            if vod.get("show") is not None:
+                vods_by_show[int(vod["show"])].append(int(vod["id"]))
+    return CablecastView(dict(shows_by_vod), dict(vods_by_show))
+
+
+def _pages(
+    http: httpx.Client, path: str, root: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in range(MAX_PAGES):
+        try:
+            response = http.get(path, params={**params, "page_size": PAGE, "offset": page * PAGE})
+            response.raise_for_status()
+            batch = response.json()[root]
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise AuditError(f"Cablecast {http.base_url}{path}: {exc}") from None
+        items.extend(batch)
+        if len(batch) < PAGE:
+            break
+    return items
+
+
+def in_process_count(database_url: str, ids: list[int]) -> int:
+    with psycopg.connect(database_url, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM vods WHERE id = ANY(%s) AND (status = ANY(%s) "
+            "OR (status = 'uploaded' AND job_id IS NOT NULL))",
+            (ids, list(IN_PROCESS)),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def drain(sources: Sources, timeout: float, run_dir: Path | None = None) -> float:
+    """Wait (at most `timeout` s) until the run's VODs are out of processing and no job is
+    pending; returns the seconds waited. Whatever is left is what the audit reports."""
+    started = time.monotonic()
+    ids = sorted(expectations(read_ledger(run_dir)).keys()) if run_dir else []
+    while time.monotonic() - started < timeout:
+        try:
+            busy = (
+                in_process_count(sources.database_url, ids) if sources.database_url and ids else 0
+            )
+            pending = fetch_pending(sources.redis_url) if sources.redis_url else []
+        except (psycopg.Error, AuditError):
+            busy, pending = 1, []  # a store still recovering: wait for it too
+        if busy == 0 and not pending:
+            break
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def run_audit(run_dir: Path, sources: Sources, limits: Audit) -> AuditResult:
+    """Gather from every available store and judge; AuditError if a store cannot be read."""
+    if sources.database_url is None:
+        raise AuditError("the audit needs the database: set DATABASE_URL")
+    expected = expectations(read_ledger(run_dir))
+    ids = sorted(expected)
+    rows = fetch_rows(sources.database_url, ids)
+    cache = fetch_cache(sources.redis_url, ids) if sources.redis_url else None
+    pending = fetch_pending(sources.redis_url) if sources.redis_url else None
+    cablecast = fetch_cablecast(sources.cablecast_url) if sources.cablecast_url else None
+    result = judge(expected, rows, cache, cablecast, pending, time.time(), limits)
+    if not expected:
+        result.notes.append("the ledger is empty: no acknowledged write to audit")
+    return result
+
+
+def _safe(url: str) -> str:
+    """A URL without its password, for messages."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)

@@ -1,0 +1,526 @@
+"""Resilience experiments as data: the schema of `config/experiments/*.toml`, validated on load.
+
+An experiment is what a person reviews (STYLE.md section 3): the load, the faults on a
+timeline, the steady-state hypothesis per phase, and the audit. Every problem is
+reported with the file and the field, e.g.
+`config/experiments/db.toml: faults[0].link "postgress" is not a proxy; known: ...`,
+so a typo never becomes a KeyError in the middle of a run.
+
+Shape (durations as "60s", "3m", "1m30s", "500ms" or a number of seconds)::
+
+    title = "Database latency: reads slow, nothing lost"
+    [load]                 locustfile, users, spawn_rate, duration, warmup, tags,
+                           exclude_tags, user_classes, options (extra Locust flags)
+    [[faults]]             link, toxic (a Toxiproxy type or "down"), attributes,
+                           stream, toxicity, at (or start), for (or duration)
+    [hypothesis]           error_rate, p95_ms, throughput: defaults for every phase
+    [hypothesis.before|during|after]   per-phase overrides
+                           recovers_within, sustained: the recovery target
+    [audit]                enabled, lost_writes, duplicates, inconsistent, stuck, stuck_after,
+                           drain
+
+Bounds are strings `"< 1%"`, `"<= 800"`, `"> 30%"`. For `throughput`, a percentage is
+relative to the before phase and a plain number is requests per second.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROXIES_FILE = REPO_ROOT / "config" / "proxies.json"
+
+DOWN = "down"
+# Toxiproxy's toxic types and their attributes (the protocol, see toxiproxy-api.md).
+TOXIC_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "latency": ("latency", "jitter"),
+    "bandwidth": ("rate",),
+    "slow_close": ("delay",),
+    "timeout": ("timeout",),
+    "reset_peer": ("timeout",),
+    "slicer": ("average_size", "size_variation", "delay"),
+    "limit_data": ("bytes",),
+}
+TOXICS = (*TOXIC_ATTRIBUTES, DOWN)
+STREAMS = ("downstream", "upstream")
+PHASES = ("before", "during", "after")
+METRICS = ("error_rate", "p95_ms", "throughput")
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+    "==": operator.eq,
+    "=": operator.eq,
+}
+_BOUND = re.compile(r"^\s*(<=|>=|==|<|>|=)\s*([0-9]*\.?[0-9]+)\s*(%?)\s*$")
+_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)\s*(ms|s|m|h)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class ExperimentError(ValueError):
+    """An experiment file is malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """`value OP limit`; `relative` means the limit is a fraction of the before phase."""
+
+    op: str
+    limit: float
+    relative: bool = False
+    text: str = ""
+
+    def holds(self, value: float, baseline: float | None = None) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        limit = self.limit
+        if self.relative:
+            if baseline is None or math.isnan(baseline):
+                return False
+            limit = self.limit * baseline
+        return _OPS[self.op](value, limit)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """What one phase must satisfy; None means "not checked"."""
+
+    error_rate: Bound | None = None
+    p95_ms: Bound | None = None
+    throughput: Bound | None = None
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    before: Tolerance
+    during: Tolerance
+    after: Tolerance
+    recovers_within: float  # s after a fault ends
+    sustained: float  # s the after-tolerance must hold to count as recovered
+
+    def phase(self, name: str) -> Tolerance:
+        return {"before": self.before, "during": self.during, "after": self.after}[name]
+
+
+@dataclass(frozen=True)
+class Fault:
+    link: str
+    toxic: str  # a Toxiproxy type or "down"
+    at: float  # s after the load starts
+    duration: float  # s
+    attributes: dict[str, Any] = field(default_factory=dict)
+    stream: str = "downstream"
+    toxicity: float = 1.0
+
+    @property
+    def end(self) -> float:
+        return self.at + self.duration
+
+    def describe(self) -> str:
+        """Human words for the fault, used as `what` in faults.jsonl."""
+        if self.toxic == DOWN:
+            return f"{self.link} down"
+        attrs = ", ".join(f"{k}={v}" for k, v in self.attributes.items())
+        extra = []
+        if self.stream != "downstream":
+            extra.append(self.stream)
+        if self.toxicity < 1.0:
+            extra.append(f"toxicity {self.toxicity:g}")
+        tail = f" ({'; '.join(extra)})" if extra else ""
+        return f"{self.toxic}{' ' + attrs if attrs else ''} on {self.link}{tail}"
+
+
+@dataclass(frozen=True)
+class Load:
+    locustfile: str
+    users: int
+    spawn_rate: float
+    duration: float  # s
+    warmup: float  # s at the start left out of the before phase
+    tags: tuple[str, ...] = ()
+    exclude_tags: tuple[str, ...] = ()
+    user_classes: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Audit:
+    enabled: bool = True
+    lost_writes: int = 0
+    duplicates: int = 0
+    inconsistent: int = 0
+    stuck: int = 0
+    stuck_after: float = 60.0  # s: a VOD in a non-terminal state older than this is stuck
+    drain: float = 30.0  # s to wait for queued jobs to finish before auditing
+
+
+@dataclass(frozen=True)
+class Experiment:
+    path: Path
+    name: str
+    title: str
+    description: str
+    load: Load
+    faults: tuple[Fault, ...]
+    hypothesis: Hypothesis
+    audit: Audit
+
+
+def known_links(proxies_file: Path = PROXIES_FILE) -> tuple[str, ...]:
+    """Proxy names from config/proxies.json: the links an experiment may break."""
+    data = json.loads(proxies_file.read_text(encoding="utf-8"))
+    return tuple(entry["name"] for entry in data)
+
+
+def parse_duration(value: Any) -> float:
+    """ "60s", "3m", "1m30s", "500ms" or a number of seconds -> seconds (ValueError if not)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{value!r} is negative")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a duration")
+    text = value.strip().lower()
+    parts = _DURATION_PART.findall(text)
+    if not parts or _DURATION_PART.sub("", text).strip():
+        raise ValueError(f'"{value}" is not a duration like "60s", "3m" or "1m30s"')
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def parse_bound(value: Any, metric: str) -> Bound:
+    """`"< 1%"` etc. -> Bound; the meaning of % depends on the metric (see module doc)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f'{value!r} is not a bound like "< 1%" or "<= 800"')
+    if isinstance(value, int | float):
+        value = f"<= {value}"
+    match = _BOUND.match(value)
+    if not match:
+        raise ValueError(f'"{value}" is not a bound like "< 1%" or "<= 800"')
+    op, number, percent = match.groups()
+    limit = float(number)
+    if metric == "error_rate":
+        if percent:
+            limit /= 100.0
+        elif limit > 1.0:
+            raise ValueError(f'"{value}" is a fraction above 1; write a percentage like "< 5%"')
+        return Bound(op, limit, text=value.strip())
+    if metric == "p95_ms":
+        if percent:
+            raise ValueError(f'"{value}": p95_ms takes milliseconds, not a percentage')
+        return Bound(op, limit, text=value.strip())
+    # throughput
+    if percent:
+        return Bound(op, limit / 100.0, relative=True, text=f"{value.strip()} of before")
+    return Bound(op, limit, text=f"{value.strip()} req/s")
+
+
+class _Reader:
+    """Field access with errors that name the file and the dotted field path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, message: str) -> ExperimentError:
+        return ExperimentError(f"{self.path}: {where}{' ' if where else ''}{message}")
+
+    def table(self, data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(_join(where, key), f"must be a table, got {_kind(value)}")
+        return value
+
+    def only(self, data: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+        for key in data:
+            if key not in allowed:
+                raise self.fail(
+                    _join(where, key), f"is not a known field; known: {', '.join(allowed)}"
+                )
+
+    def require(self, data: Mapping[str, Any], key: str, where: str) -> Any:
+        if key not in data:
+            raise self.fail(_join(where, key), "is missing")
+        return data[key]
+
+    def duration(self, data: Mapping[str, Any], key: str, where: str, default: Any = None) -> float:
+        raw = data.get(key, default)
+        if raw is None:
+            raise self.fail(_join(where, key), "is missing")
+        try:
+            return parse_duration(raw)
+        except ValueError as exc:
+            raise self.fail(_join(where, key), str(exc)) from None
+
+    def number(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        where: str,
+        default: float | None = None,
+        low: float = 0.0,
+        high: float = math.inf,
+        integer: bool = False,
+    ) -> float:
+        raw: Any = data.get(key, default)
+        if raw is None:
+            raise self.fail(_join(where, key), "is missing")
+        if (
+            isinstance(raw, bool)
+            or not isinstance(raw, int | float)
+            or (integer and not isinstance(raw, int))
+        ):
+            wanted = "an integer" if integer else "a number"
+            raise self.fail(_join(where, key), f"must be {wanted}, got {_kind(raw)}")
+        if not low <= raw <= high:
+            raise self.fail(_join(where, key), f"{raw} is outside {low:g}..{high:g}")
+        return float(raw)
+
+    def strings(self, data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+        raw = data.get(key, [])
+        if isinstance(raw, str):
+            raw = [raw]
+        if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+            raise self.fail(_join(where, key), "must be a list of strings")
+        return tuple(raw)
+
+
+def load_experiment(path: str | Path, links: tuple[str, ...] | None = None) -> Experiment:
+    """Read and validate one experiment file; ExperimentError names file and field."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ExperimentError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ExperimentError(f"{path}: not valid TOML: {exc}") from None
+    return parse_experiment(data, path, links if links is not None else known_links())
+
+
+def parse_experiment(data: dict[str, Any], path: Path, links: tuple[str, ...]) -> Experiment:
+    r = _Reader(path)
+    r.only(data, ("title", "description", "load", "faults", "hypothesis", "audit"), "")
+    title = data.get("title", path.stem)
+    if not isinstance(title, str) or not title.strip():
+        raise r.fail("title", "must be a non-empty string")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise r.fail("description", "must be a string")
+    load = _load(r, r.table(data, "load", ""))
+    raw_faults = data.get("faults", [])
+    if not isinstance(raw_faults, list) or not raw_faults:
+        raise r.fail("faults", "must be a non-empty array of tables ([[faults]])")
+    faults = tuple(_fault(r, raw, f"faults[{i}]", links) for i, raw in enumerate(raw_faults))
+    hypothesis_raw = r.table(data, "hypothesis", "")
+    audit_raw = dict(r.table(data, "audit", ""))
+    if "lost_writes" in hypothesis_raw:  # STYLE.md's spelling; it is an audit check
+        audit_raw.setdefault("lost_writes", hypothesis_raw["lost_writes"])
+        hypothesis_raw = {k: v for k, v in hypothesis_raw.items() if k != "lost_writes"}
+    hypothesis = _hypothesis(r, hypothesis_raw)
+    audit = _audit(r, audit_raw)
+    for i, fault in enumerate(faults):
+        where = f"faults[{i}]"
+        if fault.at < load.warmup:
+            raise r.fail(
+                f"{where}.at",
+                f"{fault.at:g}s starts inside the warm-up ({load.warmup:g}s); "
+                "the before phase needs steady load first",
+            )
+        if fault.end + hypothesis.sustained > load.duration:
+            raise r.fail(
+                f"{where}.for",
+                f"the fault ends at {fault.end:g}s, which leaves less than the sustained "
+                f"window ({hypothesis.sustained:g}s) of the {load.duration:g}s load "
+                "to observe recovery; shorten it or lengthen load.duration",
+            )
+    return Experiment(
+        path=path,
+        name=path.stem,
+        title=title.strip(),
+        description=description.strip(),
+        load=load,
+        faults=faults,
+        hypothesis=hypothesis,
+        audit=audit,
+    )
+
+
+def _load(r: _Reader, raw: dict[str, Any]) -> Load:
+    where = "load"
+    allowed = (
+        "locustfile",
+        "users",
+        "spawn_rate",
+        "duration",
+        "warmup",
+        "tags",
+        "exclude_tags",
+        "user_classes",
+        "options",
+    )
+    r.only(raw, allowed, where)
+    locustfile = r.require(raw, "locustfile", where)
+    if not isinstance(locustfile, str) or not locustfile.strip():
+        raise r.fail("load.locustfile", "must be a path like locustfiles/vod.py")
+    for part in locustfile.split(","):
+        if not (REPO_ROOT / part).exists() and not Path(part).exists():
+            raise r.fail("load.locustfile", f'"{part}" does not exist')
+    users = int(r.number(raw, "users", where, low=1, high=10_000, integer=True))
+    spawn_rate = float(r.number(raw, "spawn_rate", where, default=users, low=0.01))
+    duration = r.duration(raw, "duration", where)
+    warmup = r.duration(raw, "warmup", where, default="5s")
+    if duration <= warmup:
+        raise r.fail("load.duration", f"{duration:g}s must be longer than warmup {warmup:g}s")
+    options = r.table(raw, "options", where)
+    for key, value in options.items():
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", key):
+            raise r.fail(f"load.options.{key}", 'must be a Locust flag name like "stop-timeout"')
+        if not isinstance(value, str | int | float | bool):
+            raise r.fail(f"load.options.{key}", "must be a string, number or boolean")
+    return Load(
+        locustfile=locustfile,
+        users=users,
+        spawn_rate=spawn_rate,
+        duration=duration,
+        warmup=warmup,
+        tags=r.strings(raw, "tags", where),
+        exclude_tags=r.strings(raw, "exclude_tags", where),
+        user_classes=r.strings(raw, "user_classes", where),
+        options=dict(options),
+    )
+
+
+def _fault(r: _Reader, raw: Any, where: str, links: tuple[str, ...]) -> Fault:
+    if not isinstance(raw, dict):
+        raise r.fail(where, f"must be a table, got {_kind(raw)}")
+    allowed = ("link", "toxic", "attributes", "stream", "toxicity", "at", "start", "for")
+    r.only(raw, (*allowed, "duration"), where)
+    link = r.require(raw, "link", where)
+    if link not in links:
+        raise r.fail(f"{where}.link", f'"{link}" is not a proxy; known: {", ".join(links)}')
+    toxic = r.require(raw, "toxic", where)
+    if toxic not in TOXICS:
+        raise r.fail(f"{where}.toxic", f'"{toxic}" is not a toxic; known: {", ".join(TOXICS)}')
+    attributes = r.table(raw, "attributes", where)
+    known = TOXIC_ATTRIBUTES.get(toxic, ())
+    for key, value in attributes.items():
+        if key not in known:
+            choices = ", ".join(known) if known else "none (down takes no attributes)"
+            raise r.fail(
+                f"{where}.attributes.{key}", f"is not an attribute of {toxic}; known: {choices}"
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise r.fail(f"{where}.attributes.{key}", f"must be a number, got {_kind(value)}")
+    stream = raw.get("stream", "downstream")
+    if stream not in STREAMS:
+        raise r.fail(f"{where}.stream", f'"{stream}" is not a stream; known: {", ".join(STREAMS)}')
+    if toxic == DOWN and ("stream" in raw or "toxicity" in raw):
+        raise r.fail(where, "down disables the whole proxy; it takes no stream or toxicity")
+    toxicity = float(r.number(raw, "toxicity", where, default=1.0, low=0.0, high=1.0))
+    if "at" in raw and "start" in raw:
+        raise r.fail(f"{where}.start", 'give "at" or "start", not both')
+    if "for" in raw and "duration" in raw:
+        raise r.fail(f"{where}.duration", 'give "for" or "duration", not both')
+    at_key = "start" if "start" in raw else "at"
+    for_key = "duration" if "duration" in raw else "for"
+    at = r.duration(raw, at_key, where)
+    length = r.duration(raw, for_key, where)
+    if length <= 0:
+        raise r.fail(f"{where}.{for_key}", "must be longer than 0s")
+    return Fault(
+        link=link,
+        toxic=toxic,
+        at=at,
+        duration=length,
+        attributes=dict(attributes),
+        stream=stream,
+        toxicity=toxicity,
+    )
+
+
+def _tolerance(r: _Reader, raw: dict[str, Any], where: str, base: Tolerance) -> Tolerance:
+    values: dict[str, Bound | None] = {
+        "error_rate": base.error_rate,
+        "p95_ms": base.p95_ms,
+        "throughput": base.throughput,
+    }
+    for metric in METRICS:
+        if metric in raw:
+            try:
+                values[metric] = parse_bound(raw[metric], metric)
+            except ValueError as exc:
+                raise r.fail(_join(where, metric), str(exc)) from None
+    return Tolerance(**values)
+
+
+def _hypothesis(r: _Reader, raw: dict[str, Any]) -> Hypothesis:
+    where = "hypothesis"
+    r.only(raw, (*METRICS, *PHASES, "recovers_within", "sustained"), where)
+    defaults = _tolerance(r, raw, where, Tolerance())
+    phases = {}
+    for phase in PHASES:
+        sub = r.table(raw, phase, where)
+        r.only(sub, METRICS, f"{where}.{phase}")
+        phases[phase] = _tolerance(r, sub, f"{where}.{phase}", defaults)
+    if phases["before"].throughput is not None and phases["before"].throughput.relative:
+        raise r.fail(f"{where}.before.throughput", "cannot be relative to itself; give req/s")
+    recovers_within = r.duration(raw, "recovers_within", where)
+    sustained = r.duration(raw, "sustained", where, default="5s")
+    if sustained <= 0:
+        raise r.fail(f"{where}.sustained", "must be longer than 0s")
+    return Hypothesis(
+        before=phases["before"],
+        during=phases["during"],
+        after=phases["after"],
+        recovers_within=recovers_within,
+        sustained=sustained,
+    )
+
+
+def _audit(r: _Reader, raw: dict[str, Any]) -> Audit:
+    where = "audit"
+    allowed = (
+        "enabled",
+        "lost_writes",
+        "duplicates",
+        "inconsistent",
+        "stuck",
+        "stuck_after",
+        "drain",
+    )
+    r.only(raw, allowed, where)
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise r.fail("audit.enabled", "must be true or false")
+    return Audit(
+        enabled=enabled,
+        lost_writes=int(r.number(raw, "lost_writes", where, default=0, integer=True)),
+        duplicates=int(r.number(raw, "duplicates", where, default=0, integer=True)),
+        inconsistent=int(r.number(raw, "inconsistent", where, default=0, integer=True)),
+        stuck=int(r.number(raw, "stuck", where, default=0, integer=True)),
+        stuck_after=r.duration(raw, "stuck_after", where, default="60s"),
+        drain=r.duration(raw, "drain", where, default="30s"),
+    )
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )

@@ -1,0 +1,415 @@
+"""Run one experiment: load with Locust, faults on a timeline, then audit and verdict.
+
+The runner is the only process that injects faults (Locust runs as a child; its workers
+never touch the fault server). Whatever happens - success, a failed check, Ctrl-C,
+SIGTERM, an exception - every injected fault is removed before the runner returns, and a
+SIGKILLed runner leaves a journal that `python -m faults cleanup` (or the next run)
+uses to remove what it left (see faults.timeline).
+
+Target: without `--host`, a reference stack (testbed) is started on free ports and
+stopped at the end. With `--host`, the Archivist there is used, with the Toxiproxy of
+`$TOXIPROXY_URL` and, for the audit, `$DATABASE_URL` (and `$REDIS_URL` if set).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import ctypes
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from faults.audit import AuditError, AuditResult, Sources, drain, run_audit
+from faults.client import ENV_URL, FaultClient, FaultServerError
+from faults.experiment import REPO_ROOT, Experiment
+from faults.timeline import Injector, Timeline, cleanup
+from faults.verdict import Verdict, Window, evaluate
+
+START_TIMEOUT_S = 90.0  # Locust import and first spawn on a loaded 2-core box
+STOP_GRACE_S = 60.0  # after the planned duration, before Locust is stopped by force
+TICK_S = 0.1
+
+
+class RunError(Exception):
+    """The experiment could not be run (not: it ran and failed); the message says why."""
+
+
+@dataclass(frozen=True)
+class Target:
+    api_url: str
+    fault_url: str
+    cablecast_url: str | None = None
+    database_url: str | None = None
+    redis_url: str | None = None
+    external: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    audit: AuditResult | None
+    run_dir: Path
+    report: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.ok and (self.audit is None or self.audit.ok)
+
+
+def default_run_dir(experiment: Experiment) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return REPO_ROOT / "runs" / f"{stamp}-{experiment.name}"
+
+
+def external_target(host: str) -> Target:
+    """The target given by --host and the environment; RunError says what is missing."""
+    fault_url = os.environ.get(ENV_URL)
+    if not fault_url:
+        raise RunError(
+            f"--host {host} needs ${ENV_URL}: the Toxiproxy in front of that Archivist's "
+            "postgres, redis and cablecast (e.g. TOXIPROXY_URL=http://127.0.0.1:8474)"
+        )
+    return Target(
+        api_url=host.rstrip("/"),
+        fault_url=fault_url,
+        cablecast_url=os.environ.get("CABLECAST_URL") or None,
+        database_url=os.environ.get("DATABASE_URL") or None,
+        redis_url=os.environ.get("REDIS_URL") or None,
+        external=True,
+    )
+
+
+@contextmanager
+def reference_stack() -> Iterator[Target]:
+    """Start the testbed stack on free ports; always stopped on leaving."""
+    from testbed.stack import StackError, StackSettings, running_stack
+
+    state_dir = Path(tempfile.mkdtemp(prefix="loadkit-experiment-stack-"))
+    try:
+        settings = StackSettings.from_config(free_ports=True, state_dir=state_dir)
+        with running_stack(settings) as stack:
+            yield Target(
+                api_url=stack.api_url,
+                fault_url=stack.fault_url,
+                cablecast_url=stack.cablecast_url,
+                database_url=stack.database_url,
+                redis_url=stack.redis_url,
+            )
+    except StackError as exc:
+        raise RunError(f"the reference stack did not start: {exc}") from None
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def locust_command(experiment: Experiment, target: Target, run_dir: Path) -> list[str]:
+    load = experiment.load
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        load.locustfile,
+        "--headless",
+        "--host",
+        target.api_url,
+        "--users",
+        str(load.users),
+        "--spawn-rate",
+        f"{load.spawn_rate:g}",
+        "--run-time",
+        f"{round(load.duration)}s",
+        "--run-dir",
+        str(run_dir),
+        "--csv",
+        str(run_dir / "locust"),
+        "--exit-code-on-error",
+        "0",
+        "--only-summary",
+        "--stop-timeout",
+        "5",
+    ]
+    if target.cablecast_url and "cablecast-url" not in load.options:
+        # the workloads verify each publication there (locustfiles/archivist.py)
+        command += ["--cablecast-url", target.cablecast_url]
+    if load.tags:
+        command += ["--tags", *load.tags]
+    if load.exclude_tags:
+        command += ["--exclude-tags", *load.exclude_tags]
+    for key, value in load.options.items():
+        if value is True:
+            command.append(f"--{key}")
+        elif value is not False:
+            command += [f"--{key}", str(value)]
+    command += list(load.user_classes)
+    return command
+
+
+def _die_with_parent() -> None:
+    """In the Locust child: get SIGTERM when the runner dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def start_locust(command: list[str], run_dir: Path, target: Target) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["LOADKIT_RUN_DIR"] = str(run_dir)
+    log = (run_dir / "locust.log").open("wb")
+    try:
+        return subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the runner, which stops Locust cleanly
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+    finally:
+        log.close()
+
+
+def stop_locust(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    """SIGTERM (Locust writes its files and quits), then SIGKILL the group."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        if process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(wait)
+
+
+def _log_tail(run_dir: Path, lines: int = 15) -> str:
+    path = run_dir / "locust.log"
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no locust.log)"
+    return "\n".join(text[-lines:]) or "(empty)"
+
+
+def wait_for_start(process: subprocess.Popen[bytes], run_dir: Path) -> float:
+    """Epoch second the load started (meta.json `start`, written by analysis.capture)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    meta = run_dir / "meta.json"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RunError(
+                f"Locust exited with code {process.returncode} before the load started; "
+                f"last lines of {run_dir / 'locust.log'}:\n{_log_tail(run_dir)}"
+            )
+        with contextlib.suppress(OSError, ValueError):
+            start = json.loads(meta.read_text()).get("start")
+            if start:
+                return float(start)
+        time.sleep(TICK_S)
+    raise RunError(
+        f"Locust did not start the load within {START_TIMEOUT_S:g}s (no start in {meta}; "
+        "does the locustfile import analysis.capture?)"
+    )
+
+
+def current_rates(run_dir: Path) -> tuple[float, float] | None:
+    """Latest aggregated (requests/s, failures/s) from Locust's stats history CSV."""
+    path = run_dir / "locust_stats_history.csv"
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 4096))
+            tail = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(tail):
+        row = next(csv.reader([line]), [])
+        if len(row) > 5 and row[3] == "Aggregated":
+            with contextlib.suppress(ValueError):
+                return float(row[4]), float(row[5])
+    return None
+
+
+class Progress:
+    """One updating line on a terminal; a line every few seconds otherwise."""
+
+    def __init__(self, out: IO[str], total: float) -> None:
+        self.out = out
+        self.total = total
+        self.tty = out.isatty()
+        self.last = 0.0
+
+    def show(
+        self, phase: str, elapsed: float, rates: tuple[float, float] | None, active: list[str]
+    ):
+        now = time.monotonic()
+        if now - self.last < (0.5 if self.tty else 5.0):
+            return
+        self.last = now
+        rps = f"{rates[0]:6.1f} req/s {rates[1]:5.1f} fail/s" if rates else "  (no stats yet)"
+        faults = ", ".join(active) if active else "no fault"
+        line = f"{phase:<7} {elapsed:5.0f}/{self.total:.0f}s {rps} | {faults}"
+        if self.tty:
+            self.out.write("\r" + line[:160].ljust(160))
+        else:
+            self.out.write(line + "\n")
+        self.out.flush()
+
+    def say(self, text: str) -> None:
+        if self.tty:
+            self.out.write("\r" + " " * 160 + "\r")
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+def phase_at(experiment: Experiment, elapsed: float) -> str:
+    if any(f.at <= elapsed < f.end for f in experiment.faults):
+        return "during"
+    if elapsed < min(f.at for f in experiment.faults):
+        return "before"
+    return "after"
+
+
+def check_links(client: FaultClient, experiment: Experiment) -> None:
+    try:
+        proxies = client.proxies()
+    except FaultServerError as exc:
+        raise RunError(f"fault server {client.url}: {exc}") from None
+    for i, fault in enumerate(experiment.faults):
+        if fault.link not in proxies:
+            known = ", ".join(sorted(proxies)) or "none"
+            raise RunError(
+                f"{experiment.path}: faults[{i}].link {fault.link!r} is not a proxy on "
+                f"{client.url}; it has: {known}"
+            )
+
+
+def run_load(
+    experiment: Experiment, target: Target, run_dir: Path, out: IO[str]
+) -> tuple[float, float, list[Window]]:
+    """Locust plus the fault timeline; returns (load start, load end, fault windows)."""
+    with FaultClient(target.fault_url) as client:
+        check_links(client, experiment)
+        injector = Injector(client, run_dir)
+        timeline = Timeline(injector, experiment.faults)
+        progress = Progress(out, experiment.load.duration)
+        process = start_locust(locust_command(experiment, target, run_dir), run_dir, target)
+        try:
+            start = wait_for_start(process, run_dir)
+            progress.say(f"load started; faults relative to {dt.datetime.fromtimestamp(start)}")
+            deadline = start + experiment.load.duration + STOP_GRACE_S
+            while process.poll() is None:
+                elapsed = time.time() - start
+                for done in timeline.step(elapsed):
+                    progress.say(f"{elapsed:6.1f}s {done}")
+                progress.show(
+                    phase_at(experiment, elapsed),
+                    elapsed,
+                    current_rates(run_dir),
+                    timeline.active,
+                )
+                if time.time() > deadline:
+                    progress.say("Locust did not stop in time; stopping it")
+                    break
+                time.sleep(TICK_S)
+            if not timeline.finished:
+                progress.say("Locust ended before the timeline did")
+        finally:
+            # Rollback first, whatever happened; a second Ctrl-C must not cut it short.
+            previous = {
+                sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+            try:
+                problems = injector.remove_all(" (rolled back at stop)")
+                stop_locust(process)
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+            if problems:
+                raise RunError("could not remove every fault: " + "; ".join(problems))
+        progress.say(f"Locust exited with code {process.returncode}")
+        if process.returncode not in (0, None):
+            raise RunError(
+                f"Locust failed (exit code {process.returncode}); last lines of "
+                f"{run_dir / 'locust.log'}:\n{_log_tail(run_dir)}"
+            )
+        end = start + experiment.load.duration
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            end = float(json.loads((run_dir / "meta.json").read_text())["end"])
+        windows = [Window.from_json(w) for w in injector.windows]
+        return start, end, windows
+
+
+def judge(
+    experiment: Experiment, run_dir: Path, start: float, end: float, windows: list[Window]
+) -> Verdict:
+    from analysis.load import InputError, read_requests
+
+    try:
+        requests = read_requests(run_dir)
+    except InputError as exc:
+        raise RunError(str(exc)) from None
+    return evaluate(requests, windows, experiment.hypothesis, start, end, experiment.load.warmup)
+
+
+def execute(
+    experiment: Experiment,
+    run_dir: Path,
+    target: Target,
+    out: IO[str] = sys.stderr,
+    audit: bool = True,
+) -> Outcome:
+    """Run the experiment against a ready target; write verdict.json; return the outcome."""
+    for line in cleanup():
+        print(f"cleanup: {line}", file=out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if any(run_dir.iterdir()):
+        raise RunError(f"{run_dir} already holds files; give a new --run-dir")
+    (run_dir / "experiment.toml").write_bytes(experiment.path.read_bytes())
+    print(f"experiment {experiment.name}: {experiment.title}", file=out)
+    print(f"run folder {run_dir}", file=out)
+    start, end, windows = run_load(experiment, target, run_dir, out)
+    verdict = judge(experiment, run_dir, start, end, windows)
+    audit_result = None
+    if audit and experiment.audit.enabled:
+        sources = Sources(
+            database_url=target.database_url,
+            redis_url=target.redis_url,
+            cablecast_url=target.cablecast_url,
+        )
+        if target.database_url is None:
+            raise RunError(
+                "the audit needs the database: set DATABASE_URL (or run with --no-audit)"
+            )
+        waited = drain(sources, experiment.audit.drain, run_dir)
+        print(f"drained the job queue in {waited:.1f}s; auditing", file=out)
+        try:
+            audit_result = run_audit(run_dir, sources, experiment.audit)
+        except AuditError as exc:
+            raise RunError(f"audit: {exc}") from None
+    report = {
+        "experiment": experiment.name,
+        "title": experiment.title,
+        "file": str(experiment.path),
+        "run_dir": str(run_dir),
+        "target": target.api_url,
+        "load_start": start,
+        "load_end": end,
+        "windows": [w.__dict__ for w in windows],
+        "verdict": verdict.to_json(),
+        "audit": audit_result.to_json() if audit_result is not None else None,
+    }
+    outcome = Outcome(verdict, audit_result, run_dir, report)
+    report["ok"] = outcome.ok
+    (run_dir / "verdict.json").write_text(json.dumps(report, indent=2) + "\n")
+    return outcome

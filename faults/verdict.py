@@ -1,0 +1,281 @@
+"""Did the service keep its promises? Pure functions from captured requests to a verdict.
+
+Input is the requests DataFrame of a run folder (`t_start` epoch seconds, `latency_us`,
+`ok`; see analysis.capture) and the fault windows of `faults.jsonl`. Nothing here
+prints or reads files, so each step is checked on a ten-row frame.
+
+Phases: *before* runs from the end of the warm-up to the first fault; *during* is each
+disturbance; *after* starts when the recovery allowance (`recovers_within`) has passed
+and runs to the next disturbance or the end of the load. Fault windows closer together
+than `recovers_within + sustained` form one disturbance (a flapping link is one
+episode), because recovery cannot be judged in a gap shorter than that.
+
+Recovery time: from the end of a disturbance until the error rate and p95 over a
+rolling `sustained` window first satisfy the after-tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from faults.experiment import Bound, Hypothesis, Tolerance
+
+STEP_S = 0.5  # s between candidate recovery points
+TAIL_S = 1.0  # s cut from the end of the load: users are stopping, the last second is partial
+
+
+@dataclass(frozen=True)
+class Window:
+    """One fault window as recorded in faults.jsonl (epoch seconds)."""
+
+    start: float
+    end: float
+    link: str = ""
+    what: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Window:
+        return cls(
+            start=float(data["start"]),
+            end=float(data["end"]),
+            link=str(data.get("link", "")),
+            what=str(data.get("what", "")),
+        )
+
+
+@dataclass(frozen=True)
+class Episode:
+    """Overlapping or close fault windows, judged as one disturbance."""
+
+    start: float
+    end: float
+    windows: tuple[Window, ...]
+
+    @property
+    def what(self) -> str:
+        return "; ".join(dict.fromkeys(w.what for w in self.windows))
+
+
+@dataclass(frozen=True)
+class Stats:
+    requests: int
+    errors: int
+    error_rate: float  # NaN without requests
+    p95_ms: float  # NaN without requests
+    throughput: float  # requests per second
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Check:
+    metric: str
+    bound: str
+    value: float
+    ok: bool
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    phase: str  # before | during | after
+    label: str
+    start: float
+    end: float
+    stats: Stats
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    episode: int
+    what: str
+    fault_end: float
+    seconds: float | None  # None: never recovered before the load (or next fault) ended
+    limit: float
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    phases: tuple[PhaseResult, ...]
+    recoveries: tuple[Recovery, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return all(p.ok for p in self.phases) and all(r.ok for r in self.recoveries)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON (NaN becomes null) for verdict.json."""
+        data = {
+            "ok": self.ok,
+            "phases": [{**asdict(p), "ok": p.ok} for p in self.phases],
+            "recoveries": [asdict(r) for r in self.recoveries],
+            "notes": list(self.notes),
+        }
+        return _no_nan(data)
+
+
+def window_stats(requests: pd.DataFrame, start: float, end: float) -> Stats:
+    """Requests whose `t_start` lies in [start, end)."""
+    seconds = max(end - start, 0.0)
+    t = requests["t_start"].to_numpy()
+    lo, hi = np.searchsorted(t, [start, end], side="left")
+    part = requests.iloc[lo:hi]
+    n = len(part)
+    if n == 0:
+        return Stats(0, 0, math.nan, math.nan, 0.0, seconds)
+    errors = int((~part["ok"].astype(bool)).sum())
+    p95 = float(np.percentile(part["latency_us"].to_numpy() / 1000.0, 95))
+    rate = n / seconds if seconds > 0 else math.nan
+    return Stats(n, errors, errors / n, p95, rate, seconds)
+
+
+def sort_requests(requests: pd.DataFrame) -> pd.DataFrame:
+    """Requests sorted by start time (what window_stats expects)."""
+    return requests.sort_values("t_start", kind="stable").reset_index(drop=True)
+
+
+def episodes(windows: list[Window], merge_gap: float) -> list[Episode]:
+    """Merge windows that overlap or are less than `merge_gap` seconds apart."""
+    result: list[Episode] = []
+    for w in sorted(windows, key=lambda w: (w.start, w.end)):
+        if result and w.start - result[-1].end < merge_gap:
+            last = result[-1]
+            result[-1] = Episode(last.start, max(last.end, w.end), (*last.windows, w))
+        else:
+            result.append(Episode(w.start, w.end, (w,)))
+    return result
+
+
+def check_phase(stats: Stats, tolerance: Tolerance, before: Stats | None) -> tuple[Check, ...]:
+    """The tolerance's bounds applied to one phase's stats (unchecked metrics are skipped)."""
+    checks = []
+    pairs: list[tuple[str, Bound | None, float, float | None]] = [
+        ("error_rate", tolerance.error_rate, stats.error_rate, None),
+        ("p95_ms", tolerance.p95_ms, stats.p95_ms, None),
+        (
+            "throughput",
+            tolerance.throughput,
+            stats.throughput,
+            before.throughput if before is not None else None,
+        ),
+    ]
+    for metric, bound, value, baseline in pairs:
+        if bound is not None:
+            checks.append(Check(metric, str(bound), value, bound.holds(value, baseline)))
+    return tuple(checks)
+
+
+def within(stats: Stats, tolerance: Tolerance, before: Stats | None) -> bool:
+    return stats.requests > 0 and all(c.ok for c in check_phase(stats, tolerance, before))
+
+
+def recovery_time(
+    requests: pd.DataFrame,
+    fault_end: float,
+    horizon: float,
+    tolerance: Tolerance,
+    sustained: float,
+    before: Stats | None = None,
+    step: float = STEP_S,
+) -> float | None:
+    """Seconds from `fault_end` until a `sustained` window first meets `tolerance`.
+
+    Candidate windows start every `step` s and must end by `horizon`; None when none
+    qualifies (the service did not recover within the observed time).
+    """
+    candidate = fault_end
+    while candidate + sustained <= horizon + 1e-9:
+        stats = window_stats(requests, candidate, candidate + sustained)
+        if within(stats, tolerance, before):
+            return round(candidate - fault_end, 3)
+        candidate += step
+    return None
+
+
+def evaluate(
+    requests: pd.DataFrame,
+    windows: list[Window],
+    hypothesis: Hypothesis,
+    load_start: float,
+    load_end: float,
+    warmup: float,
+) -> Verdict:
+    """Every phase checked against the hypothesis, and the recovery of every disturbance."""
+    requests = sort_requests(requests)
+    end = load_end - TAIL_S
+    notes: list[str] = []
+    groups = episodes(windows, hypothesis.recovers_within + hypothesis.sustained)
+    if not groups:
+        notes.append("no fault window was recorded: nothing was injected")
+    first = groups[0].start if groups else end
+    before_stats = window_stats(requests, load_start + warmup, first)
+    phases = [
+        PhaseResult(
+            "before",
+            "before",
+            load_start + warmup,
+            first,
+            before_stats,
+            check_phase(before_stats, hypothesis.before, None),
+        )
+    ]
+    recoveries = []
+    for i, episode in enumerate(groups):
+        during = window_stats(requests, episode.start, episode.end)
+        phases.append(
+            PhaseResult(
+                "during",
+                f"during #{i + 1}: {episode.what}",
+                episode.start,
+                episode.end,
+                during,
+                check_phase(during, hypothesis.during, before_stats),
+            )
+        )
+        horizon = groups[i + 1].start if i + 1 < len(groups) else end
+        seconds = recovery_time(
+            requests, episode.end, horizon, hypothesis.after, hypothesis.sustained, before_stats
+        )
+        ok = seconds is not None and seconds <= hypothesis.recovers_within
+        recoveries.append(
+            Recovery(i + 1, episode.what, episode.end, seconds, hypothesis.recovers_within, ok)
+        )
+        after_start = episode.end + hypothesis.recovers_within
+        if horizon - after_start < hypothesis.sustained:
+            notes.append(
+                f"after #{i + 1}: only {max(horizon - after_start, 0):.1f}s between the "
+                "recovery allowance and the next fault or the end; after phase not checked"
+            )
+            continue
+        after = window_stats(requests, after_start, horizon)
+        phases.append(
+            PhaseResult(
+                "after",
+                f"after #{i + 1}",
+                after_start,
+                horizon,
+                after,
+                check_phase(after, hypothesis.after, before_stats),
+            )
+        )
+    return Verdict(tuple(phases), tuple(recoveries), tuple(notes))
+
+
+def _no_nan(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    return value
