@@ -16,9 +16,9 @@ import pandas as pd
 
 from analysis import charts
 from analysis.baseline import DEFAULT_ROOT, load_baseline, save_baseline
-from analysis.compare import compare_runs
-from analysis.config import load_config
-from analysis.gate import evaluate, passed
+from analysis.compare import DEFAULT_METRICS, compare_runs
+from analysis.config import GateConfig, load_config
+from analysis.gate import evaluate, gate_metrics, passed
 from analysis.history import HISTORY_METRICS, change_points, collect
 from analysis.html import render_report
 from analysis.junit import gate_junit
@@ -45,6 +45,14 @@ def _write(path: Path, text: str) -> None:
         path.write_text(text)
     except OSError as exc:
         raise InputError(f"{path}: cannot write ({exc.strerror})") from exc
+
+
+def _changes(base: Run | None, run: Run, config: GateConfig) -> pd.DataFrame | None:
+    """One comparison with every metric the report shows and the gate needs."""
+    if base is None:
+        return None
+    metrics = tuple(dict.fromkeys((*DEFAULT_METRICS, *gate_metrics(config))))
+    return compare_runs(base, run, config.settings, metrics)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -77,7 +85,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     base = _baseline(args.baseline, args.root) if args.baseline else None
     run = load_run(args.run)
-    checks = evaluate(run, config, base)
+    changes = _changes(base, run, config) if args.report else None
+    checks = evaluate(run, config, base, changes)
     ok = passed(checks)
     summary = summarise(run.samples, run.duration_s)
     md = gate_markdown(f"Performance gate: {args.run}", summary, checks, ok, args.baseline)
@@ -88,7 +97,6 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if args.junit:
         _write(args.junit, gate_junit(checks))
     if args.report:
-        changes = compare_runs(base, run, config.settings) if base is not None else None
         _write(args.report, render_report(run, summary, checks, base, changes))
     return 0 if ok else 1
 
@@ -97,8 +105,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     run = load_run(args.run)
     base = _baseline(args.baseline, args.root) if args.baseline else None
-    changes = compare_runs(base, run, config.settings) if base is not None else None
-    checks = evaluate(run, config, base)
+    changes = _changes(base, run, config)
+    checks = evaluate(run, config, base, changes)
     out = args.out or Path(args.run) / "report.html"
     html = render_report(run, summarise(run.samples, run.duration_s), checks, base, changes)
     _write(out, html)

@@ -58,6 +58,13 @@ def bin_index(latency_ms: np.ndarray) -> np.ndarray:
     return np.clip(idx, 0, N_BINS - 1)
 
 
+def _dense_ids(values: np.ndarray) -> np.ndarray:
+    """Map integer labels to 0..k-1 in O(n) (labels span a small range: seconds, bins)."""
+    shifted = values - values.min()
+    present = np.bincount(shifted) > 0
+    return (np.cumsum(present) - 1)[shifted]
+
+
 def block_weights(rng: np.random.Generator, n_blocks: int, resamples: int) -> np.ndarray:
     """(resamples x n_blocks) counts: how often each block is drawn in each replicate."""
     draws = rng.integers(0, n_blocks, size=(resamples, n_blocks))
@@ -78,10 +85,12 @@ def bootstrap_quantiles(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Block-bootstrap replicates of the quantiles: array (resamples x len(qs))."""
-    blocks = np.floor(t / block_s).astype(np.int64)
-    _, block_id = np.unique(blocks, return_inverse=True)
+    block_id = _dense_ids(np.floor(t / block_s).astype(np.int64))
     bins = bin_index(latency_ms)
-    used, bin_id = np.unique(bins, return_inverse=True)
+    used = np.flatnonzero(np.bincount(bins, minlength=N_BINS))
+    lookup = np.zeros(N_BINS, dtype=np.int64)
+    lookup[used] = np.arange(len(used))
+    bin_id = lookup[bins]
     n_blocks, n_used = int(block_id.max()) + 1, len(used)
     hist = np.bincount(block_id * n_used + bin_id, minlength=n_blocks * n_used)
     hist = hist.reshape(n_blocks, n_used).astype(np.float64)
@@ -202,7 +211,14 @@ def _latency_changes(
 def _enough(base: pd.DataFrame, cur: pd.DataFrame, settings: Settings) -> bool:
     if min(len(base), len(cur)) < settings.min_samples:
         return False
-    nblocks = [len(np.unique(np.floor(f["t"].to_numpy() / settings.block_s))) for f in (base, cur)]
+    nblocks = [
+        int(
+            np.count_nonzero(
+                np.bincount(np.floor(f["t"].to_numpy() / settings.block_s).astype(np.int64))
+            )
+        )
+        for f in (base, cur)
+    ]
     return min(nblocks) >= settings.min_blocks
 
 

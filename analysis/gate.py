@@ -84,13 +84,24 @@ def absolute_checks(run: Run, config: GateConfig) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
 
-def relative_checks(baseline: Run, run: Run, config: GateConfig) -> pd.DataFrame:
-    """Every relative rule against the baseline: overall, and per name for per_name rules."""
-    rules = [*config.relative_overall, *config.relative_per_name]
-    if not rules:
+def gate_metrics(config: GateConfig) -> tuple[str, ...]:
+    """Metrics the relative rules need from a comparison."""
+    return tuple(sorted({r.metric for r in (*config.relative_overall, *config.relative_per_name)}))
+
+
+def relative_checks(
+    baseline: Run, run: Run, config: GateConfig, changes: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Every relative rule against the baseline: overall, and per name for per_name rules.
+
+    ``changes`` (from :func:`compare_runs` with the same settings) is reused when it holds
+    every metric needed, so a report and the gate bootstrap only once.
+    """
+    metrics = gate_metrics(config)
+    if not metrics:
         return pd.DataFrame(columns=CHECK_COLUMNS)
-    metrics = tuple(sorted({r.metric for r in rules}))
-    changes = compare_runs(baseline, run, config.settings, metrics)
+    if changes is None or not set(metrics) <= set(changes["metric"]):
+        changes = compare_runs(baseline, run, config.settings, metrics)
     rows = []
     scoped = [(OVERALL, r) for r in config.relative_overall]
     names = sorted(set(changes["name"]) - {OVERALL})
@@ -98,7 +109,7 @@ def relative_checks(baseline: Run, run: Run, config: GateConfig) -> pd.DataFrame
     # A name the baseline saw often but this run never called means a broken workload.
     seen = baseline.counts.groupby("name")["n"].sum()
     seen = seen[seen >= config.settings.min_samples]
-    missing = sorted(set(seen.index) - set(run.samples["name"]))
+    missing = sorted(set(seen.index) - set(run.samples["name"].unique()))
     indexed = changes.set_index(["name", "metric"])
     for scope, rule in scoped:
         c = indexed.loc[(scope, rule.metric)]
@@ -134,11 +145,16 @@ def relative_checks(baseline: Run, run: Run, config: GateConfig) -> pd.DataFrame
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
 
-def evaluate(run: Run, config: GateConfig, baseline: Run | None = None) -> pd.DataFrame:
+def evaluate(
+    run: Run,
+    config: GateConfig,
+    baseline: Run | None = None,
+    changes: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """All checks of the gate as one frame; the gate passes when no status is "fail"."""
     frames = [absolute_checks(run, config)]
     if baseline is not None:
-        frames.append(relative_checks(baseline, run, config))
+        frames.append(relative_checks(baseline, run, config, changes))
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame(columns=CHECK_COLUMNS)

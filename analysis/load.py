@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 REQUIRED = ("t_start", "name", "latency_us", "ok")
-COLUMNS = (*REQUIRED, "type", "error", "size", "pid", "worker", "intended_start")
+COLUMNS = (*REQUIRED, "error", "intended_start")  # what the analysis reads
 
 
 class InputError(Exception):
@@ -56,17 +56,18 @@ def read_requests(run_dir: Path) -> pd.DataFrame:
     tables = []
     for part in parts:
         try:
-            table = pq.read_table(part)
+            schema = pq.read_schema(part)
+            missing = [c for c in REQUIRED if c not in schema.names]
+            if missing:
+                raise InputError(f"{part}: missing columns {', '.join(missing)}")
+            table = pq.read_table(part, columns=[c for c in COLUMNS if c in schema.names])
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{part}: not a readable Parquet file ({exc})") from exc
-        missing = [c for c in REQUIRED if c not in table.column_names]
-        if missing:
-            raise InputError(f"{part}: missing columns {', '.join(missing)}")
-        if "name" in table.column_names and pa.types.is_dictionary(table.schema.field("name").type):
+        if not pa.types.is_dictionary(table.schema.field("name").type):
             table = table.set_column(
-                table.schema.get_field_index("name"), "name", table["name"].cast(pa.string())
+                table.schema.get_field_index("name"), "name", table["name"].dictionary_encode()
             )
-        tables.append(table.select([c for c in COLUMNS if c in table.column_names]))
+        tables.append(table)
     try:
         df = pa.concat_tables(tables, promote_options="default").to_pandas()
     except pa.ArrowException as exc:
@@ -130,7 +131,7 @@ def to_samples(requests: pd.DataFrame, t0: float) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "t": t_start - t0,
-            "name": requests["name"].astype(str).to_numpy(),
+            "name": requests["name"].astype("category").array,
             "latency_ms": latency_ms,
             "corrected_ms": np.maximum(corrected, latency_ms),
             "has_intended": ~np.isnan(intended),
