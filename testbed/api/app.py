@@ -3,7 +3,6 @@ that connects the pool, Redis and Cablecast, migrates and seeds users."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from testbed.api import db
+from testbed.api.bounded import bounded
 from testbed.api.cache import ShowCache, VodCache, make_redis
 from testbed.api.deps import Deps
 from testbed.api.errors import error_response, handlers
@@ -49,17 +49,19 @@ class Deadline:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        started = expired = False
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if expired:
+                return  # we already answered 503; the late work is being cancelled
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            async with asyncio.timeout(self.seconds):
-                await self.app(scope, receive, tracking_send)
+            await bounded(self.app(scope, receive, tracking_send), self.seconds)
         except TimeoutError:
+            expired = True
             log.warning(
                 "%s %s: over the %.1fs deadline", scope["method"], scope["path"], self.seconds
             )

@@ -16,7 +16,8 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from testbed.api.settings import WorkerSettings
@@ -60,9 +61,8 @@ async def publish(
     """Publish with back-off; raises CablecastError when attempts run out or it is a 4xx."""
     retrying = AsyncRetrying(
         stop=stop_after_attempt(settings.publish_attempts),
-        wait=wait_exponential_jitter(
-            initial=settings.backoff_initial_s, max=settings.backoff_max_s, jitter=0.1
-        ),
+        wait=wait_exponential(multiplier=settings.backoff_initial_s, max=settings.backoff_max_s)
+        + wait_random(0, settings.backoff_initial_s),
         retry=retry_if_exception(_retryable),
         before_sleep=on_retry,
         reraise=True,

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from testbed.api.bounded import bounded
 from testbed.api.deps import Deps, deps
 
 CHECK_TIMEOUT_S = 2.0
 
 
-async def _timed(probe: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+async def _timed(probe: Callable[[], Coroutine[Any, Any, Any]]) -> dict[str, Any]:
     start = time.perf_counter()
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT_S):
-            await probe()
+        await bounded(probe(), CHECK_TIMEOUT_S)
         result: dict[str, Any] = {"ok": True}
     except Exception as exc:  # any failure of a probe is the answer, not an error
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
@@ -32,10 +32,14 @@ async def _database(d: Deps) -> None:
         await conn.execute("SELECT 1")
 
 
+async def _redis(d: Deps) -> None:
+    await d.redis.ping()
+
+
 async def health(request: Request) -> Response:
     d = deps(request)
     database, redis_, cablecast = await asyncio.gather(
-        _timed(lambda: _database(d)), _timed(d.redis.ping), _timed(d.cablecast.system_info)
+        _timed(lambda: _database(d)), _timed(lambda: _redis(d)), _timed(d.cablecast.system_info)
     )
     checks = {"database": database, "redis": redis_, "cablecast": cablecast}
     ok = all(c["ok"] for c in checks.values())
