@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup test lint bench demo up clean
+.PHONY: setup test lint bench demo up clean experiment resilience
 
 setup: $(STAMP)
 
@@ -27,6 +27,15 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m faults.demo
+
+# One resilience experiment: make experiment NAME=postgres-down (config/experiments/NAME.toml)
+experiment: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make experiment NAME=<one of: $$(ls config/experiments | sed 's/\.toml$$//' | tr '\n' ' ')>"; exit 2; }
+	$(BIN)/python -m faults run config/experiments/$(NAME).toml
+
+# The whole catalogue on one stack (bounded: 30 min), then runs/resilience-*/scorecard.{md,png}
+resilience: $(STAMP)
+	$(BIN)/python -m faults resilience --budget 30m
 
 up: $(STAMP)
 	$(BIN)/python -m testbed up

@@ -339,12 +339,14 @@ def parse_experiment(data: dict[str, Any], path: Path, links: tuple[str, ...]) -
                 f"{fault.at:g}s starts inside the warm-up ({load.warmup:g}s); "
                 "the before phase needs steady load first",
             )
-        if fault.end + hypothesis.sustained > load.duration:
+        observed = fault.end + hypothesis.recovers_within + hypothesis.sustained
+        if observed > load.duration - 1:
             raise r.fail(
                 f"{where}.for",
-                f"the fault ends at {fault.end:g}s, which leaves less than the sustained "
-                f"window ({hypothesis.sustained:g}s) of the {load.duration:g}s load "
-                "to observe recovery; shorten it or lengthen load.duration",
+                f"the fault ends at {fault.end:g}s; with recovers_within "
+                f"{hypothesis.recovers_within:g}s and sustained {hypothesis.sustained:g}s the "
+                f"after phase needs the load to run until {observed + 1:g}s, but "
+                f"load.duration is {load.duration:g}s; shorten the fault or lengthen the load",
             )
     return Experiment(
         path=path,

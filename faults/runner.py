@@ -31,6 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from faults.audit import AuditError, AuditResult, Sources, drain, run_audit
 from faults.client import ENV_URL, FaultClient, FaultServerError
 from faults.experiment import REPO_ROOT, Experiment
@@ -40,6 +44,7 @@ from faults.verdict import Verdict, Window, evaluate
 START_TIMEOUT_S = 90.0  # Locust import and first spawn on a loaded 2-core box
 STOP_GRACE_S = 60.0  # after the planned duration, before Locust is stopped by force
 TICK_S = 0.1
+WORKFLOW_TYPE = "WORKFLOW"  # locustfiles/archivist.py: a timed sequence of requests
 
 
 class RunError(Exception):
@@ -350,15 +355,33 @@ def run_load(
         return start, end, windows
 
 
+def read_requests(run_dir: Path) -> pd.DataFrame:
+    """HTTP requests of a run (composite WORKFLOW entries left out: their steps are in).
+
+    Read here rather than with analysis.load because the verdict needs the request type.
+    """
+    parts = sorted(run_dir.glob("requests-*.parquet"))
+    if not parts:
+        raise RunError(
+            f"{run_dir}: no requests-*.parquet (did the locustfile load analysis.capture?)"
+        )
+    columns = ["t_start", "type", "name", "latency_us", "ok", "error"]
+    try:
+        frames = [pq.read_table(p, columns=columns).to_pandas() for p in parts]
+    except (pa.ArrowException, OSError) as exc:
+        raise RunError(f"{run_dir}: unreadable request files: {exc}") from None
+    df = pd.concat(frames, ignore_index=True)
+    df["type"] = df["type"].astype(str)
+    df["name"] = df["name"].astype(str)
+    return df[df["type"] != WORKFLOW_TYPE].reset_index(drop=True)
+
+
 def judge(
     experiment: Experiment, run_dir: Path, start: float, end: float, windows: list[Window]
 ) -> Verdict:
-    from analysis.load import InputError, read_requests
-
-    try:
-        requests = read_requests(run_dir)
-    except InputError as exc:
-        raise RunError(str(exc)) from None
+    requests = read_requests(run_dir)
+    if requests.empty:
+        raise RunError(f"{run_dir}: the load made no HTTP request")
     return evaluate(requests, windows, experiment.hypothesis, start, end, experiment.load.warmup)
 
 
