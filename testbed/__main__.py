@@ -28,8 +28,11 @@ environment: DATABASE_URL, REDIS_URL and TOXIPROXY_URL name servers that already
 """
 
 
-class _Stop(Exception):
-    """Raised from a signal handler to abandon a start-up in progress."""
+class _Stop(BaseException):
+    """Raised from a signal handler to abandon a start-up in progress.
+
+    A BaseException, like KeyboardInterrupt, so no `except Exception` on the way swallows it.
+    """
 
 
 def build_parser() -> argparse.ArgumentParser:

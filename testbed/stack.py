@@ -84,6 +84,7 @@ class Stack:
         self._watchdog: threading.Thread | None = None
         self._faults: FaultClient | None = None
         self.app_env: dict[str, str] = {}
+        self._proxies: list[dict[str, object]] = []
 
     # -- public --------------------------------------------------------------------
 
@@ -132,6 +133,14 @@ class Stack:
         part.process.stop()
         self.start(name, env)
 
+    def reset_faults(self) -> None:
+        """No toxics, every proxy enabled and pointing where this stack put it.
+
+        Toxiproxy's /reset alone would keep a proxy a test deleted or re-pointed.
+        """
+        self.faults.reset()
+        self.faults.populate(self._proxies)
+
     def app_parts_needing_reset(self) -> list[str]:
         """App processes that are down or run with a test's env: what `clean_faults` redoes."""
         return [
@@ -177,7 +186,8 @@ class Stack:
         started = time.monotonic()
         settings = self.settings
         check_ports_free(settings.host, settings.wanted_ports())
-        proxies = self._proxy_config()  # bad proxies.json: fail before starting anything
+        # A bad proxies.json fails here, before anything has started.
+        proxies = self._proxies = self._proxy_config()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         _live_stacks.add(self)
         try:
@@ -418,7 +428,10 @@ class Stack:
     def _write_pids(self) -> None:
         path = self.state_dir / "pids.json"
         if not self.stopped.is_set():
-            path.write_text(json.dumps(self.pids(), indent=1) + "\n")
+            # Write-then-rename: a reader (status, tests) never sees half a file.
+            partial = path.with_suffix(".json.tmp")
+            partial.write_text(json.dumps(self.pids(), indent=1) + "\n")
+            partial.replace(path)
 
     def _watch(self) -> None:
         while not self.stopped.wait(WATCH_INTERVAL):

@@ -35,6 +35,6 @@ def clean_faults(stack: Stack) -> Iterator[Stack]:
     yield stack
     if stack.stopped.is_set():
         pytest.fail(f"the session stack went down during the test: {stack.failure}")
-    stack.faults.reset()
+    stack.reset_faults()
     for name in stack.app_parts_needing_reset():
         stack.restart(name)
