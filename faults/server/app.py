@@ -101,7 +101,8 @@ async def serve(
 
 
 def print_ready(host: str, port: int) -> None:
-    print(f"listening on http://{host}:{port}", flush=True)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"listening on http://{shown}:{port}", flush=True)
 
 
 async def main_async(options: Options) -> int:

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.faults.server.conftest import EchoServer
-from tests.faults.server.tcp import connect, round_trip
+from tests.faults.server.tcp import connect, recv_exactly, round_trip
 
 
 def assert_closed(sock: socket.socket) -> None:
@@ -106,6 +106,18 @@ def test_update_keeps_omitted_fields_and_moves_on_new_listen(
     with connect(moved.json()["listen"]) as again:
         round_trip(again, b"after")
     error(api.patch("/proxies/nope", json={}), 404, "proxy not found")
+
+
+def test_new_upstream_restarts_on_the_same_listen(
+    api: httpx.Client, proxy: dict[str, object], echo: EchoServer, greeter: EchoServer
+) -> None:
+    old = connect(proxy["listen"])
+    round_trip(old, b"old upstream")
+    body = api.patch("/proxies/echo", json={"upstream": greeter.address}).json()
+    assert body == {**proxy, "upstream": greeter.address}
+    assert_closed(old)
+    with connect(proxy["listen"]) as sock:
+        assert recv_exactly(sock, 6) == b"hello\n"  # the greeter answers now
 
 
 def test_disable_closes_connections_and_refuses_new_ones(
