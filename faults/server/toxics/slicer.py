@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from faults.server.pipeline import Chunk, Stub
 from faults.server.toxics.registry import attr, toxic
+
+YIELD_EVERY = 256
 
 
 @toxic("slicer")
@@ -24,12 +27,14 @@ class Slicer:
         while (chunk := await stub.next()) is not None:
             data = chunk.data
             when = stub.now()
-            first = True
+            pieces = 0
             while data:
                 size = self.piece_size(stub)
                 piece, data = data[:size], data[size:]
-                if not first:
+                if pieces:
                     when += self.delay / 1e6
-                first = False
+                pieces += 1
                 rest = Chunk(data, chunk.read_at) if data else None
                 await stub.send_at(Chunk(piece, chunk.read_at), when, rest)
+                if not pieces % YIELD_EVERY:
+                    await asyncio.sleep(0)  # tiny pieces, no delay: let the loop breathe

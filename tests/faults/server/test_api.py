@@ -134,6 +134,17 @@ def test_disable_closes_connections_and_refuses_new_ones(
         round_trip(again, b"back")
 
 
+def test_unreachable_upstream_closes_the_client(api: httpx.Client) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))  # bound, never listening: connects are refused
+        body = api.post(
+            "/proxies", json={"name": "dead", "upstream": f"127.0.0.1:{unused.getsockname()[1]}"}
+        )
+        with connect(body.json()["listen"]) as sock:
+            sock.settimeout(5)
+            assert sock.recv(10) == b""
+
+
 def test_toxic_crud_defaults_and_order(api: httpx.Client, proxy: dict[str, object]) -> None:
     created = api.post(
         "/proxies/echo/toxics", json={"type": "latency", "attributes": {"latency": 5, "x": 1}}

@@ -70,8 +70,9 @@ def test_config_file_creates_proxies_at_start(tmp_path: Path, echo: EchoServer) 
         assert set(proxies) == {"echo"} and proxies["echo"]["enabled"] is True
         with connect(proxies["echo"]["listen"]) as sock:
             round_trip(sock, b"configured")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+            assert sock.recv(10) == b""  # open connections are closed on the way out
 
 
 @pytest.mark.parametrize(
