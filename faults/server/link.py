@@ -124,6 +124,8 @@ class Direction:
             for s in self.stages
             if s.entry.name not in names
         )
+        for name in [n for n in self.toxic_state if n not in names]:
+            del self.toxic_state[name]  # a toxic added again later starts afresh
         self.applied = {e.name: self.draw_rng.random() < e.toxicity for e in entries}
         active = [e for e in entries if self.applied[e.name]]
         in_flight = self._stop_stages()

@@ -101,6 +101,30 @@ def test_limit_data_forwards_that_many_bytes_then_closes(
         assert read_until_closed(sock) == b"d" * 1000
 
 
+def test_limit_data_count_survives_a_chain_change(api: httpx.Client, echo: EchoServer) -> None:
+    listen = add_proxy(api, "ld", echo.address)
+    add_toxic(api, "ld", "limit_data", "downstream", bytes=10)
+    with connect(listen) as sock:
+        round_trip(sock, b"12345")
+        add_toxic(api, "ld", "latency", "upstream", latency=1)  # chain rebuilt twice
+        api.delete("/proxies/ld/toxics/latency_upstream")
+        round_trip(sock, b"678")
+        sock.sendall(b"abcd")
+        assert read_until_closed(sock) == b"ab"  # 5 + 3 + 2 = 10
+
+
+def test_limit_data_added_again_counts_afresh(api: httpx.Client, echo: EchoServer) -> None:
+    listen = add_proxy(api, "ld", echo.address)
+    add_toxic(api, "ld", "limit_data", "downstream", bytes=10)
+    with connect(listen) as sock:
+        round_trip(sock, b"12345678")
+        api.delete("/proxies/ld/toxics/limit_data_downstream")
+        add_toxic(api, "ld", "limit_data", "downstream", bytes=10)
+        round_trip(sock, b"abcdefgh")
+        sock.sendall(b"ijkl")
+        assert read_until_closed(sock) == b"ij"
+
+
 @pytest.mark.parametrize("stream", ["upstream", "downstream"])
 def test_reset_peer_resets_the_client(api: httpx.Client, echo: EchoServer, stream: str) -> None:
     listen = add_proxy(api, "rp", echo.address)
