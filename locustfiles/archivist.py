@@ -436,11 +436,17 @@ class ApiClient:
     # -- explicit sessions, for the auth workflows --
 
     def open_session(
-        self, username: str, password: str | None = None, expect: Iterable[int] = (200,)
+        self,
+        username: str,
+        password: str | None = None,
+        expect: Iterable[int] = (200,),
+        name: str | None = None,
     ) -> Reply:
         """A login that does not replace this person's own session."""
         creds = {"username": username, "password": password or workload().accounts.password}
-        return self.send("login", json_body=creds, authed=False, expect=expect, code=_code(expect))
+        return self.send(
+            "login", json_body=creds, authed=False, expect=expect, code=_code(expect), name=name
+        )
 
     def as_bearer(
         self, route_key: str, token: str, expect: Iterable[int] = (200,), **kw: Any
@@ -622,7 +628,8 @@ class ArchivistUser(FastHttpUser):
     @property
     def cablecast_url(self) -> str:
         opts = self.environment.parsed_options
-        return getattr(opts, "cablecast_url", "") or target.default_cablecast_url()
+        chosen = getattr(opts, "cablecast_url", "")
+        return chosen or target.default_cablecast_url(target.stack_config_of(self.environment))
 
     @contextmanager
     def workflow(self, name: str) -> Iterator[None]:

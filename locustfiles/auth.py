@@ -28,6 +28,7 @@ class SessionUser(ArchivistUser):
     """Someone who logs in, looks at their profile, refreshes, and logs out."""
 
     wait_time = between(AUTH_CFG["wait_min_s"], AUTH_CFG["wait_max_s"])
+    weight = 4
 
     @tag(AUTH)
     @task(4)
@@ -102,7 +103,8 @@ class WrongPassword(ArchivistUser):
     @tag(AUTH)
     @task
     def mistype_then_login(self) -> None:
-        self.api.open_session(self.username, "not-" + ACCOUNTS.password, expect=(401,))
+        wrong = "not-" + ACCOUNTS.password
+        self.api.open_session(self.username, wrong, expect=(401,), name="login (wrong password)")
         self.api.open_session(self.username)
 
 
@@ -120,6 +122,7 @@ class LockedOut(ArchivistUser):
     def guess_until_locked(self) -> None:
         wrong = "guess-" + secrets.token_hex(4)
         for _ in range(ACCOUNTS.max_failed_logins):  # 401 until the limit (429 if already)
-            self.api.open_session(self.username, wrong, expect=(401, 429))
-        self.api.open_session(self.username, wrong, expect=(429,))
-        self.api.open_session(self.username, expect=(429,))  # even the right password
+            self.api.open_session(self.username, wrong, expect=(401, 429), name="login (guess)")
+        self.api.open_session(self.username, wrong, expect=(429,), name="login (locked out)")
+        # Even the right password is refused while the lock-out lasts.
+        self.api.open_session(self.username, expect=(429,), name="login (locked, right password)")

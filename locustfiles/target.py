@@ -34,6 +34,13 @@ _started: subprocess.Popen[bytes] | None = None
 
 def add_arguments(parser: Any) -> None:
     parser.add_argument(
+        "--stack-config",
+        default=str(STACK_TOML),
+        include_in_web_ui=False,
+        help="Stack TOML whose API and Cablecast ports are the default target "
+        "(default config/stack.toml)",
+    )
+    parser.add_argument(
         "--start-stack",
         action="store_true",
         default=False,
@@ -43,19 +50,26 @@ def add_arguments(parser: Any) -> None:
     )
 
 
-def stack_ports() -> dict[str, Any]:
-    data = tomllib.loads(STACK_TOML.read_text())
-    return {"host": data.get("host", "127.0.0.1"), **data.get("ports", {})}
+def stack_ports(path: Path = STACK_TOML) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+        return {"host": data.get("host", "127.0.0.1"), **data["ports"]}
+    except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
+        raise SystemExit(f"error: {path}: cannot read the stack's [ports]: {exc}") from None
 
 
-def default_api_url() -> str:
-    ports = stack_ports()
+def default_api_url(path: Path = STACK_TOML) -> str:
+    ports = stack_ports(path)
     return f"http://{ports['host']}:{ports['api']}"
 
 
-def default_cablecast_url() -> str:
-    ports = stack_ports()
+def default_cablecast_url(path: Path = STACK_TOML) -> str:
+    ports = stack_ports(path)
     return f"http://{ports['host']}:{ports['cablecast']}/CablecastAPI/v1"
+
+
+def stack_config_of(environment: Environment) -> Path:
+    return Path(getattr(environment.parsed_options, "stack_config", "") or STACK_TOML)
 
 
 def answers(url: str, timeout: float = 2.0) -> bool:
@@ -101,7 +115,7 @@ def _default_host(environment: Environment, **_: Any) -> None:
     global _started
     if environment.host:
         return
-    environment.host = default_api_url()
+    environment.host = default_api_url(stack_config_of(environment))
     if environment.parsed_options is not None:
         environment.parsed_options.host = environment.host
     if isinstance(environment.runner, WorkerRunner) or answers(environment.host + HEALTH_PATH):

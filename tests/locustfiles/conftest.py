@@ -1,0 +1,81 @@
+"""Running Locust as a subprocess, bounded in time, and reading what it left behind."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class LocustRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    run_dir: Path
+    csv_prefix: Path
+
+    def stats(self) -> list[dict[str, str]]:
+        """Rows of `<prefix>_stats.csv` (one per type+name, plus Aggregated)."""
+        with open(f"{self.csv_prefix}_stats.csv", newline="") as f:
+            return list(csv.DictReader(f))
+
+    def history(self) -> list[dict[str, str]]:
+        with open(f"{self.csv_prefix}_stats_history.csv", newline="") as f:
+            return list(csv.DictReader(f))
+
+    def counts(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(type, name) -> (requests, failures)."""
+        return {
+            (r["Type"], r["Name"]): (int(r["Request Count"]), int(r["Failure Count"]))
+            for r in self.stats()
+            if r["Name"] != "Aggregated"
+        }
+
+    def failures(self) -> str:
+        path = Path(f"{self.csv_prefix}_failures.csv")
+        return path.read_text() if path.exists() else ""
+
+
+def run_locust(args: list[str], run_dir: Path, timeout: float = 90.0) -> LocustRun:
+    """`python -m locust ARGS --run-dir RUN_DIR --csv RUN_DIR/stats` in its own process group.
+
+    Killed (the whole group) if it outlives `timeout`, so no test leaves Locust behind.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prefix = run_dir / "stats"
+    cmd = [sys.executable, "-m", "locust", *args, "--run-dir", str(run_dir), "--csv", str(prefix)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "LOADKIT_SEED": "7"},
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"locust {' '.join(args)} ran over {timeout}s\n{err[-3000:]}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return LocustRun(proc.returncode, out, err, run_dir, prefix)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,196 @@
+"""The workloads against the real reference stack: short headless Locust runs, then their results.
+
+Each run is a subprocess (as a person would start it); the assertions read Locust's CSV,
+the capture plug-in's Parquet, the ledger files, and the stack's PostgreSQL directly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from locustfiles.ledger_audit import audit, fetch_rows, last_events, load_ledger
+from tests.locustfiles.conftest import REPO_ROOT, LocustRun, free_port, run_locust
+
+ALL_FILES = "locustfiles/vod.py,locustfiles/auth.py,locustfiles/invalid.py"
+# Read as data: importing locustfiles.invalid would import Locust, whose gevent
+# monkey-patching must not happen inside the pytest process.
+CASE_NAMES = {
+    c["name"]
+    for c in tomllib.loads((REPO_ROOT / "config" / "workload.toml").read_text())["invalid"]["cases"]
+}
+
+
+def target(stack) -> list[str]:
+    return ["--host", stack.api_url, "--cablecast-url", stack.cablecast_url]
+
+
+@pytest.fixture(scope="module")
+def mixed(stack, tmp_path_factory) -> LocustRun:
+    """All three workloads together: 12 users (every user class), 20 s."""
+    run_dir = tmp_path_factory.mktemp("mixed")
+    args = ["-f", ALL_FILES, "--headless", "-u", "12", "-r", "12", "-t", "20s"]
+    return run_locust([*args, *target(stack)], run_dir)
+
+
+@pytest.fixture(scope="module")
+def phase(stack, tmp_path_factory) -> LocustRun:
+    """Only the `external` and `system` tags of the VOD workload (`-T`), 3 users, 12 s."""
+    run_dir = tmp_path_factory.mktemp("phase")
+    args = ["-f", "locustfiles/vod.py", "VodEditor", "--headless", "-u", "3", "-r", "3"]
+    return run_locust([*args, "-t", "12s", "-T", "external", "system", *target(stack)], run_dir)
+
+
+@pytest.fixture(scope="module")
+def two_processes(stack, tmp_path_factory) -> LocustRun:
+    run_dir = tmp_path_factory.mktemp("processes")
+    args = ["-f", "locustfiles/vod.py", "--headless", "-u", "6", "-r", "6", "-t", "10s"]
+    return run_locust([*args, "--processes", "2", "-T", "db", *target(stack)], run_dir)
+
+
+def test_mixed_run_has_no_failures(mixed: LocustRun) -> None:
+    assert mixed.returncode == 0, mixed.stderr[-3000:]
+    failed = {k: v for k, v in mixed.counts().items() if v[1]}
+    assert not failed, mixed.failures()
+
+
+def test_every_area_ran(mixed: LocustRun, phase: LocustRun) -> None:
+    ran = {k for k, (n, _) in {**mixed.counts(), **phase.counts()}.items() if n > 0}
+    areas = {
+        "db": ("POST", "/api/vods"),
+        "db (edit)": ("PATCH", "/api/vods/[id]"),
+        "api": ("GET", "/api/vods/[id]"),
+        "external": ("WORKFLOW", "upload->published"),
+        "external (shows)": ("GET", "/api/shows"),
+        "system": ("GET", "/api/health"),
+        "auth": ("GET", "/api/auth/me"),
+        "auth (lock-out)": ("POST", "login (locked out)"),
+        "invalid": ("POST", "invalid: malformed JSON"),
+    }
+    missing = {area: key for area, key in areas.items() if key not in ran}
+    assert not missing, f"no requests for {missing}; ran: {sorted(ran)}"
+
+
+def test_tag_selects_a_phase(phase: LocustRun) -> None:
+    assert phase.returncode == 0, phase.stderr[-3000:]
+    ran = set(phase.counts())
+    assert ("WORKFLOW", "upload->published") in ran and ("GET", "/api/health") in ran
+    others = {("GET", "/api/vods/[id]"), ("PATCH", "/api/vods/[id]"), ("GET", "/api/vods")}
+    assert not ran & others, f"tasks of other tags ran: {ran & others}"
+    assert not any(n for _, n in phase.counts().values()), phase.failures()
+
+
+def test_workflow_entries_have_percentiles(phase: LocustRun) -> None:
+    row = next(r for r in phase.stats() if r["Type"] == "WORKFLOW")
+    assert int(row["Request Count"]) >= 1 and int(row["Failure Count"]) == 0
+    # Locust buckets percentiles to ~2 significant digits, hence the 10 % slack on max.
+    assert 0 < float(row["50%"]) <= float(row["95%"]) <= 1.1 * float(row["Max Response Time"])
+
+
+def test_invalid_user_covers_the_table_with_exact_statuses(mixed: LocustRun) -> None:
+    invalid = {n: v for (_, n), v in mixed.counts().items() if n.startswith("invalid: ")}
+    assert {f"invalid: {name}" for name in CASE_NAMES} == set(invalid), "cases that never ran"
+    assert not {n: f for n, (_, f) in invalid.items() if f}, mixed.failures()
+
+
+def test_open_model_records_the_intended_start(mixed: LocustRun) -> None:
+    table = pq.read_table(next(iter(mixed.run_dir.glob("requests-*.parquet")))).to_pylist()
+    scheduled = [r for r in table if not math.isnan(r["intended_start"])]
+    # One OpenModelReader at 2 requests/s for 20 s: Poisson, about 40.
+    assert 15 <= len(scheduled) <= 80, len(scheduled)
+    late = [r for r in scheduled if r["t_start"] < r["intended_start"] - 0.05]
+    assert not late, f"sent before they were due: {late[:3]}"
+
+
+def test_ledger_matches_the_database(
+    stack, mixed: LocustRun, phase: LocustRun, two_processes: LocustRun
+) -> None:
+    entries = [e for run in (mixed, phase, two_processes) for e in load_ledger(run.run_dir)]
+    kinds = {e["kind"] for e in entries}
+    assert {"created", "updated", "deleted", "published"} <= kinds, kinds
+    rows = fetch_rows(stack.database_url, last_events(entries))
+    assert audit(entries, rows) == []
+
+
+def test_two_processes_write_one_ledger_each(two_processes: LocustRun) -> None:
+    assert two_processes.returncode == 0, two_processes.stderr[-3000:]
+    ledgers = sorted(two_processes.run_dir.glob("ledger-*.jsonl"))
+    captures = sorted(two_processes.run_dir.glob("requests-*.parquet"))
+    assert len(ledgers) == 2 and len(captures) == 2, (ledgers, captures)
+    assert {p.stem.split("-")[1] for p in ledgers} == {p.stem.split("-")[1] for p in captures}
+    assert not any(f for _, f in two_processes.counts().values()), two_processes.failures()
+
+
+def test_shape_runs_headless_and_ends_by_itself(stack, tmp_path: Path) -> None:
+    shapes = tmp_path / "shapes.toml"
+    shapes.write_text(
+        "[step]\nstart_users = 1\nstep_users = 1\nstep_s = 2\nsteps = 3\nspawn_rate = 10\n"
+    )
+    args = ["-f", "locustfiles/vod.py", "VodEditor", "--headless", "--shape", "step"]
+    started = time.monotonic()
+    run = run_locust([*args, "--shapes-file", str(shapes), *target(stack)], tmp_path / "run", 60)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert time.monotonic() - started < 45
+    users = [int(r["User Count"]) for r in run.history()]
+    assert max(users) == 3, users
+
+
+def test_bad_shape_config_is_a_clear_error(stack, tmp_path: Path) -> None:
+    shapes = tmp_path / "shapes.toml"
+    shapes.write_text("[step]\nstart_users = 1\n")
+    args = ["-f", "locustfiles/vod.py", "--headless", "--shape", "step"]
+    run = run_locust([*args, "--shapes-file", str(shapes), *target(stack)], tmp_path / "run", 60)
+    assert run.returncode != 0
+    assert "step.step_users" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_web_ui_offers_the_custom_arguments(stack, tmp_path: Path) -> None:
+    port = free_port()
+    cmd = [sys.executable, "-m", "locust", "-f", "locustfiles/vod.py", *target(stack)]
+    cmd += ["--web-host", "127.0.0.1", "--web-port", str(port), "--run-dir", str(tmp_path)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        page = ""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not page:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                    page = resp.read().decode()
+            except OSError:
+                time.sleep(0.3)
+        assert page, "the web UI did not answer"
+        for option in ('"shape"', '"routes"', '"arrival_rate"', "spike", "soak"):
+            assert option in page, f"{option} not offered in the web UI"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_no_host_and_no_stack_says_how_to_start_it(tmp_path: Path) -> None:
+    config = tmp_path / "stack.toml"
+    config.write_text(f'host = "127.0.0.1"\n[ports]\napi = {free_port()}\ncablecast = 1\n')
+    args = ["-f", "locustfiles/vod.py", "--headless", "-u", "1", "-t", "2s"]
+    run = run_locust([*args, "--stack-config", str(config)], tmp_path / "run", 60)
+    assert run.returncode == 2
+    assert "make up" in run.stderr and "python -m testbed up" in run.stderr
+    assert "Traceback" not in run.stderr
