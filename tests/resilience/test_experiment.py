@@ -1,0 +1,140 @@
+"""Experiment files: the catalogue loads, and every mistake is reported with file and field."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from faults.experiment import (
+    REPO_ROOT,
+    TOXICS,
+    ExperimentError,
+    load_experiment,
+    parse_bound,
+    parse_duration,
+)
+
+LINKS = ("postgres", "redis", "cablecast")
+VALID = """
+title = "t"
+[load]
+locustfile = "locustfiles/vod.py"
+users = 5
+duration = "60s"
+[[faults]]
+link = "postgres"
+toxic = "latency"
+attributes = { latency = 300 }
+at = "20s"
+for = "20s"
+[hypothesis]
+error_rate = "< 1%"
+p95_ms = "< 800"
+recovers_within = "10s"
+[hypothesis.during]
+error_rate = "< 50%"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "db.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ExperimentError) as info:
+        load_experiment(write(tmp_path, text), LINKS)
+    return str(info.value)
+
+
+def test_the_catalogue_covers_every_toxic_and_down_on_every_link() -> None:
+    files = sorted((REPO_ROOT / "config" / "experiments").glob("*.toml"))
+    experiments = [load_experiment(f) for f in files]
+    singles = {(e.faults[0].link, e.faults[0].toxic) for e in experiments if len(e.faults) == 1}
+    assert singles >= {(link, toxic) for link in LINKS for toxic in TOXICS}
+    compound = [e for e in experiments if len({f.link for f in e.faults}) > 1]
+    assert len(compound) >= 3
+    for e in experiments:
+        if e.name != "demo":
+            assert e.load.duration <= 75, f"{e.name} is longer than the catalogue's budget"
+
+
+def test_a_valid_file_loads_with_defaults_and_phase_overrides(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, VALID), LINKS)
+    assert exp.load.duration == 60 and exp.load.warmup == 5
+    assert exp.faults[0].at == 20 and exp.faults[0].end == 40
+    assert exp.hypothesis.before.error_rate is not None
+    assert exp.hypothesis.before.error_rate.limit == pytest.approx(0.01)
+    assert exp.hypothesis.during.error_rate is not None
+    assert exp.hypothesis.during.error_rate.limit == pytest.approx(0.5)
+    assert exp.hypothesis.during.p95_ms == exp.hypothesis.before.p95_ms  # inherited
+    assert exp.audit.lost_writes == 0
+    assert exp.faults[0].describe() == "latency latency=300 on postgres"
+
+
+def test_a_misspelled_link_names_the_file_field_and_known_links(tmp_path: Path) -> None:
+    message = error_of(tmp_path, VALID.replace('link = "postgres"', 'link = "postgress"'))
+    path = tmp_path / "db.toml"
+    assert message == (
+        f'{path}: faults[0].link "postgress" is not a proxy; known: postgres, redis, cablecast'
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('toxic = "latency"', 'toxic = "lag"', 'faults[0].toxic "lag" is not a toxic'),
+        (
+            "latency = 300",
+            "delay = 300",
+            "faults[0].attributes.delay is not an attribute of latency",
+        ),
+        ('at = "20s"', 'at = "20 secs"', 'faults[0].at "20 secs" is not a duration'),
+        ('for = "20s"', 'for = "50s"', "faults[0].for the fault ends at 70s"),
+        ('error_rate = "< 1%"', 'error_rate = "less than 1"', "hypothesis.error_rate"),
+        ('p95_ms = "< 800"', 'p95_ms = "< 80%"', "hypothesis.p95_ms"),
+        ("users = 5", 'users = "five"', "load.users must be an integer"),
+        ('title = "t"', 'title = "t"\nrollback = 1', "rollback is not a known field"),
+        (
+            'locustfile = "locustfiles/vod.py"',
+            'locustfile = "nope.py"',
+            'load.locustfile "nope.py"',
+        ),
+        ('at = "20s"', 'at = "2s"', "faults[0].at 2s starts inside the warm-up"),
+    ],
+)
+def test_mistakes_are_reported_with_the_field(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    assert old in VALID
+    message = error_of(tmp_path, VALID.replace(old, new))
+    assert message.startswith(f"{tmp_path / 'db.toml'}: ")
+    assert expected in message
+
+
+def test_bad_toml_and_missing_files_are_reported(tmp_path: Path) -> None:
+    assert "not valid TOML" in error_of(tmp_path, "title = ")
+    with pytest.raises(ExperimentError, match="cannot read"):
+        load_experiment(tmp_path / "missing.toml", LINKS)
+
+
+def test_durations_and_bounds_parse() -> None:
+    assert parse_duration("60s") == 60
+    assert parse_duration("3m") == 180
+    assert parse_duration("1m30s") == 90
+    assert parse_duration("500ms") == 0.5
+    assert parse_duration(12) == 12
+    for bad in ("", "3 minutes", "-1s", True):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    assert parse_bound("< 1%", "error_rate").holds(0.009)
+    assert not parse_bound("< 1%", "error_rate").holds(0.01)
+    assert parse_bound("<= 800", "p95_ms").holds(800)
+    relative = parse_bound("> 50%", "throughput")
+    assert relative.relative and relative.holds(6, baseline=10) and not relative.holds(4, 10)
+    assert parse_bound("> 5", "throughput").holds(6)
+    with pytest.raises(ValueError):
+        parse_bound("< 2", "error_rate")  # a fraction above 1

@@ -1,0 +1,121 @@
+"""Verdicts and recovery times on small synthetic frames whose answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from faults.experiment import Hypothesis, Tolerance, parse_bound
+from faults.verdict import Window, episodes, evaluate, recovery_time, window_stats
+
+T0 = 1_000_000.0
+
+
+def frame(rows: list[tuple[float, float, bool]]) -> pd.DataFrame:
+    """(seconds after T0, latency ms, ok) -> the capture's columns."""
+    return pd.DataFrame(
+        {
+            "t_start": [T0 + t for t, _, _ in rows],
+            "latency_us": [int(ms * 1000) for _, ms, _ in rows],
+            "ok": [ok for _, _, ok in rows],
+        }
+    )
+
+
+def steady(start: float, end: float, ms: float, ok: bool, per_s: int = 10) -> list:
+    return [(t, ms, ok) for t in np.arange(start, end, 1 / per_s)]
+
+
+def tol(error: str | None = None, p95: str | None = None, rate: str | None = None) -> Tolerance:
+    return Tolerance(
+        error_rate=parse_bound(error, "error_rate") if error else None,
+        p95_ms=parse_bound(p95, "p95_ms") if p95 else None,
+        throughput=parse_bound(rate, "throughput") if rate else None,
+    )
+
+
+def test_window_stats_counts_errors_p95_and_rate() -> None:
+    df = frame([(i, float(i + 1), i % 4 != 0) for i in range(20)])  # latencies 1..20 ms
+    stats = window_stats(df, T0, T0 + 20)
+    assert stats.requests == 20 and stats.errors == 5
+    assert stats.error_rate == pytest.approx(0.25)
+    assert stats.p95_ms == pytest.approx(np.percentile(np.arange(1, 21), 95))
+    assert stats.throughput == pytest.approx(1.0)
+    empty = window_stats(df, T0 + 100, T0 + 110)
+    assert empty.requests == 0 and math.isnan(empty.error_rate)
+
+
+def test_close_windows_merge_into_one_episode() -> None:
+    flaps = [Window(T0 + s, T0 + s + 4, "cablecast") for s in (10, 18, 26)]
+    far = Window(T0 + 60, T0 + 65, "redis")
+    merged = episodes([far, *flaps], merge_gap=5)
+    assert [(e.start - T0, e.end - T0, len(e.windows)) for e in merged] == [
+        (10, 30, 3),
+        (60, 65, 1),
+    ]
+
+
+def test_recovery_is_the_first_sustained_window_within_tolerance() -> None:
+    # errors until 3 s after the fault ends at 20 s, then healthy
+    df = frame(steady(0, 23, 10, False) + steady(23, 40, 10, True))
+    after = tol("< 1%", "< 100")
+    assert recovery_time(df, T0 + 20, T0 + 40, after, sustained=5) == pytest.approx(3.0)
+    # slow (not failing) answers also count as not recovered
+    df = frame(steady(0, 26, 900, True) + steady(26, 40, 10, True))
+    assert recovery_time(df, T0 + 20, T0 + 40, after, sustained=5) == pytest.approx(6.0)
+    # never healthy within the horizon
+    df = frame(steady(0, 40, 10, False))
+    assert recovery_time(df, T0 + 20, T0 + 40, after, sustained=5) is None
+
+
+def hypothesis(recovers_within: float = 10) -> Hypothesis:
+    steady_state = tol("< 1%", "< 100")
+    return Hypothesis(
+        before=steady_state,
+        during=tol("<= 100%", "< 2000", "> 20%"),
+        after=steady_state,
+        recovers_within=recovers_within,
+        sustained=5,
+    )
+
+
+def test_evaluate_passes_a_service_that_degrades_and_recovers() -> None:
+    rows = steady(0, 20, 10, True) + steady(20, 30, 50, False, per_s=5) + steady(30, 32, 10, False)
+    rows += steady(32, 60, 10, True)
+    verdict = evaluate(
+        frame(rows),
+        [Window(T0 + 20, T0 + 30, "postgres", "postgres down")],
+        hypothesis(),
+        T0,
+        T0 + 61,
+        warmup=5,
+    )
+    assert [p.phase for p in verdict.phases] == ["before", "during", "after"]
+    before, during, after = verdict.phases
+    assert (before.start, before.end) == (T0 + 5, T0 + 20)
+    assert during.stats.error_rate == 1.0 and during.ok  # allowed during
+    assert after.start == T0 + 40 and after.ok
+    assert verdict.recoveries[0].seconds == pytest.approx(2.0)
+    assert verdict.ok
+    assert verdict.to_json()["ok"] is True
+
+
+def test_evaluate_fails_slow_recovery_and_a_throughput_collapse() -> None:
+    rows = steady(0, 20, 10, True) + steady(20, 30, 50, False, per_s=1)  # 10% of before
+    rows += steady(30, 45, 10, False) + steady(45, 60, 10, True)
+    verdict = evaluate(
+        frame(rows),
+        [Window(T0 + 20, T0 + 30, "postgres", "postgres down")],
+        hypothesis(recovers_within=10),
+        T0,
+        T0 + 61,
+        warmup=5,
+    )
+    during = verdict.phases[1]
+    assert [c.metric for c in during.checks if not c.ok] == ["throughput"]
+    assert verdict.recoveries[0].seconds == pytest.approx(15.0)
+    assert not verdict.recoveries[0].ok
+    assert not verdict.ok
