@@ -155,3 +155,35 @@ def test_health_reports_each_dependency_and_no_regression(stack: Stack) -> None:
     for name in ("database", "redis", "cablecast"):
         assert body["checks"][name]["ok"] is True
         assert body["checks"][name]["latency_ms"] >= 0
+
+
+def test_edge_inputs_get_exact_answers(api: ArchivistClient) -> None:
+    assert api.request("GET", "/api/vods", headers={"X-Padding": "p" * 8192}).status_code == 200
+    huge_token = {"Authorization": "Bearer " + "t" * 8192}
+    assert_error(api.http.get("/api/vods", headers=huge_token), 401, "unauthorized")
+    body = {"title": "k", "file_name": "k.mp4"}
+    for key in ("k" * 300,):  # (a blank key is refused by httpx before sending)
+        blank = api.request("POST", "/api/vods", json=body, headers={"Idempotency-Key": key})
+        assert_error(blank, 422, "validation_error")
+    assert_error(api.request("GET", f"/api/vods/{2**63}"), 404, "not_found")
+    form = api.request(
+        "POST",
+        "/api/vods",
+        content=b"title=a&file_name=b.mp4",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_error(form, 400, "bad_request")
+    plain = api.request(
+        "POST",
+        "/api/vods",
+        content=b'{"title": "plain", "file_name": "p.mp4"}',
+        headers={"Content-Type": "text/plain"},
+    )
+    assert plain.status_code == 201 and plain.json()["title"] == "plain"
+    sneaky = "Robert'); DROP TABLE vods;--"
+    assert api.create_vod(title=sneaky)["title"] == sneaky
+    found = api.request("GET", "/api/vods", params={"q": sneaky})
+    assert found.status_code == 200 and found.json()["items"][0]["title"] == sneaky
+    assert api.request("GET", "/api/vods", params={"q": "100%_\\"}).status_code == 200
+    unknown = api.request("POST", "/api/vods", json=body | {"is_admin": True})
+    assert_error(unknown, 422, "validation_error")
