@@ -44,6 +44,7 @@ MARKER = re.compile(r"\[archivist-vod:(\d+)\]")
 APP_CONFIG = REPO_ROOT / "config" / "archivist.toml"
 PAGE = 500
 MAX_PAGES = 200  # every listing is bounded: 100k items at most
+QUIET_S = 10.0  # s without any change to a processing VOD: the drain stops waiting
 CHECKED_FIELDS = ("title", "description", "file_name", "duration_s", "size_bytes")
 
 
@@ -412,30 +413,39 @@ def _pages(
     return items
 
 
-def in_process_count(database_url: str, ids: list[int]) -> int:
+def in_process(database_url: str, ids: list[int]) -> tuple[int, float]:
+    """(VODs of `ids` in processing, seconds since the most recent change among them)."""
     with psycopg.connect(database_url, connect_timeout=5) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM vods WHERE id = ANY(%s) AND (status = ANY(%s) "
+            "SELECT count(*), extract(epoch FROM now() - max(updated_at))::float8 FROM vods "
+            "WHERE id = ANY(%s) AND (status = ANY(%s) "
             "OR (status = 'uploaded' AND job_id IS NOT NULL))",
             (ids, list(IN_PROCESS)),
         ).fetchone()
-    return int(row[0]) if row else 0
+    if not row or not row[0]:
+        return 0, 0.0
+    return int(row[0]), float(row[1] or 0.0)
 
 
 def drain(sources: Sources, timeout: float, run_dir: Path | None = None) -> float:
-    """Wait (at most `timeout` s) until the run's VODs are out of processing and no job is
-    pending; returns the seconds waited. Whatever is left is what the audit reports."""
+    """Wait until the run's VODs are out of processing and no job is pending, or nothing
+    has moved for QUIET_S (what stays put is for the audit to report), or `timeout`.
+
+    Returns the seconds waited.
+    """
     started = time.monotonic()
     ids = sorted(expectations(read_ledger(run_dir)).keys()) if run_dir else []
     while time.monotonic() - started < timeout:
         try:
-            busy = (
-                in_process_count(sources.database_url, ids) if sources.database_url and ids else 0
+            busy, idle = (
+                in_process(sources.database_url, ids) if sources.database_url and ids else (0, 0.0)
             )
             pending = fetch_pending(sources.redis_url) if sources.redis_url else []
         except (psycopg.Error, AuditError):
-            busy, pending = 1, []  # a store still recovering: wait for it too
+            busy, idle, pending = 1, 0.0, []  # a store still recovering: wait for it too
         if busy == 0 and not pending:
+            break
+        if busy and idle > QUIET_S and not pending:
             break
         time.sleep(0.5)
     return time.monotonic() - started
