@@ -119,9 +119,17 @@ class EmbeddedPostgres:
             self._as_user(argv), capture_output=True, text=True, timeout=120, check=False
         )
         if result.returncode != 0:
+            output = result.stderr.strip() or result.stdout.strip()
+            hint = ""
+            if self.as_user and "Permission denied" in output:
+                hint = (
+                    f"\nHint: as root, PostgreSQL runs as user {self.as_user!r}, who must be able "
+                    f"to traverse every folder above {self.data_dir}; pytest resets "
+                    "/tmp/pytest-of-root to mode 0700, so keep stack state elsewhere "
+                    "(testbed.stack.temporary_state_dir())."
+                )
             raise StackError(
-                f"initdb of {self.data_dir} failed (exit {result.returncode}):\n"
-                f"{result.stderr.strip() or result.stdout.strip()}"
+                f"initdb of {self.data_dir} failed (exit {result.returncode}):\n{output}{hint}"
             )
 
     def command(self) -> list[str]:

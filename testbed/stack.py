@@ -15,12 +15,15 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -36,7 +39,7 @@ from testbed.processes import ManagedProcess, StackError, wait_healthy
 from testbed.redis_server import EmbeddedRedis
 from testbed.stack_settings import REPO_ROOT, StackSettings
 
-__all__ = ["Stack", "StackError", "StackSettings", "running_stack"]
+__all__ = ["Stack", "StackError", "StackSettings", "running_stack", "temporary_state_dir"]
 
 APP_PARTS = ("api", "worker", "cablecast")
 CABLECAST_BASE = "/CablecastAPI/v1"
@@ -123,7 +126,14 @@ class Stack:
         base = part.base_env if part.base_env is not None else dict(os.environ)
         part.process.env = base | part.overrides
         self._launch(name)
-        self._wait(name)
+        try:
+            self._wait(name)
+        except BaseException:
+            # A part that failed to come back is left down, and the caller gets the error
+            # (the watchdog does not watch a part until it is healthy); clean_faults tries
+            # again with the usual env.
+            part.process.kill()
+            raise
 
     def restart(self, name: str, env: dict[str, str] | None = None) -> None:
         """Stop one app process if it runs (gracefully), then `start` it."""
@@ -396,19 +406,20 @@ class Stack:
 
     def _adopt(self, name: str, process: ManagedProcess | None, check: Callable[[], bool]) -> None:
         assert process is not None
-        self._parts[name] = _Part(process, check, self.settings.timeouts[name], expected=True)
+        self._parts[name] = _Part(process, check, self.settings.timeouts[name])
 
     def _launch(self, name: str) -> None:
         part = self._parts[name]
         if part.base_env is not None and part.process.env is None:
             part.process.env = part.base_env
-        with self._lock:
-            part.process.start()
-            part.expected = True
+        part.process.start()
 
     def _wait(self, name: str) -> None:
         part = self._parts[name]
         wait_healthy(part.process, part.check, part.timeout, what=name)
+        # Watched only from now on: dying during its own start is the starter's error.
+        with self._lock:
+            part.expected = True
         self._write_pids()
 
     def _app_names(self) -> list[str]:
@@ -473,6 +484,21 @@ def _with_address(url: str, host: str, port: int) -> str:
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+@contextmanager
+def temporary_state_dir(prefix: str = "testbed-stack-") -> Iterator[Path]:
+    """A fresh state dir for a throwaway stack (tests, experiments), removed afterwards.
+
+    In the system temp dir, not under pytest's tmp_path: as root, PostgreSQL runs as an
+    unprivileged user who must traverse the whole path, and every pytest session resets
+    /tmp/pytest-of-root to mode 0700 (several sessions may run side by side).
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager

@@ -10,17 +10,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from testbed.stack import Stack, StackSettings, running_stack
+from testbed.stack import Stack, StackSettings, running_stack, temporary_state_dir
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack() -> Iterator[Stack]:
     """The whole reference stack on free ports, state in a tmp dir; stopped at session end."""
-    settings = StackSettings.from_config(
-        free_ports=True, state_dir=tmp_path_factory.mktemp("stack")
-    )
-    with running_stack(settings) as running:
-        yield running
+    with temporary_state_dir() as state_dir:
+        settings = StackSettings.from_config(free_ports=True, state_dir=state_dir)
+        with running_stack(settings) as running:
+            yield running
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import redis
 from testbed.postgres import EmbeddedPostgres
 from testbed.processes import StackError
 from testbed.redis_server import EmbeddedRedis
-from testbed.stack import Stack, StackSettings, running_stack
+from testbed.stack import Stack, StackSettings, running_stack, temporary_state_dir
 from testbed.stack_settings import REPO_ROOT
 
 START_BOUND_S = 30.0  # generous: the target on this machine is < 15 s
@@ -114,6 +114,22 @@ def test_killed_app_process_is_restarted_without_stopping_the_stack(clean_faults
     assert stack.pids()["api"] != old_pid
 
 
+def test_failed_restart_is_an_error_and_leaves_the_stack_up(clean_faults: Stack) -> None:
+    stack = clean_faults
+    with pytest.raises(StackError, match=r"api exited with code \d+ while starting"):
+        stack.restart("api", env={"ARCHIVIST_REGRESSION": "no-such-regression"})
+    time.sleep(1.0)  # several watchdog rounds
+    assert not stack.stopped.is_set(), stack.failure
+    assert stack.app_parts_needing_reset() == ["api"]  # clean_faults brings it back
+
+
+def test_restart_with_env_applies_it_until_reset(clean_faults: Stack) -> None:
+    stack = clean_faults
+    stack.restart("api", env={"ARCHIVIST_REGRESSION": "slow-list"})
+    assert health(stack).json()["regression"] == "slow-list"
+    assert stack.app_parts_needing_reset() == ["api"]
+
+
 def test_reset_faults_restores_every_proxy(clean_faults: Stack) -> None:
     stack = clean_faults
     before = stack.faults.proxies()
@@ -146,18 +162,24 @@ def test_postgres_runs_unprivileged_when_root(stack: Stack) -> None:
 # -- separate stacks and the CLI ----------------------------------------------------------
 
 
-def test_taken_port_is_a_clear_error_before_anything_starts(tmp_path: Path) -> None:
+@pytest.fixture
+def state_root() -> Iterator[Path]:
+    with temporary_state_dir() as path:
+        yield path
+
+
+def test_taken_port_is_a_clear_error_before_anything_starts(state_root: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen(1)
         port = holder.getsockname()[1]
-        settings = StackSettings.from_config(free_ports=True, state_dir=tmp_path / "state")
+        settings = StackSettings.from_config(free_ports=True, state_dir=state_root / "state")
         settings.ports["api"] = port
         started = time.monotonic()
         with pytest.raises(StackError, match=rf"port {port} .*wanted by api.* in use"):
             Stack(settings).up()
         assert time.monotonic() - started < 5
-        assert not (tmp_path / "state" / "logs").exists(), "something was started"
+        assert not (state_root / "state" / "logs").exists(), "something was started"
 
         cli = subprocess.run(
             [sys.executable, "-m", "testbed", "up", "--free-ports", "--redis-port", str(port)],
@@ -239,8 +261,8 @@ class CliStack:
 
 
 @pytest.fixture
-def cli_stack(tmp_path: Path) -> Iterator[CliStack]:
-    cli = CliStack(tmp_path / "state")
+def cli_stack(state_root: Path) -> Iterator[CliStack]:
+    cli = CliStack(state_root / "state")
     try:
         yield cli
     finally:
@@ -295,12 +317,12 @@ def test_watchdog_stops_the_stack_when_redis_dies(cli_stack: CliStack) -> None:
     assert cli_stack.leftovers() == []
 
 
-def test_existing_database_and_redis_are_used(tmp_path: Path) -> None:
+def test_existing_database_and_redis_are_used(state_root: Path) -> None:
     from testbed.ports import free_ports
 
     pg_port, redis_port = free_ports("127.0.0.1", 2)
-    external_pg = EmbeddedPostgres(tmp_path / "ext-pg", "127.0.0.1", pg_port, "postgres")
-    external_redis = EmbeddedRedis(tmp_path / "ext-redis", "127.0.0.1", redis_port)
+    external_pg = EmbeddedPostgres(state_root / "ext-pg", "127.0.0.1", pg_port, "postgres")
+    external_redis = EmbeddedRedis(state_root / "ext-redis", "127.0.0.1", redis_port)
     try:
         external_pg.start()
         external_redis.start()
@@ -309,13 +331,13 @@ def test_existing_database_and_redis_are_used(tmp_path: Path) -> None:
         redis_url = f"redis://127.0.0.1:{redis_port}/3"
         settings = StackSettings.from_config(
             free_ports=True,
-            state_dir=tmp_path / "state",
+            state_dir=state_root / "state",
             environ={"DATABASE_URL": database_url, "REDIS_URL": redis_url},
         )
         with running_stack(settings) as stack:
             assert stack.database_url == database_url and stack.redis_url == redis_url
             assert "postgres" not in stack.pids() and "redis" not in stack.pids()
-            assert not (tmp_path / "state" / "postgres").exists()
+            assert not (state_root / "state" / "postgres").exists()
             proxies = stack.faults.proxies()
             assert proxies["postgres"].upstream == f"127.0.0.1:{pg_port}"
             assert proxies["redis"].upstream == f"127.0.0.1:{redis_port}"
