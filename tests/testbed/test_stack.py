@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,6 +20,9 @@ import psycopg
 import pytest
 import redis
 
+from faults.client import FaultClient
+from faults.embedded import embedded_fault_server
+from testbed.ports import free_ports
 from testbed.postgres import EmbeddedPostgres
 from testbed.processes import StackError
 from testbed.redis_server import EmbeddedRedis
@@ -273,6 +277,14 @@ def cli_stack(state_root: Path) -> Iterator[CliStack]:
 def test_cli_signal_stops_everything(cli_stack: CliStack, sig: signal.Signals) -> None:
     cli_stack.wait_ready()
     assert len(cli_stack.descendants) >= 6
+    status = subprocess.run(
+        [sys.executable, "-m", "testbed", "status", "--state-dir", str(cli_stack.state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO_ROOT,
+    )
+    assert status.returncode == 0 and status.stdout.count("running") == 6, status.stdout
     cli_stack.proc.send_signal(sig)
     code, out, err = cli_stack.finish(timeout=60)
     assert code == 0, err
@@ -317,37 +329,40 @@ def test_watchdog_stops_the_stack_when_redis_dies(cli_stack: CliStack) -> None:
     assert cli_stack.leftovers() == []
 
 
-def test_existing_database_and_redis_are_used(state_root: Path) -> None:
-    from testbed.ports import free_ports
-
+def test_existing_servers_are_used_and_left_running(state_root: Path) -> None:
+    """DATABASE_URL, REDIS_URL and TOXIPROXY_URL: the stack starts none of its own."""
     pg_port, redis_port = free_ports("127.0.0.1", 2)
     external_pg = EmbeddedPostgres(state_root / "ext-pg", "127.0.0.1", pg_port, "postgres")
     external_redis = EmbeddedRedis(state_root / "ext-redis", "127.0.0.1", redis_port)
-    try:
+    with ExitStack() as cleanup:
+        cleanup.callback(external_pg.stop)
+        cleanup.callback(external_redis.stop)
         external_pg.start()
         external_redis.start()
+        fault_url = cleanup.enter_context(embedded_fault_server())
         # A database the external server lacks: the stack creates it, as it does for ours.
         database_url = f"postgresql://postgres@127.0.0.1:{pg_port}/archivist_ext"
         redis_url = f"redis://127.0.0.1:{redis_port}/3"
+        env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TOXIPROXY_URL": fault_url}
         settings = StackSettings.from_config(
-            free_ports=True,
-            state_dir=state_root / "state",
-            environ={"DATABASE_URL": database_url, "REDIS_URL": redis_url},
+            free_ports=True, state_dir=state_root / "state", environ=env
         )
         with running_stack(settings) as stack:
-            assert stack.database_url == database_url and stack.redis_url == redis_url
-            assert "postgres" not in stack.pids() and "redis" not in stack.pids()
+            assert (stack.database_url, stack.redis_url) == (database_url, redis_url)
+            assert stack.fault_url == fault_url
+            assert set(stack.pids()) == {"cablecast", "api", "worker"}
             assert not (state_root / "state" / "postgres").exists()
-            proxies = stack.faults.proxies()
+            with FaultClient(fault_url) as given:
+                proxies = given.proxies()  # on the server we gave it
             assert proxies["postgres"].upstream == f"127.0.0.1:{pg_port}"
             assert proxies["redis"].upstream == f"127.0.0.1:{redis_port}"
             assert health(stack).status_code == 200
             with psycopg.connect(database_url, connect_timeout=5) as conn:
                 tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
-                assert tables.fetchone()[0] > 0  # type: ignore[index]  # the API migrated it
+                row = tables.fetchone()
+                assert row is not None and row[0] > 0  # the API migrated it
         # Stopping the stack left the servers it did not start alone.
         assert external_pg.process is not None and external_pg.process.running()
         assert redis.Redis.from_url(redis_url).ping()
-    finally:
-        external_redis.stop()
-        external_pg.stop()
+        with FaultClient(fault_url) as given:
+            assert given.version()
