@@ -29,7 +29,6 @@ import json
 import os
 import random
 import time
-import tomllib
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -48,9 +47,8 @@ from locust.runners import MasterRunner
 import analysis.capture  # noqa: F401  (registers the capture plug-in for every locustfile)
 from analysis.capture import run_dir_of
 from locustfiles import target
+from locustfiles.tomlconfig import CONFIG_DIR, ConfigError, load_toml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO_ROOT / "config"
 ROUTES_DIR = CONFIG_DIR / "routes"
 WORKLOAD_TOML = CONFIG_DIR / "workload.toml"
 
@@ -58,19 +56,6 @@ WORKLOAD_TOML = CONFIG_DIR / "workload.toml"
 DB, API, EXTERNAL, SYSTEM, AUTH, INVALID = "db", "api", "external", "system", "auth", "invalid"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LEDGER_FLUSH_ENTRIES = 1000
-
-
-class ConfigError(Exception):
-    """A workload config file is unusable; the message names the file and what to fix."""
-
-
-def load_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 # --- route profiles -------------------------------------------------------------------
@@ -676,6 +661,35 @@ def _add_arguments(parser: Any) -> None:
         "(default: open_model.rate_per_user in config/workload.toml)",
     )
     target.add_arguments(parser)
+
+
+def has_tagged_tasks(user_class: type, tags: set[str] | None, exclude: set[str] | None) -> bool:
+    """Whether `-T`/`-E` leave the class any task (TaskSets count as having tasks)."""
+    for t in getattr(user_class, "tasks", []):
+        found = set(getattr(t, "locust_tag_set", set()))
+        if (tags is None or found & tags) and not (exclude and found & exclude):
+            return True
+    return False
+
+
+@events.init.add_listener
+def _drop_users_without_tasks(environment: Environment, **_: Any) -> None:
+    """With `-T db`, the auth or open-model users have nothing to do: do not spawn them.
+
+    Locust would spawn them anyway and log "No tasks defined" for each; pruning the list,
+    as Locust itself does for weight-0 classes, keeps a tag-selected phase clean.
+    """
+    opts = environment.parsed_options
+    tags = set(opts.tags) if opts is not None and getattr(opts, "tags", None) else None
+    exclude = (
+        set(opts.exclude_tags) if opts is not None and getattr(opts, "exclude_tags", None) else None
+    )
+    if tags is None and exclude is None:
+        return
+    kept = [c for c in environment.user_classes if has_tagged_tasks(c, tags, exclude)]
+    if not kept:
+        raise SystemExit(f"error: no user class has tasks for tags {sorted(tags or [])}")
+    environment.user_classes[:] = kept
 
 
 @events.init.add_listener
