@@ -116,12 +116,15 @@ class Stack:
     def start(self, name: str, env: dict[str, str] | None = None) -> None:
         """(Re)start one app process, with `env` on top of its usual environment; wait healthy.
 
-        Env given here sticks to the part until it is started again without it.
+        A running one is stopped first. Env given here sticks to the part until it is
+        started again without it.
         """
         part = self._app_part(name)
         self._check_alive()
         if part.process.running():
-            raise StackError(f"{name} is already running; use restart()")
+            with self._lock:
+                part.expected = False
+            part.process.stop()
         part.overrides = dict(env or {})
         base = part.base_env if part.base_env is not None else dict(os.environ)
         part.process.env = base | part.overrides
@@ -136,11 +139,7 @@ class Stack:
             raise
 
     def restart(self, name: str, env: dict[str, str] | None = None) -> None:
-        """Stop one app process if it runs (gracefully), then `start` it."""
-        part = self._app_part(name)
-        with self._lock:
-            part.expected = False
-        part.process.stop()
+        """Stop one app process if it runs (gracefully), then start it and wait healthy."""
         self.start(name, env)
 
     def reset_faults(self) -> None:
