@@ -47,102 +47,18 @@ from locust.runners import MasterRunner
 import analysis.capture  # noqa: F401  (registers the capture plug-in for every locustfile)
 from analysis.capture import run_dir_of
 from locustfiles import target
+from locustfiles.routes import WRITE_METHODS, MissingRoute, Profile
 from locustfiles.tomlconfig import CONFIG_DIR, ConfigError, load_toml
 
-ROUTES_DIR = CONFIG_DIR / "routes"
 WORKLOAD_TOML = CONFIG_DIR / "workload.toml"
 
 # Areas (Locust tags); `-T db` runs only the tasks of that phase.
 DB, API, EXTERNAL, SYSTEM, AUTH, INVALID = "db", "api", "external", "system", "auth", "invalid"
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LEDGER_FLUSH_ENTRIES = 1000
 
 
-# --- route profiles -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    template: str  # "/api/vods/{id}"
-
-    @property
-    def name(self) -> str:
-        """The statistics name: ids collapsed to ``[id]``."""
-        return self.template.replace("{id}", "[id]")
-
-    def path(self, vod_id: object = None) -> str:
-        return (
-            self.template.replace("{id}", str(vod_id)) if "{id}" in self.template else self.template
-        )
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Routes, auth mode and health check of one Archivist deployment."""
-
-    name: str
-    routes: dict[str, Route]
-    auth_mode: str = "bearer"
-    csrf_route: str = ""
-    csrf_header: str = "X-CSRF-Token"
-    csrf_field: str = "csrf_token"
-    health_route: str = "health"
-    health_ok_status: tuple[int, ...] = (200,)
-    health_field: str = "status"
-    health_ok_values: tuple[str, ...] = ("ok",)
-
-    def has(self, key: str) -> bool:
-        return key in self.routes
-
-    def route(self, key: str) -> Route:
-        try:
-            return self.routes[key]
-        except KeyError:
-            raise MissingRoute(f"route {key!r} is not in profile {self.name!r}") from None
-
-    @classmethod
-    def load(cls, name_or_path: str) -> Profile:
-        path = Path(name_or_path)
-        if not path.suffix:
-            path = ROUTES_DIR / f"{name_or_path}.toml"
-        if not path.exists():
-            known = ", ".join(sorted(p.stem for p in ROUTES_DIR.glob("*.toml")))
-            raise ConfigError(f"--routes {name_or_path!r}: no such profile; known: {known}")
-        data = load_toml(path)
-        routes: dict[str, Route] = {}
-        for key, spec in data.get("routes", {}).items():
-            method, _, template = str(spec).partition(" ")
-            if method.upper() not in {"GET", "HEAD", *WRITE_METHODS} or not template.startswith(
-                "/"
-            ):
-                raise ConfigError(f'{path}: routes.{key} = "{spec}": expected "METHOD /path"')
-            routes[key] = Route(method.upper(), template)
-        auth, health = data.get("auth", {}), data.get("health", {})
-        mode = auth.get("mode", "bearer")
-        if mode not in ("bearer", "csrf", "none"):
-            raise ConfigError(f"{path}: auth.mode {mode!r}: expected bearer, csrf or none")
-        profile = cls(
-            name=data.get("name", path.stem),
-            routes=routes,
-            auth_mode=mode,
-            csrf_route=auth.get("csrf_route", ""),
-            csrf_header=auth.get("csrf_header", "X-CSRF-Token"),
-            csrf_field=auth.get("csrf_field", "csrf_token"),
-            health_route=health.get("route", "health"),
-            health_ok_status=tuple(health.get("ok_status", [200])),
-            health_field=health.get("field", "status"),
-            health_ok_values=tuple(health.get("ok_values", ["ok"])),
-        )
-        needed = {"bearer": ["login"], "csrf": [profile.csrf_route], "none": []}[mode]
-        for key in [*needed, profile.health_route]:
-            if key not in routes:
-                raise ConfigError(f"{path}: auth/health need route {key!r} in [routes]")
-        return profile
-
-
-class MissingRoute(RescheduleTask):
-    """The deployment lacks a route a task needs: the task is skipped, not failed."""
+class SkippedTask(RescheduleTask):
+    """The deployment lacks a route this task needs: the task is skipped, not failed."""
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -358,7 +274,10 @@ class ApiClient:
         `check` looks further into an acceptable body and returns why it is wrong ('' if
         right). Acknowledged writes go to the ledger here, so none escapes it.
         """
-        route = self.profile.route(route_key) if path is None else None
+        try:
+            route = self.profile.route(route_key) if path is None else None
+        except MissingRoute as exc:
+            raise SkippedTask(str(exc)) from None
         verb = method or (route.method if route else "GET")
         url = path or (route.path(vod_id) if route else "/")
         if query:

@@ -83,10 +83,12 @@ def answers(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def start_stack(api_url: str) -> subprocess.Popen[bytes]:
+def start_stack(api_url: str, config: Path) -> subprocess.Popen[bytes]:
     """`python -m testbed up` in its own process group; returns once the API answers."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "testbed", "up"], cwd=REPO_ROOT, start_new_session=True
+        [sys.executable, "-m", "testbed", "up", "--config", str(config)],
+        cwd=REPO_ROOT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + START_DEADLINE_S
     while time.monotonic() < deadline:
@@ -121,7 +123,7 @@ def _default_host(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner) or answers(environment.host + HEALTH_PATH):
         return
     if environment.parsed_options is not None and environment.parsed_options.start_stack:
-        _started = start_stack(environment.host)
+        _started = start_stack(environment.host, stack_config_of(environment))
         return
     sys.stderr.write(
         f"error: no --host given and the reference Archivist stack is not running at "

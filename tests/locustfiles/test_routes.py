@@ -1,0 +1,45 @@
+"""Route/auth profiles: the contract by default, the Flask Archivist as a second profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from locustfiles.routes import MissingRoute, Profile
+from locustfiles.tomlconfig import ConfigError
+
+
+def test_contract_profile_names_ids_as_placeholders() -> None:
+    profile = Profile.load("contract")
+    route = profile.route("get_vod")
+    assert (route.method, route.path(42), route.name) == ("GET", "/api/vods/42", "/api/vods/[id]")
+    assert profile.auth_mode == "bearer" and profile.health_ok_values == ("ok",)
+
+
+def test_flask_profile_uses_csrf_and_lacks_login() -> None:
+    profile = Profile.load("archivist-flask")
+    assert profile.auth_mode == "csrf" and profile.csrf_header == "X-CSRF-Token"
+    assert profile.route("process_vod").path(7) == "/api/vod/publish/7"
+    assert not profile.has("login")
+    with pytest.raises(MissingRoute, match="'login' is not in profile 'archivist-flask'"):
+        profile.route("login")
+
+
+def test_unknown_profile_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="known: archivist-flask, contract"):
+        Profile.load("nginx")
+
+
+def test_malformed_route_names_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "odd.toml"
+    path.write_text('[auth]\nmode = "none"\n[routes]\nhealth = "GET /h"\nget_vod = "/api/vods"\n')
+    with pytest.raises(ConfigError, match=r"odd.toml: routes.get_vod = \"/api/vods\""):
+        Profile.load(str(path))
+
+
+def test_bearer_profile_without_login_route_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "nologin.toml"
+    path.write_text('[auth]\nmode = "bearer"\n[routes]\nhealth = "GET /api/health"\n')
+    with pytest.raises(ConfigError, match="need route 'login'"):
+        Profile.load(str(path))
