@@ -25,6 +25,7 @@ class ConfigError(Exception):
 class ApiSettings:
     max_body_bytes: int
     request_timeout_s: float
+    health_check_timeout_s: float
 
 
 @dataclass(frozen=True)

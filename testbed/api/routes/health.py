@@ -13,13 +13,11 @@ from starlette.responses import JSONResponse, Response
 from testbed.api.bounded import bounded
 from testbed.api.deps import Deps, deps
 
-CHECK_TIMEOUT_S = 2.0
 
-
-async def _timed(probe: Callable[[], Coroutine[Any, Any, Any]]) -> dict[str, Any]:
+async def _timed(probe: Callable[[], Coroutine[Any, Any, Any]], timeout: float) -> dict[str, Any]:
     start = time.perf_counter()
     try:
-        await bounded(probe(), CHECK_TIMEOUT_S)
+        await bounded(probe(), timeout)
         result: dict[str, Any] = {"ok": True}
     except Exception as exc:  # any failure of a probe is the answer, not an error
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
@@ -38,8 +36,11 @@ async def _redis(d: Deps) -> None:
 
 async def health(request: Request) -> Response:
     d = deps(request)
+    limit = d.config.api.health_check_timeout_s
     database, redis_, cablecast = await asyncio.gather(
-        _timed(lambda: _database(d)), _timed(lambda: _redis(d)), _timed(d.cablecast.system_info)
+        _timed(lambda: _database(d), limit),
+        _timed(lambda: _redis(d), limit),
+        _timed(d.cablecast.system_info, limit),
     )
     checks = {"database": database, "redis": redis_, "cablecast": cablecast}
     ok = all(c["ok"] for c in checks.values())

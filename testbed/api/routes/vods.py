@@ -58,10 +58,10 @@ async def create_vod(request: Request) -> Response:
     vod, created = await repo.create(d.pool, fields, key.strip() if key else None, session.username)
     if created:
         return JSONResponse(vod, status_code=201)
-    if vod.pop("request_hash") != repo.request_hash(fields):
-        raise ApiError(409, "Idempotency-Key was already used with a different body")
     if vod["id"] is None:
         raise ApiError(409, "Idempotency-Key belongs to a VOD that was deleted")
+    if vod.pop("request_hash") != repo.request_hash(fields):
+        raise ApiError(409, "Idempotency-Key was already used with a different body")
     return JSONResponse(vod, status_code=200)
 
 
