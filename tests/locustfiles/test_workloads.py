@@ -194,3 +194,22 @@ def test_no_host_and_no_stack_says_how_to_start_it(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert "make up" in run.stderr and "python -m testbed up" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.slow
+def test_start_stack_starts_and_stops_its_own_stack(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("api", "fault_api", "postgres", "redis", "cablecast")}
+    proxies = {name: free_port() for name in ("postgres", "redis", "cablecast")}
+    config = tmp_path / "stack.toml"
+    config.write_text(
+        f'host = "127.0.0.1"\nstate_dir = "{tmp_path / "state"}"\n[ports]\n'
+        + "".join(f"{k} = {v}\n" for k, v in ports.items())
+        + "[proxy_ports]\n"
+        + "".join(f"{k} = {v}\n" for k, v in proxies.items())
+    )
+    args = ["-f", "locustfiles/vod.py", "VodEditor", "--headless", "-u", "2", "-r", "2"]
+    run = run_locust([*args, "-t", "5s", "--stack-config", str(config), "--start-stack"], tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.counts()[("POST", "/api/auth/login")] == (2, 0)
+    with pytest.raises(OSError):  # the stack it started is gone again
+        urllib.request.urlopen(f"http://127.0.0.1:{ports['api']}/api/health", timeout=2)
