@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from testbed.stack import Stack, StackError, StackSettings
+from testbed.stack import Stack, StackError, StackSettings, start_stack
 from testbed.stack_settings import DEFAULT_CONFIG, PORT_NAMES, PROXY_NAMES, REGRESSIONS
 
 EXAMPLES = """\
@@ -92,6 +92,8 @@ def settings_from(args: argparse.Namespace) -> StackSettings:
         if value is not None:
             proxy_ports[name] = value
     changes: dict[str, object] = {"ports": ports, "proxy_ports": proxy_ports}
+    if ports != settings.ports or proxy_ports != settings.proxy_ports:
+        changes["free_ports"] = False  # a port asked for by name is never silently moved
     if args.state_dir is not None:
         changes["state_dir"] = args.state_dir.resolve()
     if args.workers is not None:
@@ -117,9 +119,8 @@ def up(settings: StackSettings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, abandon_start)
     print(f"starting the stack (state and logs in {settings.state_dir}) ...", flush=True)
-    stack = Stack(settings)
     try:
-        stack.up()
+        stack = start_stack(settings)
     except _Stop as exc:
         print(f"{exc}: start-up abandoned, everything stopped", file=sys.stderr)
         return 130

@@ -39,7 +39,14 @@ from testbed.processes import ManagedProcess, StackError, wait_healthy
 from testbed.redis_server import EmbeddedRedis
 from testbed.stack_settings import REPO_ROOT, StackSettings
 
-__all__ = ["Stack", "StackError", "StackSettings", "running_stack", "temporary_state_dir"]
+__all__ = [
+    "Stack",
+    "StackError",
+    "StackSettings",
+    "running_stack",
+    "start_stack",
+    "temporary_state_dir",
+]
 
 APP_PARTS = ("api", "worker", "cablecast")
 CABLECAST_BASE = "/CablecastAPI/v1"
@@ -500,11 +507,34 @@ def temporary_state_dir(prefix: str = "testbed-stack-") -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def start_stack(settings: StackSettings, attempts: int = 3) -> Stack:
+    """Start a stack and return it healthy (the caller stops it).
+
+    With free ports, another process may take one between our pick and the child's bind
+    (a busy CI box runs several sessions); then the start is retried on fresh ports.
+    """
+    for attempt in range(1, attempts + 1):
+        stack = Stack(settings)
+        try:
+            stack.up()
+            return stack
+        except StackError as exc:
+            if not (settings.free_ports and attempt < attempts and _port_clash(exc)):
+                raise
+            print(f"stack: a port was taken during start ({attempt}/{attempts}); new ports")
+            settings = settings.with_free_ports()
+    raise AssertionError("unreachable")
+
+
+def _port_clash(exc: StackError) -> bool:
+    text = str(exc).lower()
+    return "address already in use" in text or "is already in use" in text
+
+
 @contextmanager
 def running_stack(settings: StackSettings) -> Iterator[Stack]:
     """Start the stack, yield it healthy, always stop it (also on errors and Ctrl-C)."""
-    stack = Stack(settings)
-    stack.up()
+    stack = start_stack(settings)
     try:
         yield stack
     finally:

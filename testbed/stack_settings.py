@@ -50,6 +50,8 @@ class StackSettings:
     toxiproxy_url: str | None = None
     # extra environment of the app processes (ARCHIVIST_REGRESSION, ARCHIVIST_CONFIG, ...)
     app_env: dict[str, str] = field(default_factory=dict)
+    # the ports were picked free: a start that loses one to a race may pick again
+    free_ports: bool = False
 
     def __post_init__(self) -> None:
         # Accept plain strings from callers; everything inside works with Paths.
@@ -92,6 +94,7 @@ class StackSettings:
             self,
             ports={name: next(picked) for name in PORT_NAMES},
             proxy_ports={name: next(picked) for name in PROXY_NAMES},
+            free_ports=True,
         )
 
     def validate(self) -> None:

@@ -26,7 +26,13 @@ from testbed.ports import free_ports
 from testbed.postgres import EmbeddedPostgres
 from testbed.processes import StackError
 from testbed.redis_server import EmbeddedRedis
-from testbed.stack import Stack, StackSettings, running_stack, temporary_state_dir
+from testbed.stack import (
+    Stack,
+    StackSettings,
+    running_stack,
+    start_stack,
+    temporary_state_dir,
+)
 from testbed.stack_settings import REPO_ROOT
 
 START_BOUND_S = 30.0  # generous: the target on this machine is < 15 s
@@ -195,6 +201,19 @@ def test_taken_port_is_a_clear_error_before_anything_starts(state_root: Path) ->
     assert cli.returncode == 2
     assert f"port {port}" in cli.stderr and "redis" in cli.stderr
     assert "Traceback" not in cli.stderr
+
+
+def test_free_ports_start_picks_again_when_one_was_taken(state_root: Path) -> None:
+    settings = StackSettings.from_config(free_ports=True, state_dir=state_root / "state")
+    with socket.socket() as thief:  # takes a picked port, as a busy CI box may
+        thief.bind(("127.0.0.1", settings.ports["cablecast"]))
+        thief.listen(1)
+        stack = start_stack(settings)
+        try:
+            assert stack.settings.ports["cablecast"] != settings.ports["cablecast"]
+            assert health(stack).status_code == 200
+        finally:
+            stack.stop()
 
 
 def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
