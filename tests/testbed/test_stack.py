@@ -335,15 +335,17 @@ def test_cli_sigint_during_start_up_stops_what_had_started(cli_stack: CliStack) 
     assert cli_stack.leftovers() == []
 
 
-def test_watchdog_stops_the_stack_when_redis_dies(cli_stack: CliStack) -> None:
+@pytest.mark.parametrize("part", ["redis", "api"])
+def test_watchdog_stops_the_stack_when_a_part_dies(cli_stack: CliStack, part: str) -> None:
     pids = cli_stack.wait_ready()
     killed_at = time.monotonic()
-    os.kill(pids["redis"], signal.SIGKILL)
+    os.kill(pids[part], signal.SIGKILL)
     code, _, err = cli_stack.finish(timeout=60)
     took = time.monotonic() - killed_at
-    print(f"\nwatchdog: stack stopped {took:.1f} s after redis was killed")
+    print(f"\nwatchdog: stack stopped {took:.1f} s after {part} was killed")
     assert code == 1
-    assert "redis" in err and "died unexpectedly" in err
+    assert f"{part} (pid {pids[part]}) died unexpectedly" in err
+    assert "Last lines of" in err  # the dead part's log tail, to see why
     assert took < 30
     assert cli_stack.leftovers() == []
 
