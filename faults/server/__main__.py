@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from faults.server import native
 from faults.server.app import ConfigError, Options, load_config, run
 
 
@@ -32,6 +33,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         help="seed toxicity and jitter draws so the same connections get the same faults",
     )
+    parser.add_argument(
+        "--data-plane",
+        choices=native.PLANES,
+        help=(
+            "how connections without toxics are forwarded: native (splice(2) in a C thread) "
+            f"or python (default: ${native.ENV}, else native when built)"
+        ),
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port} is not in 0..65535")
@@ -46,7 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"faults.server: {exc}", file=sys.stderr)
         return 2
-    return run(Options(host=args.host, port=args.port, proxies=proxies, seed=args.seed))
+    try:
+        plane = native.choose_plane(args.data_plane)
+    except native.DataPlaneError as exc:
+        print(f"faults.server: {exc}", file=sys.stderr)
+        return 2
+    options = Options(
+        host=args.host, port=args.port, proxies=proxies, seed=args.seed, data_plane=plane
+    )
+    return run(options)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ typedef struct {
     unsigned long long forwarded;
     int state;             /* WANT_IN, WANT_OUT or DONE */
     int eof;               /* fd_in reached EOF */
+    int shut;              /* ... and fd_out was shut for writing after the last byte */
     int err;               /* errno that finished the link, 0 for EOF */
 } Link;
 
@@ -132,6 +133,7 @@ static void pump(Forwarder *f, Link *l, size_t slot) {
         if (l->eof) {
             /* Half-close passes through only after every byte before it. */
             shutdown(l->out_fd, SHUT_WR);
+            l->shut = 1;
             finish(f, l, slot, 0);
             return;
         }
@@ -372,7 +374,7 @@ static PyObject *Forwarder_detach(Forwarder *f, PyObject *args) {
     if (check_open(f) < 0) return NULL;
     char *buf = NULL;
     size_t got = 0;
-    int found = 0, eof = 0, err = 0, nomem = 0;
+    int found = 0, eof = 0, shut = 0, err = 0, nomem = 0;
     unsigned long long forwarded = 0;
     LOCK(f);
     Py_ssize_t slot = find(f, id);
@@ -398,6 +400,7 @@ static PyObject *Forwarder_detach(Forwarder *f, PyObject *args) {
             }
         }
         eof = l->eof;
+        shut = l->shut;
         err = l->err;
         forwarded = l->forwarded;
         free_link(f, l);
@@ -411,7 +414,8 @@ static PyObject *Forwarder_detach(Forwarder *f, PyObject *args) {
     PyObject *data = PyBytes_FromStringAndSize(buf ? buf : "", (Py_ssize_t)got);
     free(buf);
     if (data == NULL) return NULL;
-    return Py_BuildValue("(NOiK)", data, eof ? Py_True : Py_False, err, forwarded);
+    return Py_BuildValue("(NOOiK)", data, eof ? Py_True : Py_False, shut ? Py_True : Py_False,
+                         err, forwarded);
 }
 
 static PyObject *Forwarder_counters(Forwarder *f, PyObject *args) {
@@ -482,8 +486,9 @@ static PyMethodDef Forwarder_methods[] = {
     {"add", (PyCFunction)Forwarder_add, METH_VARARGS,
      "add(link_id, fd_in, fd_out): forward fd_in -> fd_out natively from now on."},
     {"detach", (PyCFunction)Forwarder_detach, METH_VARARGS,
-     "detach(link_id) -> (pending: bytes, eof: bool, errno: int, forwarded: int).\n"
-     "Stop forwarding now; pending bytes were read from fd_in but not written to fd_out."},
+     "detach(link_id) -> (pending: bytes, eof: bool, shut: bool, errno: int, forwarded: int).\n"
+     "Stop forwarding now; pending bytes were read from fd_in but not written to fd_out;\n"
+     "eof: fd_in reached EOF; shut: fd_out was already shut for writing after the data."},
     {"counters", (PyCFunction)Forwarder_counters, METH_VARARGS,
      "counters(link_id) -> bytes written to fd_out so far."},
     {"finished", (PyCFunction)Forwarder_finished, METH_NOARGS,

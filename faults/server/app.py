@@ -14,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from faults.server import native
 from faults.server.api import build_app
 from faults.server.collection import Collection
 from faults.server.errors import ApiError
@@ -47,6 +48,7 @@ class Options:
     port: int = 8474
     proxies: list[ProxySpec] = field(default_factory=list)
     seed: int | None = None
+    data_plane: str | None = None  # python | native; None: $FAULTS_DATA_PLANE, else native if built
 
 
 class _Uvicorn(uvicorn.Server):
@@ -70,6 +72,25 @@ async def serve(
     stop: asyncio.Event,
 ) -> None:
     """Serve until ``stop`` is set; ``ready(host, port)`` is called once the API is bound."""
+    try:
+        plane = native.choose_plane(options.data_plane)
+    except native.DataPlaneError as exc:
+        raise StartupError(str(exc)) from None
+    loop = asyncio.get_running_loop()
+    if plane == "native":
+        native.start(loop)
+    try:
+        await _serve(options, ready=ready, stop=stop)
+    finally:
+        native.stop(loop)  # after the collection closed every connection (and detached it)
+
+
+async def _serve(
+    options: Options,
+    *,
+    ready: Callable[[str, int], None],
+    stop: asyncio.Event,
+) -> None:
     collection = Collection(options.seed)
     try:
         await collection.populate(options.proxies)

@@ -9,6 +9,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING, cast
 
+from faults.server import native
 from faults.server.link import Direction
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ class Side(asyncio.Protocol):
             out.dst.write(data)
             out.received += n
             out.sent += n
+            if out.want_native:
+                out.try_native()
         else:
             out.feed(data)
 
@@ -103,6 +106,7 @@ class Connection:
         self.up: Direction | None = None  # client -> upstream
         self.down: Direction | None = None  # upstream -> client
         self.closed = False
+        self.plane = native.current()  # None: the Python data plane
         self._connecting: asyncio.Task[None] | None = None
 
     def rng_for(self, what: str) -> random.Random:
@@ -140,6 +144,10 @@ class Connection:
                 direction.feed_eof()
             elif not self.closed and source.transport is not None:
                 source.transport.resume_reading()
+        # Only now, with the early bytes out, may a direction go native (which pauses reading).
+        for direction in (self.up, self.down):
+            direction.live = True
+            direction.try_native()
 
     def apply_toxics(self) -> None:
         """(Re)build both chains from the proxy's toxics; draws toxicity again."""

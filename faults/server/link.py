@@ -5,6 +5,12 @@ destination transport from ``data_received``: no task, no queue, no copy. Once a
 applies, the direction switches to a pipeline: source -> queue -> stage -> queue ->
 ... -> writer task -> destination. Switching either way keeps every byte in order:
 the items still in flight are collected oldest first and re-fed (see ``rebuild``).
+
+With the native data plane (``faults.server.native``) a direction with no toxic goes
+further: a C thread splices it kernel to kernel while the source transport's reading is
+paused. A toxic arriving detaches it, and what the native side had read but not written
+is fed to the pipeline first; when the chain empties again the stream goes back to native
+only once Python has written everything it holds for the destination.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import random
 from typing import TYPE_CHECKING, Any
 
+from faults.server.native import Detached
 from faults.server.pipeline import CLOSE, EOF, Chunk, ChunkQueue, Item, Marker, Stub
 from faults.server.toxics.registry import closes_on_removal
 
@@ -25,6 +32,9 @@ LOW_WATER = 256 << 10
 
 PAUSED_BY_DEST = 1
 PAUSED_BY_QUEUE = 2
+PAUSED_BY_NATIVE = 4  # the native plane reads the source: asyncio must not
+
+NATIVE_RETRY = 0.005  # s between looks at the destination buffer before going native
 
 
 class Stage:
@@ -61,6 +71,11 @@ class Direction:
         self.toxic_state: dict[str, dict[str, Any]] = {}
         self.toxic_rngs: dict[str, random.Random] = {}
         self.draw_rng = conn.rng_for(stream)
+        self.plane = conn.plane
+        self.native: int | None = None  # the plane's link id while it forwards this stream
+        self.want_native = False  # go native as soon as Python's writes to dst are out
+        self.live = False  # set once the connection has fed its early data
+        self._retry: asyncio.TimerHandle | None = None
 
     # ---- data from the source protocol -----------------------------------------
 
@@ -79,6 +94,13 @@ class Direction:
         else:
             assert self.head is not None
             self.head.put(EOF)
+
+    def byte_counts(self) -> tuple[int, int]:
+        """(received, sent) including what the native side forwarded."""
+        native = (
+            0 if self.plane is None or self.native is None else self.plane.forwarded(self.native)
+        )
+        return self.received + native, self.sent + native
 
     # ---- flow control ------------------------------------------------------------
 
@@ -128,11 +150,16 @@ class Direction:
             del self.toxic_state[name]  # a toxic added again later starts afresh
         self.applied = {e.name: self.draw_rng.random() < e.toxicity for e in entries}
         active = [e for e in entries if self.applied[e.name]]
+        if self.native is not None and not active:
+            return close_after  # no toxic before, none now: stays native
+        detached = self._leave_native() if self.native is not None else None
         in_flight = self._stop_stages()
         if active:
             self._start_pipeline(active, in_flight)
         else:
             self._start_fast(in_flight)
+        if detached is not None:
+            self._take_back(detached)
         return close_after
 
     def _stop_stages(self) -> list[Item]:
@@ -157,12 +184,15 @@ class Direction:
         for item in backlog + in_flight:
             if not self._write(item):
                 return
+        self.want_native = self.plane is not None
+        self.try_native()
 
     def _start_pipeline(self, active: list[ToxicEntry], in_flight: list[Item]) -> None:
         if self.tail is None:
             self.tail = ChunkQueue(self)
             self.writer = self.conn.loop.create_task(self._write_loop())
         self.fast = False
+        self._cancel_native_wish()
         head = ChunkQueue(self)
         for item in in_flight:
             head.put(item)
@@ -185,6 +215,62 @@ class Direction:
         if rng is None:
             rng = self.toxic_rngs[name] = self.conn.rng_for(f"{self.stream}/{name}")
         return rng
+
+    # ---- the native data plane ------------------------------------------------------
+
+    def try_native(self) -> None:
+        """Hand the stream to the native plane if Python holds nothing more for ``dst``."""
+        if not self.want_native or not self.live or self.finished or self.conn.closed:
+            return
+        if self.src.is_closing() or self.dst.is_closing():
+            return
+        if self.dst.get_write_buffer_size():
+            # Bytes Python wrote are still queued for dst and must go first: look again soon.
+            if self._retry is None:
+                self._retry = self.conn.loop.call_later(NATIVE_RETRY, self._retry_native)
+            return
+        assert self.plane is not None
+        self._cancel_native_wish()
+        self._pause(PAUSED_BY_NATIVE)
+        self.native = self.plane.attach(_fileno(self.src), _fileno(self.dst), self._native_ended)
+
+    def _retry_native(self) -> None:
+        self._retry = None
+        self.try_native()
+
+    def _cancel_native_wish(self) -> None:
+        self.want_native = False
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+
+    def _leave_native(self) -> Detached:
+        assert self.plane is not None and self.native is not None
+        detached = self.plane.detach(self.native)
+        self.native = None
+        self.received += detached.forwarded
+        self.sent += detached.forwarded
+        return detached
+
+    def _take_back(self, detached: Detached) -> None:
+        """Continue in Python where the native side stopped: its bytes first, then its end."""
+        if detached.pending:
+            self.feed(detached.pending)
+        if detached.errno:
+            self.conn.close()  # what connection_lost does on the Python path
+        elif detached.shut:
+            # The native side passed the EOF on already; a second shutdown could fail.
+            self.finished = True
+            self.conn.direction_finished()
+        elif detached.eof:
+            self.feed_eof()  # the source is at EOF: its reading stays paused
+        else:
+            self._resume(PAUSED_BY_NATIVE)
+
+    def _native_ended(self, errno: int) -> None:
+        """The native side passed the source's EOF on, or failed with ``errno``."""
+        if self.native is not None:
+            self._take_back(self._leave_native())
 
     # ---- the destination -----------------------------------------------------------
 
@@ -219,7 +305,14 @@ class Direction:
         self.conn.direction_finished()
 
     def stop(self) -> None:
-        """Cancel all tasks; the connection is going away."""
+        """Cancel all tasks; the connection is going away (detach before its fds close)."""
+        self._cancel_native_wish()
+        if self.native is not None:
+            pending = self._leave_native().pending
+            self.received += len(pending)
+            if pending and not self.dst.is_closing():
+                self.dst.write(pending)  # the close flushes it, as on the Python path
+                self.sent += len(pending)
         self.finished = True
         for stage in self.stages:
             stage.task.cancel()
@@ -227,6 +320,10 @@ class Direction:
         if self.writer is not None:
             self.writer.cancel()
             self.writer = None
+
+
+def _fileno(transport: asyncio.Transport) -> int:
+    return int(transport.get_extra_info("socket").fileno())
 
 
 async def _run_stage(toxic: Any, stub: Stub) -> None:

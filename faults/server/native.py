@@ -52,6 +52,7 @@ class Detached(NamedTuple):
 
     pending: bytes  # read from the source, not yet written: deliver these first
     eof: bool  # the source's EOF was read (after ``pending``)
+    shut: bool  # ... and already passed on: the destination is shut for writing
     errno: int  # non-zero: the link failed with this error
     forwarded: int  # bytes the native side wrote to the destination in total
 
@@ -101,3 +102,31 @@ class NativePlane:
         self.loop.remove_reader(self._notify_fd)
         self._callbacks.clear()
         self._fwd.close()
+
+
+# One plane per event loop: the server's connections find it without it being threaded
+# through every constructor, and a test process may run several servers on several loops.
+_planes: dict[asyncio.AbstractEventLoop, NativePlane] = {}
+
+
+def start(loop: asyncio.AbstractEventLoop) -> NativePlane:
+    plane = _planes.get(loop)
+    if plane is None:
+        plane = _planes[loop] = NativePlane(loop)
+    return plane
+
+
+def stop(loop: asyncio.AbstractEventLoop) -> None:
+    plane = _planes.pop(loop, None)
+    if plane is not None:
+        plane.close()
+
+
+def plane_of(loop: asyncio.AbstractEventLoop) -> NativePlane | None:
+    """``loop``'s plane, None when it forwards in Python."""
+    return _planes.get(loop)
+
+
+def current() -> NativePlane | None:
+    """The running loop's plane, None when it forwards in Python."""
+    return _planes.get(asyncio.get_running_loop())

@@ -98,9 +98,10 @@ class Proxy:
         self.connections.discard(conn)
         for direction in (conn.up, conn.down):
             if direction is not None:
+                received, sent = direction.byte_counts()
                 totals = self.closed_bytes[direction.stream]
-                totals[0] += direction.received
-                totals[1] += direction.sent
+                totals[0] += received
+                totals[1] += sent
 
     # ---- toxics --------------------------------------------------------------------------
 
@@ -121,8 +122,9 @@ class Proxy:
         for conn in self.connections:
             for direction in (conn.up, conn.down):
                 if direction is not None:
-                    totals[direction.stream][0] += direction.received
-                    totals[direction.stream][1] += direction.sent
+                    received, sent = direction.byte_counts()
+                    totals[direction.stream][0] += received
+                    totals[direction.stream][1] += sent
         return {s: (v[0], v[1]) for s, v in totals.items()}
 
     def to_json(self) -> dict[str, Any]:

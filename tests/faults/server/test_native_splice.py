@@ -151,6 +151,7 @@ def test_half_close_passes_through_after_the_data(fwd: _splice.Forwarder, hop: H
     hop.a.shutdown(socket.SHUT_WR)
     assert read_all(hop.b, 100) == b"last words"  # then EOF: read_all stops at it
     assert wait_finished(fwd, 1) == {1: 0}
+    assert fwd.detach(1) == (b"", True, True, 0, 10)  # EOF read and passed on after 10 bytes
     # The other direction still works after the half-close.
     hop.b.sendall(b"reply")
     assert read_all(hop.a, 5) == b"reply"
@@ -202,8 +203,8 @@ def test_detach_returns_the_bytes_in_flight_and_loses_nothing(
     for link in range(1, 41):
         fwd.add(link, hop.p1.fileno(), hop.p2.fileno())
         time.sleep(0.005)
-        pending, eof, err, forwarded = fwd.detach(link)
-        assert (eof, err) == (False, 0)
+        pending, eof, shut, err, forwarded = fwd.detach(link)
+        assert (eof, shut, err) == (False, False, 0)
         total_forwarded += forwarded
         pending_seen += len(pending) > 0
         # The Python side's turn: first what the pipe held, then a little straight from p1.
@@ -236,9 +237,9 @@ def test_detach_of_a_blocked_link_hands_back_the_pipe(fwd: _splice.Forwarder, ho
             time.sleep(0.01)
     hop.a.shutdown(socket.SHUT_WR)
     time.sleep(0.05)
-    pending, eof, err, forwarded = fwd.detach(1)
+    pending, eof, shut, err, forwarded = fwd.detach(1)
     assert pending, "b never read, so the pipe must hold bytes"
-    assert err == 0
+    assert (shut, err) == (False, 0)  # bytes still in the pipe: the EOF cannot have passed
     rest = bytearray()
     if not eof:  # EOF not reached yet: the rest is still in p1's receive buffer
         hop.p1.setblocking(True)
@@ -259,7 +260,7 @@ def test_finished_reports_a_reset_destination_with_its_errno(
     # up fails writing to p2, down fails reading from p2: both with the socket's error.
     assert done[1] in (errno.ECONNRESET, errno.EPIPE)
     assert done[2] in (errno.ECONNRESET, errno.EPIPE)
-    assert fwd.detach(1)[2] == done[1]  # detach tells the same errno
+    assert fwd.detach(1)[3] == done[1]  # detach tells the same errno
 
 
 def test_api_rejects_misuse_with_clear_errors(fwd: _splice.Forwarder, hop: Hop) -> None:
