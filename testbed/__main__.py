@@ -28,6 +28,10 @@ environment: DATABASE_URL, REDIS_URL and TOXIPROXY_URL name servers that already
 """
 
 
+# Ctrl-C, `kill`, and a closed terminal: each stops the whole stack, never only this process.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class _Stop(BaseException):
     """Raised from a signal handler to abandon a start-up in progress.
 
@@ -109,14 +113,14 @@ def up(settings: StackSettings) -> int:
     stop_requested = threading.Event()
 
     def abandon_start(signum: int, frame: FrameType | None) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)  # let the clean-up of the start finish
         raise _Stop(signal.Signals(signum).name)
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stop_requested.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, abandon_start)
     print(f"starting the stack (state and logs in {settings.state_dir}) ...", flush=True)
     try:
@@ -124,14 +128,14 @@ def up(settings: StackSettings) -> int:
     except _Stop as exc:
         print(f"{exc}: start-up abandoned, everything stopped", file=sys.stderr)
         return 130
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, request_stop)
     try:
         _print_ready(stack)
         while not stop_requested.is_set() and not stack.wait(0.2):
             pass
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
         print("stopping the stack ...", flush=True)
         stack.stop()
@@ -191,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         return up(settings_from(args))
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if "in use" in str(exc) and args.command == "up":
+            print(
+                "hint: a stack from an earlier run may still hold it: python -m testbed status",
+                file=sys.stderr,
+            )
         return 2
 
 
