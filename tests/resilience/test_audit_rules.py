@@ -1,0 +1,124 @@
+"""The audit's rules on small synthetic inputs: each kind of loss is counted and named."""
+
+from __future__ import annotations
+
+from faults.audit import CablecastView, Expected, expectations, judge
+from faults.experiment import Audit
+
+NOW = 10_000.0
+
+
+def row(vod_id: int, **fields: object) -> dict:
+    base = {
+        "id": vod_id,
+        "title": f"t{vod_id}",
+        "status": "uploaded",
+        "version": 1,
+        "cablecast_show_id": None,
+        "cablecast_vod_id": None,
+        "job_id": None,
+        "updated_at": NOW - 1,
+    }
+    return base | fields
+
+
+def test_the_ledger_folds_into_the_last_promise() -> None:
+    events = [
+        {"ts": 1, "kind": "created", "id": 1, "version": 1, "title": "a", "status": "uploaded"},
+        {"ts": 2, "kind": "updated", "id": 1, "version": 2, "fields": {"title": "b"}},
+        {
+            "ts": 3,
+            "kind": "published",
+            "id": 1,
+            "version": 5,
+            "cablecast_show_id": 7,
+            "cablecast_vod_id": 9,
+        },
+        {"ts": 1, "kind": "created", "id": 2, "version": 1, "title": "c", "status": "uploaded"},
+        {"ts": 4, "kind": "deleted", "id": 2},
+    ]
+    folded = expectations(events)
+    assert folded[1].fields == {"title": "b"} and folded[1].version == 5
+    assert folded[1].published == (7, 9)
+    assert not folded[2].exists
+
+
+def test_a_clean_run_has_no_findings() -> None:
+    expected = {1: Expected(1, version=1, fields={"title": "t1"})}
+    result = judge(
+        expected,
+        {1: row(1)},
+        {1: (1, {"title": "t1", "status": "uploaded"})},
+        CablecastView({}, {}),
+        [],
+        NOW,
+        Audit(),
+    )
+    assert result.ok and result.counts() == {
+        "lost": 0,
+        "duplicated": 0,
+        "inconsistent": 0,
+        "stuck": 0,
+    }
+
+
+def test_lost_writes_are_named() -> None:
+    expected = {
+        1: Expected(1, version=1),  # row missing
+        2: Expected(2, version=3),  # row at version 2
+        3: Expected(3, version=2, fields={"title": "new"}),  # update lost
+        4: Expected(4, exists=False),  # delete lost
+        5: Expected(5, version=4, published=(7, 9)),  # not published in the database
+    }
+    rows = {
+        2: row(2, version=2),
+        3: row(3, version=2, title="old"),
+        4: row(4),
+        5: row(5, version=4),
+    }
+    result = judge(expected, rows, None, None, None, NOW, Audit())
+    problems = {f.id: f.problem for f in result.lost}
+    assert sorted(problems) == [1, 2, 3, 4, 5]
+    assert "not in the database" in problems[1]
+    assert "version 2 in the database < 3 acknowledged" in problems[2]
+    assert "title is 'old', acknowledged 'new'" in problems[3]
+    assert "deleted" in problems[4]
+    assert "told published, database says uploaded" in problems[5]
+    assert not result.ok
+    assert "Cablecast not audited: no Cablecast URL" in result.notes
+
+
+def test_cablecast_must_hold_each_published_vod_exactly_once() -> None:
+    published = {"status": "published", "version": 5, "cablecast_show_id": 7, "cablecast_vod_id": 9}
+    expected = {i: Expected(i, version=5, published=(7 + i, 9)) for i in (1, 2, 3)}
+    rows = {i: row(i, **published | {"cablecast_show_id": 7 + i}) for i in (1, 2, 3)}
+    view = CablecastView(
+        shows_by_vod={1: [8], 2: [9, 10]},  # vod 3: no show at all
+        vods_by_show={8: [9, 11], 9: [9]},
+    )
+    result = judge(expected, rows, None, view, None, NOW, Audit())
+    assert {(f.id, f.problem) for f in result.duplicated} == {
+        (1, "2 Cablecast VODs: [9, 11]"),
+        (2, "2 Cablecast shows: [9, 10]"),
+    }
+    assert [(f.id, f.problem) for f in result.lost] == [
+        (3, "published but no Cablecast show carries its marker")
+    ]
+
+
+def test_cache_disagreements_and_stuck_jobs_are_named() -> None:
+    expected = {i: Expected(i, version=1) for i in (1, 2, 3)} | {4: Expected(4, exists=False)}
+    rows = {1: row(1, version=3), 2: row(2), 3: row(3, status="transcoding", updated_at=NOW - 500)}
+    cache = {1: (2, {"title": "t1"}), 2: (2**62, None), 4: (1, {"title": "t4"})}
+    result = judge(expected, rows, cache, None, ["1-0"], NOW, Audit(stuck_after=60))
+    assert {(f.id, f.problem) for f in result.inconsistent} == {
+        (1, "cached version 2, database version 3"),
+        (2, "cache says deleted, the database row exists"),
+        (4, "cached (version 1) but not in the database"),
+    }
+    assert [f.problem for f in result.stuck] == [
+        "transcoding for 500s (bound 60s)",
+        "job 1-0 is still pending in the consumer group",
+    ]
+    assert not result.ok
+    assert judge(expected, rows, cache, None, ["1-0"], NOW, Audit(inconsistent=3, stuck=2)).ok

@@ -1,0 +1,225 @@
+"""Short experiments end to end on the real stack: one per link, one that must fail, and
+interrupted runs (SIGINT, SIGKILL) that must leave no fault behind."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from faults.client import FaultClient
+from faults.experiment import load_experiment
+from faults.runner import Outcome, Target, execute
+from faults.scorecard import render_report
+from testbed.stack import Stack
+
+REPO = Path(__file__).resolve().parents[2]
+
+# 26 s of load: 4 s warm-up, 5 s before, 7 s fault, 6 s recovery allowance, 3 s after.
+TEMPLATE = """
+title = "{title}"
+[load]
+locustfile = "locustfiles/vod.py"
+users = 6
+spawn_rate = 6
+duration = "{duration}"
+warmup = "4s"
+[[faults]]
+link = "{link}"
+toxic = "{toxic}"
+{attributes}
+at = "{at}"
+for = "{length}"
+[hypothesis]
+error_rate = "< 5%"
+p95_ms = "< 1500"
+recovers_within = "6s"
+sustained = "3s"
+[hypothesis.during]
+error_rate = "{during_errors}"
+p95_ms = "{during_p95}"
+[audit]
+drain = "10s"
+stuck_after = "120s"
+"""
+
+
+def experiment_file(tmp_path: Path, **values: str) -> Path:
+    values = {
+        "title": "test",
+        "duration": "26s",
+        "at": "9s",
+        "length": "7s",
+        "attributes": "",
+        "during_errors": "<= 100%",
+        "during_p95": "< 2500",
+    } | values
+    path = tmp_path / f"{values['link']}-{values['toxic']}.toml"
+    path.write_text(TEMPLATE.format(**values))
+    return path
+
+
+@pytest.fixture
+def target(clean_faults: Stack) -> Target:
+    s = clean_faults
+    return Target(s.api_url, s.fault_url, s.cablecast_url, s.database_url, s.redis_url)
+
+
+def run(path: Path, target: Target, tmp_path: Path) -> Outcome:
+    return execute(load_experiment(path), tmp_path / "run", target, out=io.StringIO())
+
+
+@pytest.mark.parametrize("link", ["postgres", "redis", "cablecast"])
+def test_an_outage_on_each_link_is_survived_recovered_from_and_loses_nothing(
+    link: str, target: Target, tmp_path: Path, journal_dir: Path
+) -> None:
+    outcome = run(experiment_file(tmp_path, link=link, toxic="down"), target, tmp_path)
+    report = outcome.report
+    [window] = report["windows"]
+    assert window["link"] == link and window["what"] == f"{link} down"
+    assert 6.5 < window["end"] - window["start"] < 8.5
+    assert window["start"] - report["load_start"] == pytest.approx(9, abs=1)
+    before, during, *_ = outcome.verdict.phases
+    assert before.phase == "before" and during.phase == "during"
+    assert before.stats.requests > 20 and during.stats.requests > 0
+    if link in ("postgres", "redis"):  # every request needs them: the outage must show
+        assert during.stats.error_rate > 0.2 > before.stats.error_rate
+    [recovery] = outcome.verdict.recoveries
+    assert recovery.seconds is not None and 0 <= recovery.seconds <= 6, outcome.verdict
+    assert outcome.audit is not None and outcome.audit.counts()["lost"] == 0, outcome.audit
+    assert outcome.verdict.ok, render_report(report)
+    saved = json.loads((tmp_path / "run" / "verdict.json").read_text())
+    assert saved["verdict"]["recoveries"][0]["seconds"] == recovery.seconds
+    with FaultClient(target.fault_url) as client:
+        assert all(p.enabled and not p.toxics for p in client.proxies().values())
+
+
+def test_a_hypothesis_the_service_cannot_meet_fails(
+    target: Target, tmp_path: Path, journal_dir: Path
+) -> None:
+    path = experiment_file(
+        tmp_path,
+        link="postgres",
+        toxic="latency",
+        attributes="attributes = { latency = 300 }",
+        during_errors="< 50%",
+        during_p95="< 100",
+    )
+    outcome = run(path, target, tmp_path)
+    during = outcome.verdict.phases[1]
+    failed = [c for c in during.checks if not c.ok]
+    assert [c.metric for c in failed] == ["p95_ms"]
+    assert failed[0].value > 300  # the database answers 300 ms late, at least
+    assert not outcome.verdict.ok and not outcome.ok
+
+
+def start_runner(
+    path: Path, target: Target, run_dir: Path, journal: Path
+) -> subprocess.Popen[bytes]:
+    env = os.environ | {"TOXIPROXY_URL": target.fault_url, "LOADKIT_FAULTS_JOURNAL": str(journal)}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "faults",
+            "run",
+            str(path),
+            "--host",
+            target.api_url,
+            "--run-dir",
+            str(run_dir),
+            "--no-audit",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def wait_for_toxic(client: FaultClient, proxy: str, runner: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while not client.toxics(proxy):
+        assert runner.poll() is None, runner.stderr.read().decode() if runner.stderr else ""
+        assert time.monotonic() < deadline, "the runner never injected its fault"
+        time.sleep(0.2)
+
+
+def locust_of(run_dir: Path) -> list[str]:
+    """Pids of Locust processes writing to this run folder."""
+    out = subprocess.run(["pgrep", "-f", f"--run-dir {run_dir}"], capture_output=True, text=True)
+    return [p for p in out.stdout.split() if p]
+
+
+def long_fault(tmp_path: Path) -> Path:
+    return experiment_file(
+        tmp_path,
+        link="redis",
+        toxic="latency",
+        duration="60s",
+        at="5s",
+        length="40s",
+        attributes="attributes = { latency = 50 }",
+    )
+
+
+def test_ctrl_c_removes_the_fault_and_stops_locust(
+    target: Target, tmp_path: Path, journal_dir: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    runner = start_runner(long_fault(tmp_path), target, run_dir, journal_dir)
+    with FaultClient(target.fault_url) as client:
+        try:
+            wait_for_toxic(client, "redis", runner)
+            runner.send_signal(signal.SIGINT)
+            assert runner.wait(60) == 130
+        finally:
+            if runner.poll() is None:
+                os.killpg(runner.pid, signal.SIGKILL)
+                runner.wait(10)
+        assert client.toxics("redis") == []
+    [window] = [json.loads(line) for line in (run_dir / "faults.jsonl").read_text().splitlines()]
+    assert window["link"] == "redis" and "rolled back" in window["what"]
+    assert locust_of(run_dir) == []
+    assert list(journal_dir.glob("*.jsonl")) == []
+
+
+def test_a_sigkilled_runner_leaves_a_journal_that_cleanup_uses(
+    target: Target, tmp_path: Path, journal_dir: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    runner = start_runner(long_fault(tmp_path), target, run_dir, journal_dir)
+    with FaultClient(target.fault_url) as client:
+        try:
+            wait_for_toxic(client, "redis", runner)
+            runner.kill()  # SIGKILL: no handler, no finally
+            runner.wait(10)
+        finally:
+            if runner.poll() is None:
+                os.killpg(runner.pid, signal.SIGKILL)
+                runner.wait(10)
+        assert [t.type for t in client.toxics("redis")] == ["latency"]  # left behind
+        deadline = time.monotonic() + 30  # Locust follows its parent (PR_SET_PDEATHSIG)
+        while locust_of(run_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert locust_of(run_dir) == []
+        cleaned = subprocess.run(
+            [sys.executable, "-m", "faults", "cleanup"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=os.environ | {"LOADKIT_FAULTS_JOURNAL": str(journal_dir)},
+        )
+        assert cleaned.returncode == 0, cleaned.stderr
+        assert "removed latency latency=50 on redis" in cleaned.stdout
+        assert client.toxics("redis") == []
+    assert "left behind; removed by cleanup" in (run_dir / "faults.jsonl").read_text()
