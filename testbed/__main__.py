@@ -32,6 +32,15 @@ environment: DATABASE_URL, REDIS_URL and TOXIPROXY_URL name servers that already
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+PORT_HELP = {
+    "api": "the Archivist API",
+    "fault_api": "the fault server's HTTP API (Toxiproxy-compatible)",
+    "postgres": "PostgreSQL itself (the app connects through its proxy)",
+    "redis": "Redis itself (the app connects through its proxy)",
+    "cablecast": "the Cablecast simulator itself (the app goes through its proxy)",
+}
+
+
 class _Stop(BaseException):
     """Raised from a signal handler to abandon a start-up in progress.
 
@@ -51,21 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser(
         "up",
         help="start the stack, print its URLs, stay up until Ctrl-C or SIGTERM",
-        description="Start every part, wait until all are healthy, print the URLs and "
-        "stay in the foreground. Ctrl-C or SIGTERM stops everything; so does any part "
-        "that dies (exit code 1, with its log tail).",
+        description="Start every part, wait until all are healthy, print the URLs and stay\n"
+        "in the foreground. Ctrl-C or SIGTERM stops everything; so does any part that\n"
+        "dies (exit code 1, with its log tail). Ports default to --config's.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    up.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="stack TOML")
+    up.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="stack TOML (default: %(default)s)"
+    )
     up.add_argument("--state-dir", type=Path, help="data and logs (default: from config)")
     up.add_argument("--free-ports", action="store_true", help="use any free ports")
     for name in PORT_NAMES:
         flag = name.replace("_", "-")
-        up.add_argument(f"--{flag}-port", type=_port, metavar="PORT", help=f"{name} port")
+        up.add_argument(f"--{flag}-port", type=_port, metavar="PORT", help=PORT_HELP[name])
     for name in PROXY_NAMES:
         up.add_argument(
             f"--{name}-proxy-port", type=_port, metavar="PORT", help=f"port of the {name} proxy"
         )
-    up.add_argument("--workers", type=int, help="worker processes (default: from config)")
+    up.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes, 0..16 (default: from config)"
+    )
     up.add_argument("--regression", choices=REGRESSIONS, help="start the API with a regression")
     status = commands.add_parser("status", help="which stack processes run (from pids.json)")
     status.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="stack TOML")
