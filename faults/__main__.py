@@ -1,6 +1,7 @@
 """`python -m faults`: run resilience experiments and look after what they inject.
 
     python -m faults run config/experiments/NAME.toml [--host URL] [--run-dir DIR] [--no-audit]
+                         [--report]
     python -m faults list                 the catalogue: one line per experiment
     python -m faults check [FILE ...]     validate experiment files (all by default)
     python -m faults cleanup [--all]      remove faults left by killed runs
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from types import FrameType
@@ -53,8 +55,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(render_report(outcome.report))
+    if args.report:
+        html_report(run_dir)
     print(f"verdict: {'PASS' if outcome.ok else 'FAIL'}; details in {run_dir / 'verdict.json'}")
     return 0 if outcome.ok else 1
+
+
+def html_report(run_dir: Path) -> None:
+    """The analysis package's HTML report of the run (fault windows included), if it builds."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "analysis", "report", str(run_dir)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        print(f"warning: no HTML report: {exc}", file=sys.stderr)
+        return
+    if done.returncode != 0:
+        print(f"warning: no HTML report: {done.stderr.strip()[-500:]}", file=sys.stderr)
+        return
+    print(f"HTML report: {run_dir / 'report.html'}")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -125,6 +147,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="an external Archivist (needs TOXIPROXY_URL, DATABASE_URL)")
     run.add_argument("--run-dir", help="run folder (default runs/<UTC stamp>-<name>)")
     run.add_argument("--no-audit", dest="audit", action="store_false", help="skip the audit")
+    run.add_argument("--report", action="store_true", help="also write RUN/report.html")
     run.set_defaults(func=cmd_run)
     sub.add_parser("list", aliases=["catalogue"], help="list the catalogue").set_defaults(
         func=cmd_list
