@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup test lint bench demo up clean experiment resilience
+.PHONY: setup test lint bench demo up clean gate baseline experiment resilience
 
 setup: $(STAMP)
 
@@ -42,3 +42,21 @@ up: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .stack runs/.tmp .pytest_cache .mypy_cache .ruff_cache
+
+# Performance gate: a fixed, seeded headless run of locustfiles/vod.py against the reference
+# stack (started and stopped by --start-stack), gated against config/baselines/$(GATE_BASELINE).
+GATE_BASELINE ?= main
+GATE_RUN      ?= runs/gate-latest
+GATE_LOCUST   := LOADKIT_SEED=1 $(BIN)/locust -f locustfiles/vod.py --headless -u 10 -r 5 \
+	-t 60s --stop-timeout 15 --only-summary --exit-code-on-error 0 --start-stack
+
+gate: $(STAMP)
+	rm -rf $(GATE_RUN)
+	$(GATE_LOCUST) --run-dir $(GATE_RUN)
+	$(BIN)/python -m analysis gate $(GATE_RUN) --baseline $(GATE_BASELINE) \
+		--junit $(GATE_RUN)/gate.xml --report $(GATE_RUN)/report.html
+
+baseline: $(STAMP)
+	rm -rf $(GATE_RUN)
+	$(GATE_LOCUST) --run-dir $(GATE_RUN)
+	$(BIN)/python -m analysis baseline save $(GATE_RUN) --name $(GATE_BASELINE)

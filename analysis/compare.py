@@ -189,7 +189,10 @@ def _latency_changes(
             )
         for j, metric in enumerate(wanted):
             lo = hi = float("nan")
-            if enough:
+            # A high percentile rests on the few requests above it: with fewer than
+            # min_tail of them it moves from run to run whatever the CI says.
+            tail = min(nb, nc) * (1.0 - qs[j])
+            if enough and tail >= settings.min_tail:
                 lo, hi = _interval(rc[:, j] / rb[:, j] - 1.0, settings.confidence)
             out.append(
                 Change(
@@ -202,7 +205,7 @@ def _latency_changes(
                     hi,
                     nb,
                     nc,
-                    enough,
+                    enough and tail >= settings.min_tail,
                 )
             )
     return out
@@ -286,7 +289,7 @@ def _count_changes(
 
 
 def _by_name(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    return {str(name): group for name, group in frame.groupby("name", sort=True)}
+    return {str(name): group for name, group in frame.groupby("name")}
 
 
 def compare_runs(

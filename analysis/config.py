@@ -72,6 +72,7 @@ class Settings:
     warmup_s: float = 0.0
     min_samples: int = 200
     min_blocks: int = 10
+    min_tail: int = 20
     seed: int = 1
     baseline_cap: int = 20_000
 

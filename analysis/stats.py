@@ -26,8 +26,8 @@ def percentiles(
 ) -> pd.DataFrame:
     """Exact percentiles per name plus an ``ALL`` row; columns ``p50`` ... (ms)."""
     rows = {
-        name: np.quantile(group[column].to_numpy(), qs)
-        for name, group in samples.groupby("name", sort=True)
+        str(name): np.quantile(group[column].to_numpy(), qs)
+        for name, group in sorted(samples.groupby("name"), key=lambda x: str(x[0]))
     }
     rows[OVERALL] = np.quantile(samples[column].to_numpy(), qs)
     return pd.DataFrame.from_dict(rows, orient="index", columns=[qname(q) for q in qs])
@@ -62,7 +62,7 @@ def summarise(
     Corrected-latency percentiles (``corrected_p95`` ...) are added when any request had
     an intended start time.
     """
-    groups = [(str(n), g) for n, g in samples.groupby("name", sort=True)]
+    groups = sorted(((str(n), g) for n, g in samples.groupby("name")), key=lambda x: x[0])
     groups.append((OVERALL, samples))
     with_corrected = bool(samples["has_intended"].any()) if "has_intended" in samples else False
     rows = []

@@ -112,3 +112,12 @@ def test_load_run_uses_meta_start(synthetic_pair) -> None:
     run = load_run(base)
     assert run.samples["t"].min() >= 0.0
     assert len(run.samples) == 20_000
+
+
+def test_high_percentile_without_enough_tail_is_skipped() -> None:
+    # 1000 requests per run: p95 rests on 50 requests above it, p99 on only 10 (< min_tail 20).
+    s = make_samples(list(np.linspace(1, 100, 1000)), t=list(np.linspace(0, 50, 1000)))
+    rows = compare_runs(make_run(s, 50.0), make_run(s, 50.0), SETTINGS).set_index("metric")
+    ours = rows[rows["name"] == "a"]
+    assert bool(ours.loc["p95", "enough"]) and not bool(ours.loc["p99", "enough"])
+    assert np.isnan(ours.loc["p99", "ci_low"])
