@@ -250,12 +250,10 @@ class Stack:
             self.redis_url = self._redis.url
 
         # Spawn everything that needs nothing else at once; a 2-core box overlaps the waits.
-        if self._postgres is not None:
-            self._postgres.launch()
-            self._adopt("postgres", self._postgres.process, self._postgres_ready)
+        # The Python children first: their imports run while initdb (first start) works.
         if self._redis is not None:
             self._redis.launch()
-            self._adopt("redis", self._redis.process, lambda: self._redis_ready())
+            self._adopt("redis", self._redis.process, self._redis_ready)
         if not s.toxiproxy_url:
             argv = [sys.executable, "-m", "faults.server", "--host", host]
             argv += ["--port", str(ports["fault_api"])]
@@ -271,6 +269,9 @@ class Stack:
         self._add("cablecast", argv, self._cablecast_ready, s.timeouts["cablecast"])
         self._parts["cablecast"].base_env = dict(os.environ)
         self._launch("cablecast")
+        if self._postgres is not None:
+            self._postgres.launch()
+            self._adopt("postgres", self._postgres.process, self._postgres_ready)
 
         for name in ("postgres", "redis", "faults", "cablecast"):
             if name in self._parts:
