@@ -38,9 +38,13 @@ class Context:
     settings: WorkerSettings
 
 
-async def _load(ctx: Context, vod_id: int) -> dict[str, Any] | None:
+async def _load(ctx: Context, vod_id: int, wait_for_writers: bool = False) -> dict[str, Any] | None:
+    """The VOD row. `wait_for_writers` (FOR SHARE) waits until a transaction that holds the
+    row commits: the API queues a job before committing its job id, and a fast worker must
+    not read the row before that commit and take the job for a stale one."""
+    lock = " FOR SHARE" if wait_for_writers else ""
     async with ctx.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"SELECT {COLUMNS}, job_id FROM vods WHERE id = %s", (vod_id,))
+        await cur.execute(f"SELECT {COLUMNS}, job_id FROM vods WHERE id = %s{lock}", (vod_id,))
         row = await cur.fetchone()
     return to_json(row) if row else None
 
@@ -75,7 +79,7 @@ async def _work(ctx: Context) -> None:
 
 async def run_job(ctx: Context, job_id: str, vod_id: int) -> str:
     """Run or resume a job; returns its outcome. Outages raise (the job stays pending)."""
-    vod = await _load(ctx, vod_id)
+    vod = await _load(ctx, vod_id, wait_for_writers=True)
     for _ in range(MAX_STEPS):
         if vod is None:
             return "vod deleted"

@@ -3,15 +3,21 @@ worker is killed in the middle of a job."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+import redis
 
 from testbed.api.client import ArchivistClient
-from testbed.api.settings import DEFAULT_CONFIG
+from testbed.api.settings import DEFAULT_CONFIG, AppConfig
 from testbed.stack import Stack
 from testbed.worker.publish import marker
 
@@ -105,6 +111,61 @@ def test_a_worker_killed_mid_job_is_restarted_and_finishes_it_exactly_once(
     time.sleep(1.0)
     assert api.get_vod(vod["id"])["status"] == "transcoding"  # nobody else is working on it
     stack.start("worker")  # the usual fast config
+    done = api.wait_for(vod["id"], {"published", "failed"}, timeout=30)
+    assert done["status"] == "published", done
+    assert_published_once(stack, done)
+
+
+def test_another_worker_reclaims_the_job_of_a_dead_one(
+    clean_faults: Stack, api: ArchivistClient, tmp_path: Path
+) -> None:
+    stack = clean_faults
+    stack.restart("worker", env={"ARCHIVIST_CONFIG": str(slow_worker_config(tmp_path))})
+    vod = api.create_vod(title="Reclaimed by another worker")
+    assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
+    api.wait_for(vod["id"], {"transcoding"}, timeout=15, poll=0.02)
+    stack.kill("worker")
+    log_path = tmp_path / "rescuer.log"
+    env = dict(stack.app_env) | {"ARCHIVIST_WORKER_NAME": f"rescuer-{vod['id']}"}
+    env.pop("ARCHIVIST_CONFIG", None)
+    with log_path.open("wb") as log:
+        rescuer = subprocess.Popen(
+            [sys.executable, "-m", "testbed.worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        done = api.wait_for(vod["id"], {"published", "failed"}, timeout=30)
+    finally:
+        os.killpg(rescuer.pid, signal.SIGKILL)
+        rescuer.wait(10)
+    assert done["status"] == "published", done
+    assert_published_once(stack, done)
+    assert "reclaimed" in log_path.read_text()
+
+
+def test_a_job_read_before_its_transaction_commits_is_not_dropped(
+    stack: Stack, api: ArchivistClient
+) -> None:
+    """The API queues the job inside the transaction that records its id; a worker that
+    reads the message first must wait for that commit, not drop the job as stale."""
+    queue = AppConfig.load().queue
+    vod = api.create_vod(title="Read before commit")
+    job_id = f"early-{vod['id']}"
+    direct = redis.Redis.from_url(stack.redis_url)
+    try:
+        with psycopg.connect(stack.database_url) as conn:  # one open transaction
+            conn.execute(
+                "UPDATE vods SET job_id = %s, version = version + 1 WHERE id = %s",
+                (job_id, vod["id"]),
+            )
+            direct.xadd(queue.stream, {"job_id": job_id, "vod_id": str(vod["id"])})
+            time.sleep(1.0)  # the worker has the message by now and must wait for us
+            conn.commit()
+    finally:
+        direct.close()
     done = api.wait_for(vod["id"], {"published", "failed"}, timeout=30)
     assert done["status"] == "published", done
     assert_published_once(stack, done)
