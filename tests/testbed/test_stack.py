@@ -387,3 +387,29 @@ def test_existing_servers_are_used_and_left_running(state_root: Path) -> None:
         assert redis.Redis.from_url(redis_url).ping()
         with FaultClient(fault_url) as given:
             assert given.version()
+
+
+def test_services_tool_prints_working_urls_and_stops_clean(state_root: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "testbed.services", str(state_root / "svc")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        urls = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(2))
+        with psycopg.connect(urls["DATABASE_URL"], connect_timeout=5) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("archivist",)
+        assert redis.Redis.from_url(urls["REDIS_URL"]).ping()
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert alive == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
