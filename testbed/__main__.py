@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from testbed.stack import Stack, StackError, StackSettings, start_stack
 from testbed.stack_settings import DEFAULT_CONFIG, PORT_NAMES, PROXY_NAMES, REGRESSIONS
@@ -71,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--state-dir", type=Path, help="data and logs (default: from config)")
     up.add_argument("--free-ports", action="store_true", help="use any free ports")
+    up.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start from empty state: drop the PostgreSQL data, Cablecast state and logs",
+    )
     for name in PORT_NAMES:
         flag = name.replace("_", "-")
         up.add_argument(f"--{flag}-port", type=_port, metavar="PORT", help=PORT_HELP[name])
@@ -124,6 +132,14 @@ def settings_from(args: argparse.Namespace) -> StackSettings:
     return settings
 
 
+def wipe_state(state_dir: Path) -> None:
+    """Remove what an earlier run left in `state_dir` (only the stack's own entries)."""
+    for name in ("postgres", "redis", "logs"):
+        shutil.rmtree(state_dir / name, ignore_errors=True)
+    for path in [*state_dir.glob("cablecast.sqlite*"), state_dir / "pids.json"]:
+        path.unlink(missing_ok=True)
+
+
 def up(settings: StackSettings) -> int:
     stop_requested = threading.Event()
 
@@ -137,11 +153,11 @@ def up(settings: StackSettings) -> int:
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, abandon_start)
-    print(f"starting the stack (state and logs in {settings.state_dir}) ...", flush=True)
+    _say(f"starting the stack (state and logs in {settings.state_dir}) ...")
     try:
         stack = start_stack(settings)
     except _Stop as exc:
-        print(f"{exc}: start-up abandoned, everything stopped", file=sys.stderr)
+        _say(f"{exc}: start-up abandoned, everything stopped", sys.stderr)
         return 130
     for sig in STOP_SIGNALS:
         signal.signal(sig, request_stop)
@@ -152,12 +168,12 @@ def up(settings: StackSettings) -> int:
     finally:
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
-        print("stopping the stack ...", flush=True)
+        _say("stopping the stack ...")
         stack.stop()
     if stack.failure:
-        print(f"error: {stack.failure}", file=sys.stderr)
+        _say(f"error: {stack.failure}", sys.stderr)
         return 1
-    print("stopped", flush=True)
+    _say("stopped")
     return 0
 
 
@@ -174,7 +190,13 @@ def _print_ready(stack: Stack) -> None:
         f"  pids         {json.dumps(stack.pids())}",
         "press Ctrl-C to stop",
     ]
-    print("\n".join(lines), flush=True)
+    _say("\n".join(lines))
+
+
+def _say(text: str, stream: TextIO | None = None) -> None:
+    """Print, but never let a closed pipe (`| head`) skip stopping the stack."""
+    with contextlib.suppress(OSError):
+        print(text, file=stream or sys.stdout, flush=True)
 
 
 def status(settings: StackSettings) -> int:
@@ -187,6 +209,14 @@ def status(settings: StackSettings) -> int:
     for name, pid in pids.items():
         print(f"{name:10} pid {pid:<8} {'running' if _alive(pid) else 'gone'}")
     return 0
+
+
+def _running_pids(state_dir: Path) -> list[int]:
+    try:
+        pids = json.loads((state_dir / "pids.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [pid for pid in pids.values() if _alive(pid)]
 
 
 def _alive(pid: int) -> bool:
@@ -207,7 +237,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.state_dir is not None:
                 settings.state_dir = args.state_dir.resolve()
             return status(settings)
-        return up(settings_from(args))
+        settings = settings_from(args)
+        if args.fresh:
+            if _running_pids(settings.state_dir):
+                raise StackError(
+                    f"{settings.state_dir} may be in use by a running stack "
+                    "(see python -m testbed status); not wiping it"
+                )
+            wipe_state(settings.state_dir)
+        return up(settings)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if "in use" in str(exc) and args.command == "up":
