@@ -13,6 +13,7 @@ run never measures a half-dead stack by accident.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -467,7 +468,8 @@ class Stack:
                     f"{part.process.exit_code()}; stopping the whole stack. "
                     f"Last lines of {part.process.log_path}:\n{part.process.log_tail()}"
                 )
-            print(f"stack watchdog: {self.failure}", file=sys.stderr, flush=True)
+            with contextlib.suppress(OSError):  # a closed stderr must not skip the stop
+                print(f"stack watchdog: {self.failure}", file=sys.stderr, flush=True)
             self.stop()
             return
 
@@ -522,7 +524,8 @@ def start_stack(settings: StackSettings, attempts: int = 3) -> Stack:
         except StackError as exc:
             if not (settings.free_ports and attempt < attempts and _port_clash(exc)):
                 raise
-            print(f"stack: a port was taken during start ({attempt}/{attempts}); new ports")
+            with contextlib.suppress(OSError):
+                print(f"stack: a port was taken during start ({attempt}/{attempts}); new ports")
             settings = settings.with_free_ports()
     raise AssertionError("unreachable")
 
