@@ -169,3 +169,14 @@ def test_a_job_read_before_its_transaction_commits_is_not_dropped(
     done = api.wait_for(vod["id"], {"published", "failed"}, timeout=30)
     assert done["status"] == "published", done
     assert_published_once(stack, done)
+
+
+def test_many_jobs_at_once_each_publish_exactly_once(stack: Stack, api: ArchivistClient) -> None:
+    vods = [api.create_vod(title=f"batch {n}") for n in range(12)]
+    for vod in vods:
+        assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
+    for vod in vods:
+        done = api.wait_for(vod["id"], {"published", "failed"}, timeout=60)
+        assert done["status"] == "published", done
+        assert_published_once(stack, done)
+    assert len({api.get_vod(v["id"])["cablecast_vod_id"] for v in vods}) == len(vods)
