@@ -1,21 +1,25 @@
 """Session fixtures shared by every test package: the reference stack, started on demand.
 
-Nothing here starts unless a test asks for `stack`, so sessions that never touch the
-testbed pay nothing for it.
+Nothing here starts (or even imports the stack's modules) unless a test asks for `stack`,
+so sessions that never touch the testbed pay nothing for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from testbed.stack import Stack, StackSettings, running_stack, temporary_state_dir
+if TYPE_CHECKING:
+    from testbed.stack import Stack
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     """The whole reference stack on free ports, state in a tmp dir; stopped at session end."""
+    from testbed.stack import StackSettings, running_stack, temporary_state_dir
+
     with temporary_state_dir() as state_dir:
         settings = StackSettings.from_config(free_ports=True, state_dir=state_dir)
         with running_stack(settings) as running:
