@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from testbed.api.settings import AppConfig
 from testbed.cablecast.store import CHANNELS, LOCATIONS, VOD_CONFIGURATIONS, Page, Store
@@ -63,6 +63,13 @@ async def _singular(request: Request, root: str) -> dict[str, Any]:
     return inner
 
 
+def _row_id(request: Request) -> int:
+    value = int(request.path_params["id"])
+    if value >= 2**63:  # beyond SQLite's integers: cannot exist
+        raise BadRequest(404, "not found")
+    return value
+
+
 def _static(root: str, items: list[dict[str, Any]]) -> Any:
     async def handler(request: Request) -> Response:
         offset, page_size = _paging(request)
@@ -72,7 +79,7 @@ def _static(root: str, items: list[dict[str, Any]]) -> Any:
     return handler
 
 
-def build_app(store: Store, config: AppConfig) -> Starlette:
+def build_app(store: Store, config: AppConfig) -> ASGIApp:
     creds = config.cablecast
     expected = "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
 
@@ -107,7 +114,7 @@ def build_app(store: Store, config: AppConfig) -> Starlette:
         return JSONResponse(page.envelope("shows"))
 
     async def show(request: Request) -> Response:
-        found = store.get_show(int(request.path_params["id"]))
+        found = store.get_show(_row_id(request))
         if found is None:
             raise BadRequest(404, "show not found")
         return JSONResponse({"show": found})
@@ -127,7 +134,7 @@ def build_app(store: Store, config: AppConfig) -> Starlette:
         return JSONResponse(store.list_vods(offset, page_size).envelope("vods"))
 
     async def vod(request: Request) -> Response:
-        found = store.get_vod(int(request.path_params["id"]))
+        found = store.get_vod(_row_id(request))
         if found is None:
             raise BadRequest(404, "vod not found")
         return JSONResponse({"vod": found})
@@ -181,7 +188,7 @@ def build_app(store: Store, config: AppConfig) -> Starlette:
             )
         return None
 
-    return _Recorder(app, store, gate)  # type: ignore[return-value]
+    return _Recorder(app, store, gate)
 
 
 class _Recorder:

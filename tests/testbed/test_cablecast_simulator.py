@@ -37,6 +37,7 @@ def test_writes_need_basic_auth_and_objects_sit_under_singular_roots(stack: Stac
         assert bad.status_code == 400
         assert http.post("/vods", json={"show": show["id"]}, auth=AUTH).status_code == 400
         assert http.get("/shows/999999999").status_code == 404
+        assert http.get(f"/vods/{10**30}").status_code == 404
 
 
 def test_vod_state_moves_queued_processing_complete(stack: Stack) -> None:
