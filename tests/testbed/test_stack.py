@@ -94,20 +94,43 @@ def test_proxies_point_at_the_real_services(stack: Stack) -> None:
         assert proxies[name].enabled
 
 
-def test_api_reaches_postgres_only_through_its_proxy(clean_faults: Stack) -> None:
+@pytest.mark.parametrize(
+    ("link", "check"), [("postgres", "database"), ("redis", "redis"), ("cablecast", "cablecast")]
+)
+def test_api_reaches_each_dependency_only_through_its_proxy(
+    clean_faults: Stack, link: str, check: str
+) -> None:
     stack = clean_faults
-    stack.faults.disable("postgres")
+    stack.faults.disable(link)
 
-    def database_down() -> bool:
+    def dependency_down() -> bool:
         response = health(stack)
-        return response.status_code == 503 and not response.json()["checks"]["database"]["ok"]
+        return response.status_code == 503 and not response.json()["checks"][check]["ok"]
 
-    wait_for(database_down, 20, "/api/health reporting the database down")
-    # The database itself is fine: only the link the API uses is cut.
-    with psycopg.connect(stack.database_url, connect_timeout=5) as conn:
-        conn.execute("SELECT 1")
-    stack.faults.enable("postgres")
+    wait_for(dependency_down, 20, f"/api/health reporting {check} down")
+    # The dependency itself is fine: only the link the API uses is cut.
+    if link == "postgres":
+        with psycopg.connect(stack.database_url, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    elif link == "redis":
+        assert redis.Redis.from_url(stack.redis_url).ping()
+    else:
+        assert httpx.get(f"{stack.cablecast_url}/systeminfo", timeout=5).status_code == 200
+    stack.faults.enable(link)
     wait_for(lambda: health(stack).status_code == 200, 20, "/api/health back to 200")
+
+
+def test_app_processes_get_only_proxied_dependency_urls(stack: Stack) -> None:
+    proxy = stack.settings.proxy_ports
+    expected_ports = {
+        "ARCHIVIST_DATABASE_URL": proxy["postgres"],
+        "ARCHIVIST_REDIS_URL": proxy["redis"],
+        "ARCHIVIST_CABLECAST_URL": proxy["cablecast"],
+    }
+    for part in ("api", "worker"):
+        env = psutil.Process(stack.pids()[part]).environ()
+        for name, port in expected_ports.items():
+            assert f"127.0.0.1:{port}/" in env[name], (part, name, env[name])
 
 
 def test_killed_app_process_is_restarted_without_stopping_the_stack(clean_faults: Stack) -> None:
