@@ -34,7 +34,13 @@ async def serve(config: AppConfig, endpoints: Endpoints, name: str) -> None:
     await pool.open(wait=False)
     client = make_redis(endpoints.redis_url, config.redis)
     cablecast = CablecastClient(endpoints.cablecast_url, config.cablecast)
-    ctx = Context(pool, VodCache(client, config.cache.vod_ttl_s), cablecast, config.worker)
+    ctx = Context(
+        pool,
+        VodCache(client, config.cache.vod_ttl_s),
+        cablecast,
+        config.worker,
+        db_timeout_s=config.database.statement_timeout_ms / 1000 + 2.0,
+    )
     consumer = Consumer(client, config.queue, config.worker, ctx, name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -17,6 +17,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from testbed.api.bounded import bounded
 from testbed.api.cache import VodCache
 from testbed.api.repo import COLUMNS, to_json
 from testbed.api.settings import WorkerSettings
@@ -36,9 +37,16 @@ class Context:
     cache: VodCache
     cablecast: CablecastClient
     settings: WorkerSettings
+    # Client-side bound on one database step: statement_timeout is enforced by the server,
+    # so it cannot help when the link itself is black-holed.
+    db_timeout_s: float = 5.0
 
 
 async def _load(ctx: Context, vod_id: int, wait_for_writers: bool = False) -> dict[str, Any] | None:
+    return await bounded(_load_row(ctx, vod_id, wait_for_writers), ctx.db_timeout_s)
+
+
+async def _load_row(ctx: Context, vod_id: int, wait_for_writers: bool) -> dict[str, Any] | None:
     """The VOD row. `wait_for_writers` (FOR SHARE) waits until a transaction that holds the
     row commits: the API queues a job before committing its job id, and a fast worker must
     not read the row before that commit and take the job for a stale one."""
@@ -53,14 +61,7 @@ async def _advance(
     ctx: Context, vod: dict[str, Any], status: str, **extra: Any
 ) -> dict[str, Any] | None:
     """Compare-and-set the status; on a lost race returns the row as it now is."""
-    sets = "".join(f", {k} = %s" for k in extra)
-    async with ctx.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"UPDATE vods SET status = %s, version = version + 1, updated_at = now(){sets}"
-            f" WHERE id = %s AND version = %s AND job_id = %s RETURNING {COLUMNS}, job_id",
-            (status, *extra.values(), vod["id"], vod["version"], vod["job_id"]),
-        )
-        row = await cur.fetchone()
+    row = await bounded(_update(ctx, vod, status, extra), ctx.db_timeout_s)
     if row is None:
         return await _load(ctx, vod["id"])
     fresh = to_json(row)
@@ -70,6 +71,20 @@ async def _advance(
     except Exception as exc:  # the cache is an optimisation; the row is committed
         log.warning("vod %s: cache update failed: %s", vod["id"], exc)
     return fresh
+
+
+async def _update(
+    ctx: Context, vod: dict[str, Any], status: str, extra: dict[str, Any]
+) -> dict[str, Any] | None:
+    sets = "".join(f", {k} = %s" for k in extra)
+    async with ctx.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"UPDATE vods SET status = %s, version = version + 1, updated_at = now(){sets}"
+            f" WHERE id = %s AND version = %s AND job_id = %s RETURNING {COLUMNS}, job_id",
+            (status, *extra.values(), vod["id"], vod["version"], vod["job_id"]),
+        )
+        row: dict[str, Any] | None = await cur.fetchone()
+    return row
 
 
 async def _work(ctx: Context) -> None:

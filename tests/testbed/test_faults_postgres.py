@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -12,6 +13,7 @@ from testbed.api.settings import AppConfig
 from testbed.stack import Stack
 
 from .test_api_auth import assert_error
+from .test_worker_flow import assert_published_once, slow_worker_config
 
 CONFIG = AppConfig.load()
 # A dependency failure must be answered within the request deadline, plus slack for a
@@ -95,3 +97,27 @@ def test_worker_rides_out_a_postgres_outage(clean_faults: Stack) -> None:
         vod = api.create_vod(title="after a database outage")
         assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
         assert api.wait_for(vod["id"], {"published", "failed"}, timeout=30)["status"] == "published"
+
+
+def test_worker_gets_past_a_black_holed_database_mid_job(
+    clean_faults: Stack, tmp_path: Path
+) -> None:
+    """A stage's UPDATE that goes into a black hole does not lose or duplicate the job.
+    (With this fault server the held data flows again when the toxic goes, so this passes
+    with or without the worker's own per-step deadline; that deadline is for links that
+    never come back.)"""
+    stack = clean_faults
+    stack.restart("worker", env={"ARCHIVIST_CONFIG": str(slow_worker_config(tmp_path))})
+    with ArchivistClient(stack.api_url, timeout=30) as api:
+        api.login()
+        vod = api.create_vod(title="through a black hole")
+        assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
+        api.wait_for(vod["id"], {"transcoding"}, timeout=15, poll=0.02)
+        stack.faults.add_toxic("postgres", "timeout", {"timeout": 0}, name="blackhole")
+        try:
+            time.sleep(3.0)  # the stage ends meanwhile; its UPDATE goes into the hole
+        finally:
+            stack.faults.remove_toxic("postgres", "blackhole")
+        done = api.wait_for(vod["id"], {"published", "failed"}, timeout=45)
+    assert done["status"] == "published", done
+    assert_published_once(stack, done)
