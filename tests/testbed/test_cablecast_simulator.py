@@ -118,3 +118,18 @@ def test_publishing_the_same_vod_twice_creates_one_show_and_one_cablecast_vod(
         and r["body"]["vod"]["show"] == first.show_id
     ]  # type: ignore[attr-defined]
     assert len(shows) == 1 and len(vods) == 1
+
+
+def test_what_the_simulator_received_survives_its_restart(clean_faults: Stack) -> None:
+    stack = clean_faults
+    title = f"kept {uuid.uuid4().hex[:8]}"
+    created = httpx.post(
+        f"{stack.cablecast_url}/shows", json={"show": {"title": title}}, auth=AUTH, timeout=10
+    ).json()["show"]
+    before = httpx.get(f"{stack.cablecast_url}/_audit/received", timeout=10).json()["meta"]
+    stack.kill("cablecast")
+    stack.start("cablecast")
+    after = httpx.get(f"{stack.cablecast_url}/_audit/received", timeout=10).json()["meta"]
+    assert after["count"] >= before["count"]
+    kept = httpx.get(f"{stack.cablecast_url}/shows/{created['id']}", timeout=10)
+    assert kept.json()["show"]["title"] == title
