@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -109,6 +110,7 @@ def measure(user_class: Any, host: str, users: int, seconds: float) -> tuple[flo
     from locust import events
     from locust.argument_parser import parse_options
     from locust.env import Environment
+    from locust.event import EventHook
 
     counted = [0]
 
@@ -116,6 +118,9 @@ def measure(user_class: Any, host: str, users: int, seconds: float) -> tuple[flo
         if request_type != "WORKFLOW":
             counted[0] += 1
 
+    # Each round's runner adds its stats listener to the shared hooks; restoring the hooks
+    # afterwards keeps later rounds from paying for every earlier round's listeners.
+    saved = {k: list(h._handlers) for k, h in vars(events).items() if isinstance(h, EventHook)}
     opts = parse_options(["--host", host, "--cablecast-url", f"{host}/CablecastAPI/v1"])
     env = Environment(user_classes=[user_class], events=events, host=host, parsed_options=opts)
     runner = env.create_local_runner()
@@ -130,8 +135,9 @@ def measure(user_class: Any, host: str, users: int, seconds: float) -> tuple[flo
         n, wall, cpu = counted[0], time.perf_counter() - wall, time.process_time() - cpu
     finally:
         runner.quit()
-        events.request.remove_listener(count)
         events.quitting.fire(environment=env, reason="round over")
+        for name, handlers in saved.items():
+            getattr(events, name)._handlers = handlers
     return n / wall, n / max(cpu, 1e-9)
 
 
@@ -158,13 +164,14 @@ def main() -> int:
     os.environ.setdefault("LOADKIT_RUN_DIR", tempfile.mkdtemp(prefix="locust-overhead-"))
     from locust import FastHttpUser, constant, task
 
+    from locustfiles.archivist import fake_vod
     from locustfiles.vod import VodEditor
 
     class Bare(FastHttpUser):
         """The same requests as the VOD user, same weights, with none of the plumbing."""
 
         wait_time = constant(0)
-        body = {"title": "t", "file_name": "t.mp4", "duration_s": 60, "size_bytes": 1000}
+        body = fake_vod(random.Random(1))  # same size of body as the VOD user's, made once
 
         def on_start(self) -> None:
             self.client.post("/api/auth/login", json={"username": "u", "password": "p"})

@@ -9,6 +9,7 @@ profiles are testable on their own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from locustfiles.tomlconfig import CONFIG_DIR, ConfigError, load_toml
@@ -22,7 +23,7 @@ class Route:
     method: str
     template: str  # "/api/vods/{id}"
 
-    @property
+    @cached_property
     def name(self) -> str:
         """The statistics name: ids collapsed to ``[id]``."""
         return self.template.replace("{id}", "[id]")

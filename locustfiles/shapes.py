@@ -8,6 +8,7 @@ is a list of stages and ends by itself after the last one; ``--run-time`` can cu
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from locust import LoadTestShape, events
 
 from locustfiles.stages import SHAPE_NAMES, SHAPES_TOML, Stage, stages_of
 from locustfiles.tomlconfig import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class SelectableShape(LoadTestShape):
@@ -38,7 +41,11 @@ class SelectableShape(LoadTestShape):
             return int(opts.num_users or 1), float(opts.spawn_rate or 1)
         path = str(getattr(opts, "shapes_file", "") or SHAPES_TOML)
         if (name, path) not in self._cache:
-            self._cache[name, path] = stages_of(name, Path(path))
+            try:
+                self._cache[name, path] = stages_of(name, Path(path))
+            except ConfigError as exc:  # chosen in the web UI: stop the test, say why
+                log.error("cannot run --shape %s: %s", name, exc)
+                return None
         for stage in self._cache[name, path]:
             if elapsed < stage.until_s:
                 return stage.users, stage.spawn_rate
