@@ -30,9 +30,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PIPE_SIZE (256 * 1024) /* bigger pipes move more per splice; best effort */
+#define PIPE_SIZE (1024 * 1024) /* the default pipe-max-size */
 #define MAX_EVENTS 256
 #define STEPS_PER_EVENT 8 /* read+write rounds per event before the next link's turn */
+#define SHORT_READ 16384 /* a read below this probably emptied the socket */
 #define WAKE_KEY UINT64_MAX
 
 enum { WANT_IN = 0, WANT_OUT = 1, DONE = 2 };
@@ -47,6 +48,7 @@ typedef struct {
     int state;             /* WANT_IN, WANT_OUT or DONE */
     int eof;               /* fd_in reached EOF */
     int shut;              /* ... and fd_out was shut for writing after the last byte */
+    int short_read;        /* the last read returned less than SHORT_READ bytes */
     int err;               /* errno that finished the link, 0 for EOF */
 } Link;
 
@@ -137,9 +139,16 @@ static void pump(Forwarder *f, Link *l, size_t slot) {
             finish(f, l, slot, 0);
             return;
         }
+        if (step > 0 && l->short_read) {
+            /* The last read drained the socket, most likely: skip the read that would only
+               say EAGAIN (one syscall per message saved); level-triggered epoll re-reports. */
+            watch(f, l, slot, WANT_IN);
+            return;
+        }
         ssize_t n = splice(l->in_fd, NULL, l->pipe_w, NULL, PIPE_SIZE, flags);
         if (n > 0) {
             l->in_pipe = (size_t)n;
+            l->short_read = n < SHORT_READ;
         } else if (n == 0) {
             l->eof = 1;
         } else if (errno == EINTR) {
@@ -218,19 +227,23 @@ static int check_open(Forwarder *f) {
 
 /* ---- Python API ---------------------------------------------------------------------- */
 
+/* Idempotent; a call from another Python thread racing with this one sees `closed` under
+   the lock and fails cleanly instead of touching freed links. */
 static void close_native(Forwarder *f) {
-    if (f->closed) return;
+    pthread_mutex_lock(&f->mu);
+    int was_closed = f->closed;
     f->closed = 1;
+    f->stopping = 1;
+    pthread_mutex_unlock(&f->mu);
+    if (was_closed) return;
     if (f->thread_started) {
-        pthread_mutex_lock(&f->mu);
-        f->stopping = 1;
-        pthread_mutex_unlock(&f->mu);
         uint64_t one = 1;
         ssize_t unused = write(f->wake_fd, &one, sizeof one);
         (void)unused;
         pthread_join(f->thread, NULL);
         f->thread_started = 0;
     }
+    pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < f->nslots; i++) {
         if (f->slots[i] != NULL) free_link(f, f->slots[i]);
     }
@@ -244,6 +257,7 @@ static void close_native(Forwarder *f) {
     if (f->wake_fd >= 0) close(f->wake_fd);
     if (f->notify_fd >= 0) close(f->notify_fd);
     f->epfd = f->wake_fd = f->notify_fd = -1;
+    pthread_mutex_unlock(&f->mu);
 }
 
 static int Forwarder_init(Forwarder *f, PyObject *args, PyObject *kwds) {
@@ -323,13 +337,17 @@ static PyObject *Forwarder_add(Forwarder *f, PyObject *args) {
     }
     l->pipe_r = pipefd[0];
     l->pipe_w = pipefd[1];
-    fcntl(l->pipe_w, F_SETPIPE_SZ, PIPE_SIZE); /* may fail under pipe-user-pages limits */
+    /* Bigger pipes move more per splice (about half the CPU per byte of a 256 KiB pipe);
+       an unprivileged user's pipe-user-pages limits may refuse: then take what we get. */
+    if (fcntl(l->pipe_w, F_SETPIPE_SZ, PIPE_SIZE) < 0) fcntl(l->pipe_w, F_SETPIPE_SZ, PIPE_SIZE / 4);
     l->id = id;
     l->state = DONE; /* not watched yet */
-    int dup_id = 0;
+    int dup_id = 0, closed = 0;
     Py_ssize_t slot = -1;
     LOCK(f);
-    if (find(f, id) >= 0) {
+    if (f->closed) {
+        closed = 1;
+    } else if (find(f, id) >= 0) {
         dup_id = 1;
     } else {
         for (size_t i = 0; i < f->nslots; i++) {
@@ -356,9 +374,13 @@ static PyObject *Forwarder_add(Forwarder *f, PyObject *args) {
         }
     }
     UNLOCK(f);
-    if (dup_id || slot < 0) {
+    if (closed || dup_id || slot < 0) {
         l->state = DONE;
         free_link(f, l);
+        if (closed) {
+            check_open(f); /* sets the ValueError */
+            return NULL;
+        }
         if (dup_id) {
             PyErr_Format(PyExc_ValueError, "link %lld is already forwarded", id);
             return NULL;

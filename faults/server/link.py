@@ -16,6 +16,7 @@ only once Python has written everything it holds for the destination.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ LOW_WATER = 256 << 10
 PAUSED_BY_DEST = 1
 PAUSED_BY_QUEUE = 2
 PAUSED_BY_NATIVE = 4  # the native plane reads the source: asyncio must not
+
+log = logging.getLogger("faults.server")
 
 NATIVE_RETRY = 0.005  # s between looks at the destination buffer before going native
 
@@ -231,8 +234,14 @@ class Direction:
             return
         assert self.plane is not None
         self._cancel_native_wish()
+        try:
+            link = self.plane.attach(_fileno(self.src), _fileno(self.dst), self._native_ended)
+        except OSError as exc:  # out of fds, say: this stream just stays on the Python path
+            log.warning("%s: native forwarding unavailable: %s", self.stream, exc)
+            return
+        # Paused before the loop runs again, so asyncio never reads what the plane reads.
         self._pause(PAUSED_BY_NATIVE)
-        self.native = self.plane.attach(_fileno(self.src), _fileno(self.dst), self._native_ended)
+        self.native = link
 
     def _retry_native(self) -> None:
         self._retry = None
