@@ -115,7 +115,12 @@ def relative_checks(
         c = indexed.loc[(scope, rule.metric)]
         status, why = decide(c["change"], c["ci_low"], c["ci_high"], rule)
         if status == "skip":
-            why = f"{why} (baseline {c['n_baseline']}, current {c['n_current']} requests)"
+            st = config.settings
+            why = (
+                f"{why}: needs {st.min_samples} requests in {st.min_blocks} blocks of "
+                f"{st.block_s:g} s and, for a percentile, {st.min_tail} above it "
+                f"(baseline {c['n_baseline']}, current {c['n_current']} requests)"
+            )
         rows.append(
             {
                 "check": f"{scope}: {rule.text}",
