@@ -64,8 +64,9 @@ def test_mixed_run_has_no_failures(mixed: LocustRun) -> None:
     assert not failed, mixed.failures()
 
 
-def test_every_area_ran(mixed: LocustRun, phase: LocustRun) -> None:
-    ran = {k for k, (n, _) in {**mixed.counts(), **phase.counts()}.items() if n > 0}
+def test_every_area_ran(mixed: LocustRun, phase: LocustRun, two_processes: LocustRun) -> None:
+    runs = (mixed, phase, two_processes)
+    ran = {k for run in runs for k, (n, _) in run.counts().items() if n > 0}
     areas = {
         "db": ("POST", "/api/vods"),
         "db (edit)": ("PATCH", "/api/vods/[id]"),
