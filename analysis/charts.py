@@ -16,12 +16,12 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-SIZE = (9.0, 3.6)
+SIZE = (9.0, 3.8)
 
 
 def _shade_faults(ax: Axes, faults: pd.DataFrame) -> None:
     for i, f in enumerate(faults.itertuples()):
-        label = f"fault: {f.link} {f.what}".strip()
+        label = f"fault: {f.what}" if f.link in f.what else f"fault: {f.link} {f.what}"
         ax.axvspan(f.start, f.end, color="tab:red", alpha=0.12, label=label if i < 6 else None)
 
 
@@ -32,7 +32,7 @@ def latency_over_time(ts: pd.DataFrame, faults: pd.DataFrame, prefix: str = "") 
     _shade_faults(ax, faults)
     ax.set(xlabel="seconds since start", ylabel="latency (ms)", yscale="log")
     ax.set_title(("Corrected" if prefix else "Service") + " latency percentiles per second")
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="best", fontsize="small", framealpha=0.6)
     fig.tight_layout()
     return fig
 
@@ -43,7 +43,7 @@ def throughput_over_time(ts: pd.DataFrame, faults: pd.DataFrame) -> Figure:
     ax.plot(ts.index, ts["errors_per_s"], label="errors/s", color="tab:red", linewidth=1)
     _shade_faults(ax, faults)
     ax.set(xlabel="seconds since start", ylabel="per second", title="Throughput and errors")
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="best", fontsize="small", framealpha=0.6)
     fig.tight_layout()
     return fig
 
@@ -57,8 +57,9 @@ def service_vs_corrected(ts: pd.DataFrame, faults: pd.DataFrame) -> Figure:
         _shade_faults(ax, faults)
         ax.set(xlabel="seconds since start", yscale="log", title=f"{title} latency")
     axes[0].set_ylabel("ms")
-    axes[0].legend(loc="upper left", fontsize="small")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize="small")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 
