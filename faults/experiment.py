@@ -13,7 +13,8 @@ Shape (durations as "60s", "3m", "1m30s", "500ms" or a number of seconds)::
                            exclude_tags, user_classes, options (extra Locust flags)
     [[faults]]             link, toxic (a Toxiproxy type or "down"), attributes,
                            stream, toxicity, at (or start), for (or duration)
-    [hypothesis]           error_rate, p95_ms, throughput: defaults for every phase
+    [hypothesis]           error_rate, other_errors (failures that are not a 503), p95_ms,
+                           throughput: defaults for every phase
     [hypothesis.before|during|after]   per-phase overrides
                            recovers_within, sustained: the recovery target
     [audit]                enabled, lost_writes, duplicates, inconsistent, stuck, stuck_after,
@@ -52,7 +53,7 @@ TOXIC_ATTRIBUTES: dict[str, tuple[str, ...]] = {
 TOXICS = (*TOXIC_ATTRIBUTES, DOWN)
 STREAMS = ("downstream", "upstream")
 PHASES = ("before", "during", "after")
-METRICS = ("error_rate", "p95_ms", "throughput")
+METRICS = ("error_rate", "other_errors", "p95_ms", "throughput")
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -99,6 +100,7 @@ class Tolerance:
     """What one phase must satisfy; None means "not checked"."""
 
     error_rate: Bound | None = None
+    other_errors: Bound | None = None  # failures that are not a 503 (timeouts, 500s, resets)
     p95_ms: Bound | None = None
     throughput: Bound | None = None
 
@@ -213,7 +215,7 @@ def parse_bound(value: Any, metric: str) -> Bound:
         raise ValueError(f'"{value}" is not a bound like "< 1%" or "<= 800"')
     op, number, percent = match.groups()
     limit = float(number)
-    if metric == "error_rate":
+    if metric in ("error_rate", "other_errors"):
         if percent:
             limit /= 100.0
         elif limit > 1.0:
@@ -456,6 +458,7 @@ def _fault(r: _Reader, raw: Any, where: str, links: tuple[str, ...]) -> Fault:
 def _tolerance(r: _Reader, raw: dict[str, Any], where: str, base: Tolerance) -> Tolerance:
     values: dict[str, Bound | None] = {
         "error_rate": base.error_rate,
+        "other_errors": base.other_errors,
         "p95_ms": base.p95_ms,
         "throughput": base.throughput,
     }

@@ -26,6 +26,8 @@ import pandas as pd
 from faults.experiment import Bound, Hypothesis, Tolerance
 
 STEP_S = 0.5  # s between candidate recovery points
+# How the workloads word a 503 (locustfiles/archivist.py: "status 503, expected ...").
+UNAVAILABLE = r"\bstatus 503\b"
 TAIL_S = 1.0  # s cut from the end of the load: users are stopping, the last second is partial
 
 
@@ -66,6 +68,7 @@ class Stats:
     requests: int
     errors: int
     error_rate: float  # NaN without requests
+    other_errors: float  # share of requests that failed other than with a 503; NaN without
     p95_ms: float  # NaN without requests
     throughput: float  # requests per second
     seconds: float
@@ -132,11 +135,16 @@ def window_stats(requests: pd.DataFrame, start: float, end: float) -> Stats:
     part = requests.iloc[lo:hi]
     n = len(part)
     if n == 0:
-        return Stats(0, 0, math.nan, math.nan, 0.0, seconds)
-    errors = int((~part["ok"].astype(bool)).sum())
+        return Stats(0, 0, math.nan, math.nan, math.nan, 0.0, seconds)
+    failed = ~part["ok"].astype(bool)
+    errors = int(failed.sum())
+    other = errors
+    if "error" in part.columns and errors:
+        said = part.loc[failed, "error"].fillna("").astype(str)
+        other = int((~said.str.contains(UNAVAILABLE, regex=True)).sum())
     p95 = float(np.percentile(part["latency_us"].to_numpy() / 1000.0, 95))
     rate = n / seconds if seconds > 0 else math.nan
-    return Stats(n, errors, errors / n, p95, rate, seconds)
+    return Stats(n, errors, errors / n, other / n, p95, rate, seconds)
 
 
 def sort_requests(requests: pd.DataFrame) -> pd.DataFrame:
@@ -161,6 +169,7 @@ def check_phase(stats: Stats, tolerance: Tolerance, before: Stats | None) -> tup
     checks = []
     pairs: list[tuple[str, Bound | None, float, float | None]] = [
         ("error_rate", tolerance.error_rate, stats.error_rate, None),
+        ("other_errors", tolerance.other_errors, stats.other_errors, None),
         ("p95_ms", tolerance.p95_ms, stats.p95_ms, None),
         (
             "throughput",

@@ -39,6 +39,7 @@ at = "{at}"
 for = "{length}"
 [hypothesis]
 error_rate = "< 5%"
+other_errors = "< 1%"
 p95_ms = "< 1500"
 recovers_within = "6s"
 sustained = "3s"

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from faults.experiment import Hypothesis, Tolerance, parse_bound
-from faults.verdict import Window, episodes, evaluate, recovery_time, window_stats
+from faults.verdict import (
+    Window,
+    check_phase,
+    episodes,
+    evaluate,
+    recovery_time,
+    window_stats,
+)
 
 T0 = 1_000_000.0
 
@@ -119,3 +126,20 @@ def test_evaluate_fails_slow_recovery_and_a_throughput_collapse() -> None:
     assert verdict.recoveries[0].seconds == pytest.approx(15.0)
     assert not verdict.recoveries[0].ok
     assert not verdict.ok
+
+
+def test_other_errors_counts_failures_that_are_not_503s() -> None:
+    df = frame([(0.1 * i, 10, i >= 4) for i in range(10)])
+    df["error"] = [
+        "CatchResponseError: status 503, expected 200 {...}",
+        "CatchResponseError: status 503, expected 201/200 {...}",
+        "CatchResponseError: no answer: timed out",
+        "CatchResponseError: status 500, expected 200 {...}",
+        *[None] * 6,
+    ]
+    stats = window_stats(df, T0, T0 + 1)
+    assert stats.error_rate == pytest.approx(0.4)
+    assert stats.other_errors == pytest.approx(0.2)
+    bound = Tolerance(other_errors=parse_bound("< 1%", "other_errors"))
+    [check] = check_phase(stats, bound, None)
+    assert check.metric == "other_errors" and not check.ok
