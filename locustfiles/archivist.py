@@ -403,11 +403,14 @@ class ApiClient:
     def process(self, vod_id: int) -> Reply:
         return self.send("process_vod", vod_id=vod_id, expect=(202,))
 
-    def must(self, reply: Reply) -> dict[str, Any]:
-        """The reply's JSON object, or WorkflowFailed: the next step cannot go on without it."""
+    def must(self, reply: Reply, *keys: str) -> dict[str, Any]:
+        """The reply's JSON object (with `keys`), or WorkflowFailed: the next step needs it."""
         if not reply.ok:
             raise WorkflowFailed(reply.problem)
-        return reply.body if isinstance(reply.body, dict) else {}
+        body = reply.body if isinstance(reply.body, dict) else {}
+        if missing := [k for k in keys if k not in body]:
+            raise WorkflowFailed(f"the answer lacks {', '.join(missing)}")
+        return body
 
     def wait_until(
         self, vod_id: int, status: str, timeout_s: float, poll_s: float
