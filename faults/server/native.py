@@ -1,7 +1,8 @@
 """The native data plane: links forwarded by ``_splice`` (a C thread using splice(2)).
 
-A proxied direction with no toxic spends most of its CPU in Python callbacks; handing it
-to the native forwarder keeps bytes in the kernel. This module chooses the data plane
+A proxied direction with no toxic costs, per chunk, a Python callback and a bytes object
+on top of the read and the write; the native forwarder keeps only the two syscalls (and
+keeps the bytes in the kernel), off the GIL. This module chooses the data plane
 (``--data-plane`` / ``FAULTS_DATA_PLANE``, native by default when the extension is built)
 and wraps the forwarder for one asyncio loop: each link gets a callback that runs on the
 loop when the native side reports the link finished (EOF passed on, or an error).
