@@ -1,13 +1,16 @@
 """What the workload plumbing costs: the VOD user vs a bare FastHttpUser, same trivial server.
 
-Three users run in this process, one after the other in interleaved rounds: `bare` (the
-VOD user's request mix, same weights and bodies, plain FastHttpUser calls), `checked`
-(the same plus Locust's own catch_response, the floor of any per-request status check)
-and `vod` (the real VodEditor with all its plumbing), against a tiny local HTTP server (a child process) that answers every route with a minimal valid
-JSON body. The figures are requests per wall-clock second and requests per CPU-second of
-this process (the latter is robust to the other processes sharing the machine and to the
-server's own speed); medians over the rounds. Target: the plumbing (API client, naming,
-checks, ledger) costs <= 10 % of a bare user's throughput.
+Three users run in this process, one after the other in interleaved rounds:
+
+- `bare`: the VOD user's request mix (same weights, same body size), plain FastHttpUser calls;
+- `checked`: the same plus Locust's own catch_response, the floor of any status check;
+- `vod`: the real VodEditor with all its plumbing (client, auth, naming, checks, ledger),
+
+against a tiny local HTTP server (a child process) that answers every route with a
+minimal valid JSON body. The figures are requests per wall-clock second and requests per
+CPU-second of this process (the latter is robust to the other processes sharing the
+machine and to the server's own speed); medians over the rounds. Target: the plumbing
+costs <= 10 % of a bare user's throughput.
 
 The server is a raw asyncio protocol (uvloop when available) rather than uvicorn: without
 httptools, uvicorn's h11 parser is slower than one Locust process, and the benchmark would
