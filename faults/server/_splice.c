@@ -78,6 +78,8 @@ static uint64_t key(const Link *l, size_t slot, int out) {
 
 /* ---- native side (called with mu held) ---------------------------------------------- */
 
+static void finish(Forwarder *f, Link *l, size_t slot, int err);
+
 static void watch(Forwarder *f, Link *l, size_t slot, int want) {
     /* Watch exactly one end: fd_in for reading or fd_out for writing. An idle registration
        would still report EPOLLERR/EPOLLHUP level-triggered and spin. */
@@ -85,15 +87,15 @@ static void watch(Forwarder *f, Link *l, size_t slot, int want) {
     if (l->state == WANT_IN) epoll_ctl(f->epfd, EPOLL_CTL_DEL, l->in_fd, NULL);
     if (l->state == WANT_OUT) epoll_ctl(f->epfd, EPOLL_CTL_DEL, l->out_fd, NULL);
     l->state = want;
+    if (want == DONE) return;
     struct epoll_event ev = {0};
-    if (want == WANT_IN) {
-        ev.events = EPOLLIN;
-        ev.data.u64 = key(l, slot, 0);
-        epoll_ctl(f->epfd, EPOLL_CTL_ADD, l->in_fd, &ev);
-    } else if (want == WANT_OUT) {
-        ev.events = EPOLLOUT;
-        ev.data.u64 = key(l, slot, 1);
-        epoll_ctl(f->epfd, EPOLL_CTL_ADD, l->out_fd, &ev);
+    ev.events = want == WANT_IN ? EPOLLIN : EPOLLOUT;
+    ev.data.u64 = key(l, slot, want == WANT_OUT);
+    if (epoll_ctl(f->epfd, EPOLL_CTL_ADD, want == WANT_IN ? l->in_fd : l->out_fd, &ev) < 0) {
+        /* Unwatched, the link would stall silently: report it as failed instead. */
+        int err = errno;
+        l->state = DONE;
+        finish(f, l, slot, err);
     }
 }
 
