@@ -47,8 +47,8 @@ clean:
 # stack (started and stopped by --start-stack), gated against config/baselines/$(GATE_BASELINE).
 GATE_BASELINE ?= main
 GATE_RUN      ?= runs/gate-latest
-GATE_LOCUST   := LOADKIT_SEED=1 $(BIN)/locust -f locustfiles/vod.py --headless -u 10 -r 5 \
-	-t 60s --stop-timeout 15 --only-summary --exit-code-on-error 0 --start-stack
+GATE_LOCUST   := LOADKIT_SEED=1 $(BIN)/locust -f locustfiles/vod.py --headless -u 30 -r 10 \
+	-t 90s --stop-timeout 15 --only-summary --exit-code-on-error 0 --start-stack
 
 gate: $(STAMP)
 	rm -rf $(GATE_RUN)

@@ -73,6 +73,7 @@ class Settings:
     min_samples: int = 200
     min_blocks: int = 10
     min_tail: int = 20
+    min_effect_ms: float = 0.0
     seed: int = 1
     baseline_cap: int = 20_000
 

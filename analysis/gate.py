@@ -13,7 +13,7 @@ import math
 import pandas as pd
 
 from analysis.compare import compare_runs
-from analysis.config import Absolute, GateConfig, Relative
+from analysis.config import Absolute, GateConfig, Relative, quantile_of
 from analysis.load import Run
 from analysis.stats import OVERALL, metric_value
 
@@ -32,17 +32,29 @@ CHECK_COLUMNS = [
 ]
 
 
-def decide(change: float, ci_low: float, ci_high: float, rule: Relative) -> tuple[str, str]:
-    """Regression decision for one relative check: ("pass"|"fail", why).
+def decide(
+    change: float,
+    ci_low: float,
+    ci_high: float,
+    rule: Relative,
+    delta_ms: float = math.nan,
+    min_effect_ms: float = 0.0,
+) -> tuple[str, str]:
+    """Regression decision for one relative check: ("pass"|"fail"|"skip", why).
 
     ``change`` and the CI are current/baseline - 1 for ratio rules and current -
-    baseline for diff rules (error_rate in pp).
+    baseline for diff rules (error_rate in pp). For latency rules ``delta_ms`` is the
+    change in milliseconds: below ``min_effect_ms`` a change is never large, because a
+    few ms come and go with the scheduler on a shared 2-core box whatever the ratio says.
     """
     if any(math.isnan(x) for x in (change, ci_low, ci_high)):
         return "skip", "not enough data for a confidence interval"
     worse = change * rule.direction
     significant = ci_low > 0 if rule.direction > 0 else ci_high < 0
     large = worse > rule.limit
+    tiny = not math.isnan(delta_ms) and delta_ms * rule.direction < min_effect_ms
+    if large and tiny:
+        return "pass", f"beyond the allowed change but by less than {min_effect_ms:g} ms"
     if significant and large:
         return "fail", "regression: significant and beyond the allowed change"
     if significant:
@@ -113,7 +125,11 @@ def relative_checks(
     indexed = changes.set_index(["name", "metric"])
     for scope, rule in scoped:
         c = indexed.loc[(scope, rule.metric)]
-        status, why = decide(c["change"], c["ci_low"], c["ci_high"], rule)
+        is_latency = quantile_of(rule.metric) is not None or rule.metric.endswith(("mean", "max"))
+        delta = c["current"] - c["baseline"] if is_latency else math.nan
+        status, why = decide(
+            c["change"], c["ci_low"], c["ci_high"], rule, delta, config.settings.min_effect_ms
+        )
         if status == "skip":
             st = config.settings
             why = (

@@ -121,3 +121,11 @@ def test_high_percentile_without_enough_tail_is_skipped() -> None:
     ours = rows[rows["name"] == "a"]
     assert bool(ours.loc["p95", "enough"]) and not bool(ours.loc["p99", "enough"])
     assert np.isnan(ours.loc["p99", "ci_low"])
+
+
+def test_decide_ignores_large_ratio_of_a_tiny_latency_change() -> None:
+    rule = parse_relative("p95 +20%")
+    # 4 ms -> 6 ms is +50% and significant, but only 2 ms: scheduler noise, not a regression.
+    status, why = decide(0.5, 0.3, 0.7, rule, delta_ms=2.0, min_effect_ms=5.0)
+    assert status == "pass" and "less than 5 ms" in why
+    assert decide(0.5, 0.3, 0.7, rule, delta_ms=20.0, min_effect_ms=5.0)[0] == "fail"
