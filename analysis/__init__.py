@@ -1,0 +1,1 @@
+"""Exact load-test results, baselines, bootstrap comparison and the CI performance gate."""
