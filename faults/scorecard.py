@@ -95,6 +95,7 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
         "lost": None if audit is None else audit["counts"]["lost"],
         "duplicated": None if audit is None else audit["counts"]["duplicated"],
         "inconsistent": None if audit is None else audit["counts"]["inconsistent"],
+        "stuck": None if audit is None else audit["counts"]["stuck"],
         "run_dir": report["run_dir"],
     }
 
@@ -121,18 +122,19 @@ def markdown(rows: list[dict[str, Any]], errors: dict[str, str]) -> str:
         f"({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC).",
         "",
         "| experiment | verdict | error rate during | p95 during (ms) | recovery | lost writes "
-        "| duplicated | inconsistent |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| duplicated | inconsistent | stuck |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         recovery = "never" if not r["recovered"] else f"{r['recovery_s'] or 0:.1f}s"
         out.append(
             f"| {r['experiment']} | {'PASS' if r['ok'] else '**FAIL**'} "
             f"| {_pct(r['error_rate_during'])} | {_ms(r['p95_during_ms'])} | {recovery} "
-            f"| {_na(r['lost'])} | {_na(r['duplicated'])} | {_na(r['inconsistent'])} |"
+            f"| {_na(r['lost'])} | {_na(r['duplicated'])} | {_na(r['inconsistent'])} "
+            f"| {_na(r['stuck'])} |"
         )
     for name, error in errors.items():
-        out.append(f"| {name} | **ERROR** | {error.splitlines()[0][:120]} | | | | | |")
+        out.append(f"| {name} | **ERROR** | {error.splitlines()[0][:120]} | | | | | | |")
     out.append("")
     return "\n".join(out)
 

@@ -77,8 +77,8 @@ def test_the_scorecard_has_a_row_per_experiment_and_a_chart(tmp_path: Path) -> N
     paths = write_scorecard(dirs, tmp_path / "card", {"cablecast-down": "stack died"})
     md = (tmp_path / "card" / "scorecard.md").read_text()
     assert "1 of 3 experiments passed" in md
-    assert "| redis-down | PASS | 40.0% | 850 | 2.5s | 0 | 0 | 0 |" in md
-    assert "| postgres-timeout | **FAIL** | 90.0% | 850 | never | 1 | 0 | 0 |" in md
+    assert "| redis-down | PASS | 40.0% | 850 | 2.5s | 0 | 0 | 0 | 0 |" in md
+    assert "| postgres-timeout | **FAIL** | 90.0% | 850 | never | 1 | 0 | 0 | 0 |" in md
     assert "| cablecast-down | **ERROR** | stack died" in md
     png = tmp_path / "card" / "scorecard.png"
     assert png in paths and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
