@@ -1,0 +1,68 @@
+"""`python -m faults`: bad input gets one precise line and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def faults(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "faults", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_the_catalogue_checks_and_lists() -> None:
+    checked = faults("check")
+    assert checked.returncode == 0, checked.stderr
+    assert "experiment files are valid" in checked.stdout
+    listed = faults("list")
+    assert "postgres-down" in listed.stdout and "INVALID" not in listed.stdout
+
+
+def test_a_missing_or_malformed_experiment_exits_2_with_the_reason(tmp_path: Path) -> None:
+    missing = faults("run", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2
+    assert (
+        missing.stderr.strip()
+        == f"error: {tmp_path / 'nope.toml'}: cannot read: No such file or directory"
+    )
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        (REPO / "config/experiments/postgres-down.toml")
+        .read_text()
+        .replace('link = "postgres"', 'link = "postgress"')
+    )
+    answer = faults("check", str(bad))
+    assert answer.returncode == 1
+    assert f'{bad}: faults[0].link "postgress" is not a proxy' in answer.stderr
+    assert "Traceback" not in answer.stderr
+
+
+def test_an_external_target_without_its_toxiproxy_is_refused(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TOXIPROXY_URL"}
+    answer = faults(
+        "run",
+        "config/experiments/postgres-down.toml",
+        "--host",
+        "http://127.0.0.1:9",
+        "--run-dir",
+        str(tmp_path / "run"),
+        env=env,
+    )
+    assert answer.returncode == 2
+    assert "needs $TOXIPROXY_URL" in answer.stderr and "Traceback" not in answer.stderr
+
+
+def test_cleanup_with_nothing_left_says_so(tmp_path: Path) -> None:
+    answer = faults("cleanup", env=os.environ | {"LOADKIT_FAULTS_JOURNAL": str(tmp_path)})
+    assert answer.returncode == 0 and answer.stdout.strip() == "nothing left behind"
