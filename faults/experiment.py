@@ -12,7 +12,8 @@ Shape (durations as "60s", "3m", "1m30s", "500ms" or a number of seconds)::
     [load]                 locustfile, users, spawn_rate, duration, warmup, tags,
                            exclude_tags, user_classes, options (extra Locust flags)
     [[faults]]             link, toxic (a Toxiproxy type or "down"), attributes,
-                           stream, toxicity, at (or start), for (or duration)
+                           stream, toxicity, at (or start), for (or duration), and
+                           optionally `during = {...}`: this fault's own during-tolerance
     [hypothesis]           error_rate, other_errors (failures that are not a 503), p95_ms,
                            throughput: defaults for every phase
     [hypothesis.before|during|after]   per-phase overrides
@@ -126,6 +127,7 @@ class Fault:
     attributes: dict[str, Any] = field(default_factory=dict)
     stream: str = "downstream"
     toxicity: float = 1.0
+    during: Tolerance | None = None  # this fault's own during-tolerance, over [hypothesis.during]
 
     @property
     def end(self) -> float:
@@ -325,13 +327,15 @@ def parse_experiment(data: dict[str, Any], path: Path, links: tuple[str, ...]) -
     raw_faults = data.get("faults", [])
     if not isinstance(raw_faults, list) or not raw_faults:
         raise r.fail("faults", "must be a non-empty array of tables ([[faults]])")
-    faults = tuple(_fault(r, raw, f"faults[{i}]", links) for i, raw in enumerate(raw_faults))
     hypothesis_raw = r.table(data, "hypothesis", "")
     audit_raw = dict(r.table(data, "audit", ""))
     if "lost_writes" in hypothesis_raw:  # STYLE.md's spelling; it is an audit check
         audit_raw.setdefault("lost_writes", hypothesis_raw["lost_writes"])
         hypothesis_raw = {k: v for k, v in hypothesis_raw.items() if k != "lost_writes"}
     hypothesis = _hypothesis(r, hypothesis_raw)
+    faults = tuple(
+        _fault(r, raw, f"faults[{i}]", links, hypothesis.during) for i, raw in enumerate(raw_faults)
+    )
     audit = _audit(r, audit_raw)
     for i, fault in enumerate(faults):
         where = f"faults[{i}]"
@@ -407,10 +411,10 @@ def _load(r: _Reader, raw: dict[str, Any]) -> Load:
     )
 
 
-def _fault(r: _Reader, raw: Any, where: str, links: tuple[str, ...]) -> Fault:
+def _fault(r: _Reader, raw: Any, where: str, links: tuple[str, ...], during: Tolerance) -> Fault:
     if not isinstance(raw, dict):
         raise r.fail(where, f"must be a table, got {_kind(raw)}")
-    allowed = ("link", "toxic", "attributes", "stream", "toxicity", "at", "start", "for")
+    allowed = ("link", "toxic", "attributes", "stream", "toxicity", "at", "start", "for", "during")
     r.only(raw, (*allowed, "duration"), where)
     link = r.require(raw, "link", where)
     if link not in links:
@@ -442,6 +446,11 @@ def _fault(r: _Reader, raw: Any, where: str, links: tuple[str, ...]) -> Fault:
     for_key = "duration" if "duration" in raw else "for"
     at = r.duration(raw, at_key, where)
     length = r.duration(raw, for_key, where)
+    override = None
+    if "during" in raw:
+        sub = r.table(raw, "during", where)
+        r.only(sub, METRICS, f"{where}.during")
+        override = _tolerance(r, sub, f"{where}.during", during)
     if length <= 0:
         raise r.fail(f"{where}.{for_key}", "must be longer than 0s")
     return Fault(
@@ -452,6 +461,7 @@ def _fault(r: _Reader, raw: Any, where: str, links: tuple[str, ...]) -> Fault:
         attributes=dict(attributes),
         stream=stream,
         toxicity=toxicity,
+        during=override,
     )
 
 

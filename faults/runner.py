@@ -382,7 +382,10 @@ def judge(
     requests = read_requests(run_dir)
     if requests.empty:
         raise RunError(f"{run_dir}: the load made no HTTP request")
-    return evaluate(requests, windows, experiment.hypothesis, start, end, experiment.load.warmup)
+    overrides = {f.describe(): f.during for f in experiment.faults if f.during is not None}
+    return evaluate(
+        requests, windows, experiment.hypothesis, start, end, experiment.load.warmup, overrides
+    )
 
 
 def execute(

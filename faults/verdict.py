@@ -218,8 +218,14 @@ def evaluate(
     load_start: float,
     load_end: float,
     warmup: float,
+    overrides: dict[str, Tolerance] | None = None,
 ) -> Verdict:
-    """Every phase checked against the hypothesis, and the recovery of every disturbance."""
+    """Every phase checked against the hypothesis, and the recovery of every disturbance.
+
+    `overrides` maps a fault's words (`what`) to its own during-tolerance; a disturbance
+    uses it when all its windows share it, else `[hypothesis.during]`.
+    """
+    overrides = overrides or {}
     requests = sort_requests(requests)
     end = load_end - TAIL_S
     notes: list[str] = []
@@ -241,6 +247,8 @@ def evaluate(
     recoveries = []
     for i, episode in enumerate(groups):
         during = window_stats(requests, episode.start, episode.end)
+        own = {overrides.get(w.what) for w in episode.windows}
+        tolerance = own.pop() if len(own) == 1 else None
         phases.append(
             PhaseResult(
                 "during",
@@ -248,7 +256,7 @@ def evaluate(
                 episode.start,
                 episode.end,
                 during,
-                check_phase(during, hypothesis.during, before_stats),
+                check_phase(during, tolerance or hypothesis.during, before_stats),
             )
         )
         horizon = groups[i + 1].start if i + 1 < len(groups) else end

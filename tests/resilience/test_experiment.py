@@ -138,3 +138,13 @@ def test_durations_and_bounds_parse() -> None:
     assert parse_bound("> 5", "throughput").holds(6)
     with pytest.raises(ValueError):
         parse_bound("< 2", "error_rate")  # a fraction above 1
+
+
+def test_a_fault_may_carry_its_own_during_tolerance(tmp_path: Path) -> None:
+    text = VALID.replace('for = "20s"', 'for = "20s"\nduring = { p95_ms = "< 300" }')
+    exp = load_experiment(write(tmp_path, text), LINKS)
+    own = exp.faults[0].during
+    assert own is not None and own.p95_ms is not None and own.p95_ms.limit == 300
+    assert own.error_rate == exp.hypothesis.during.error_rate  # the rest inherited
+    bad = VALID.replace('for = "20s"', 'for = "20s"\nduring = { p99 = "< 300" }')
+    assert "faults[0].during.p99 is not a known field" in error_of(tmp_path, bad)

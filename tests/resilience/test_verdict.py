@@ -143,3 +143,13 @@ def test_other_errors_counts_failures_that_are_not_503s() -> None:
     bound = Tolerance(other_errors=parse_bound("< 1%", "other_errors"))
     [check] = check_phase(stats, bound, None)
     assert check.metric == "other_errors" and not check.ok
+
+
+def test_a_fault_with_its_own_during_tolerance_is_judged_by_it() -> None:
+    rows = steady(0, 20, 10, True) + steady(20, 30, 50, False) + steady(30, 60, 10, True)
+    window = Window(T0 + 20, T0 + 30, "postgres", "postgres down")
+    strict = {"postgres down": tol("< 5%")}
+    verdict = evaluate(frame(rows), [window], hypothesis(), T0, T0 + 61, 5, strict)
+    assert [c.bound for c in verdict.phases[1].checks] == ["< 5%"]
+    assert not verdict.phases[1].ok
+    assert evaluate(frame(rows), [window], hypothesis(), T0, T0 + 61, 5).phases[1].ok
