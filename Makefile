@@ -25,8 +25,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# The main tour: the reference stack under ~3 min of VOD and auth load, one fault per link,
+# then the verdict, the data audit and an HTML report (config/experiments/demo.toml).
 demo: $(STAMP)
-	$(BIN)/python -m faults.demo
+	$(BIN)/python -m faults run config/experiments/demo.toml --report
 
 # One resilience experiment: make experiment NAME=postgres-down (config/experiments/NAME.toml)
 experiment: $(STAMP)

@@ -14,7 +14,8 @@ Shape (durations as "60s", "3m", "1m30s", "500ms" or a number of seconds)::
     [[faults]]             link, toxic (a Toxiproxy type or "down"), attributes,
                            stream, toxicity, at (or start), for (or duration), and
                            optionally `during = {...}`: this fault's own during-tolerance
-    [hypothesis]           error_rate, other_errors (failures that are not a 503), p95_ms,
+    [hypothesis]           error_rate, other_errors (failures without a proper 503 or 4xx
+                           answer: timeouts, resets, 500s), p95_ms,
                            throughput: defaults for every phase
     [hypothesis.before|during|after]   per-phase overrides
                            recovers_within, sustained: the recovery target
@@ -101,7 +102,7 @@ class Tolerance:
     """What one phase must satisfy; None means "not checked"."""
 
     error_rate: Bound | None = None
-    other_errors: Bound | None = None  # failures that are not a 503 (timeouts, 500s, resets)
+    other_errors: Bound | None = None  # failed without a 503/4xx answer: timeouts, resets, 500s
     p95_ms: Bound | None = None
     throughput: Bound | None = None
 

@@ -26,8 +26,10 @@ import pandas as pd
 from faults.experiment import Bound, Hypothesis, Tolerance
 
 STEP_S = 0.5  # s between candidate recovery points
-# How the workloads word a 503 (locustfiles/archivist.py: "status 503, expected ...").
-UNAVAILABLE = r"\bstatus 503\b"
+# A proper answer, as the workloads word it (locustfiles/archivist.py: "status 503, expected
+# ..."): a 503, or a 4xx (the service judged the request). Everything else that failed -
+# no answer, a timeout, a reset, a 5xx other than 503 - is an `other_errors` failure.
+PROPER_ANSWER = r"\bstatus (?:503|4\d\d)\b"
 TAIL_S = 1.0  # s cut from the end of the load: users are stopping, the last second is partial
 
 
@@ -68,7 +70,7 @@ class Stats:
     requests: int
     errors: int
     error_rate: float  # NaN without requests
-    other_errors: float  # share of requests that failed other than with a 503; NaN without
+    other_errors: float  # share failed without a proper answer (see PROPER_ANSWER); NaN without
     p95_ms: float  # NaN without requests
     throughput: float  # requests per second
     seconds: float
@@ -141,7 +143,7 @@ def window_stats(requests: pd.DataFrame, start: float, end: float) -> Stats:
     other = errors
     if "error" in part.columns and errors:
         said = part.loc[failed, "error"].fillna("").astype(str)
-        other = int((~said.str.contains(UNAVAILABLE, regex=True)).sum())
+        other = int((~said.str.contains(PROPER_ANSWER, regex=True)).sum())
     p95 = float(np.percentile(part["latency_us"].to_numpy() / 1000.0, 95))
     rate = n / seconds if seconds > 0 else math.nan
     return Stats(n, errors, errors / n, other / n, p95, rate, seconds)

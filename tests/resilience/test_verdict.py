@@ -129,16 +129,17 @@ def test_evaluate_fails_slow_recovery_and_a_throughput_collapse() -> None:
 
 
 def test_other_errors_counts_failures_that_are_not_503s() -> None:
-    df = frame([(0.1 * i, 10, i >= 4) for i in range(10)])
+    df = frame([(0.1 * i, 10, i >= 5) for i in range(10)])
     df["error"] = [
         "CatchResponseError: status 503, expected 200 {...}",
-        "CatchResponseError: status 503, expected 201/200 {...}",
+        "CatchResponseError: status 422, expected 200 {...}",  # judged: a proper answer
         "CatchResponseError: no answer: timed out",
         "CatchResponseError: status 500, expected 200 {...}",
-        *[None] * 6,
+        "CatchResponseError: status 503, expected 201/200 {...}",
+        *[None] * 5,
     ]
     stats = window_stats(df, T0, T0 + 1)
-    assert stats.error_rate == pytest.approx(0.4)
+    assert stats.error_rate == pytest.approx(0.5)
     assert stats.other_errors == pytest.approx(0.2)
     bound = Tolerance(other_errors=parse_bound("< 1%", "other_errors"))
     [check] = check_phase(stats, bound, None)
