@@ -315,7 +315,11 @@ def run_load(
             deadline = start + experiment.load.duration + STOP_GRACE_S
             while process.poll() is None:
                 elapsed = time.time() - start
-                for done in timeline.step(elapsed):
+                try:
+                    steps = timeline.step(elapsed)
+                except FaultServerError as exc:
+                    raise RunError(f"the fault server refused a fault: {exc}") from None
+                for done in steps:
                     progress.say(f"{elapsed:6.1f}s {done}")
                 progress.show(
                     phase_at(experiment, elapsed),
