@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import shutil
 import signal
 import sys
@@ -15,6 +14,9 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+import psutil
+
+from testbed.guardian import StackRecord, stop_leftovers
 from testbed.stack import Stack, StackError, StackSettings, start_stack
 from testbed.stack_settings import DEFAULT_CONFIG, PORT_NAMES, PROXY_NAMES, REGRESSIONS
 
@@ -26,6 +28,7 @@ examples:
   DATABASE_URL=postgresql://me@127.0.0.1:5432/archivist python -m testbed up
                                             use that PostgreSQL, start none of our own
   python -m testbed status                  what the stack in .stack/ runs
+  python -m testbed down                    stop the stack of .stack/, or what a killed one left
 
 environment: DATABASE_URL, REDIS_URL and TOXIPROXY_URL name servers that already run.
 """
@@ -91,8 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--regression", choices=REGRESSIONS, help="start the API with a regression")
     status = commands.add_parser("status", help="which stack processes run (from pids.json)")
-    status.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="stack TOML")
-    status.add_argument("--state-dir", type=Path, help="state folder (default: from config)")
+    down = commands.add_parser(
+        "down",
+        help="stop the stack of a state dir, or whatever a killed one left running",
+        description="Stop the stack recorded in STATE/pids.json. A running `up` is asked to\n"
+        "stop (SIGTERM) and waited for. If its orchestrator is gone (killed, crashed),\n"
+        "the processes it recorded are stopped instead: exactly those (pid and start time\n"
+        "must match, so a recycled pid is never hit), PostgreSQL with an immediate\n"
+        "shutdown. Usually the stack's guardian has done that already; `up` does it too\n"
+        "before starting in the same state dir. Exit 0 also when nothing was running.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for sub in (status, down):
+        sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="stack TOML")
+        sub.add_argument("--state-dir", type=Path, help="state folder (default: from config)")
     return parser
 
 
@@ -201,56 +216,60 @@ def _say(text: str, stream: TextIO | None = None) -> None:
 
 def status(settings: StackSettings) -> int:
     path = settings.state_dir / "pids.json"
-    try:
-        pids = json.loads(path.read_text())
-    except (OSError, ValueError):
+    record = StackRecord.read(path)
+    if record is None:
         print(f"no stack runs from {settings.state_dir} (no readable {path.name})")
         return 1
-    for name, pid in pids.items():
-        print(f"{name:10} pid {pid:<8} {'running' if _alive(pid) else 'gone'}")
+    owner = record.owner.process() is not None
+    print(f"{'owner':10} pid {record.owner.pid:<8} {'up' if owner else 'dead (run: down)'}")
+    for name, rec in record.children.items():
+        print(f"{name:10} pid {rec.pid:<8} {'running' if rec.process() else 'gone'}")
     return 0
 
 
-def _running_pids(state_dir: Path) -> list[int]:
-    try:
-        pids = json.loads((state_dir / "pids.json").read_text())
-    except (OSError, ValueError):
-        return []
-    return [pid for pid in pids.values() if _alive(pid)]
+DOWN_WAIT_S = 60.0  # a whole stack's stop on a loaded box, with room
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def down(state_dir: Path) -> int:
+    record = StackRecord.read(state_dir / "pids.json")
+    if record is None:
+        print(f"nothing recorded in {state_dir}: no stack to stop")
+        return 0
+    owner = record.owner.process()
+    if owner is not None:
+        print(f"asking the stack of {state_dir} (pid {owner.pid}) to stop ...", flush=True)
+        with contextlib.suppress(psutil.Error):
+            owner.terminate()
+            owner.wait(DOWN_WAIT_S)
+    stopped = stop_leftovers(state_dir)  # raises if the owner outlived the wait
+    if owner is not None:
+        print("stopped")
+    elif stopped:
+        print(f"its orchestrator was gone; stopped what it left: {', '.join(stopped)}")
+    else:
+        print("its orchestrator was gone and nothing of it ran any more")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "status":
+        if args.command in ("status", "down"):
             settings = StackSettings.from_config(args.config)
             if args.state_dir is not None:
                 settings.state_dir = args.state_dir.resolve()
-            return status(settings)
+            return status(settings) if args.command == "status" else down(settings.state_dir)
         settings = settings_from(args)
         if args.fresh:
-            if _running_pids(settings.state_dir):
-                raise StackError(
-                    f"{settings.state_dir} may be in use by a running stack "
-                    "(see python -m testbed status); not wiping it"
-                )
+            stop_leftovers(settings.state_dir)  # refuses while a stack runs from it
             wipe_state(settings.state_dir)
         return up(settings)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if "in use" in str(exc) and args.command == "up":
             print(
-                "hint: a stack from an earlier run may still hold it: python -m testbed status",
+                "hint: a stack from an earlier run may still hold it: "
+                "python -m testbed status / down (--state-dir of that run)",
                 file=sys.stderr,
             )
         return 2

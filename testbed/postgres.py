@@ -28,7 +28,7 @@ DB_USER = "postgres"
 _MAX_SOCKET_PATH = 100
 
 
-def _bin_dir() -> Path:
+def bin_dir() -> Path:
     with warnings.catch_warnings():
         # pgserver's package import asks platformdirs for a runtime dir and warns without one.
         warnings.simplefilter("ignore")
@@ -51,7 +51,7 @@ def _make_traversable(path: Path) -> None:
         warnings.simplefilter("ignore")
         from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
     ensure_prefix_permissions(path)
-    bins = _bin_dir()
+    bins = bin_dir()
     ensure_prefix_permissions(bins)
     ensure_folder_permissions(bins, 0o055)
     ensure_folder_permissions(bins.parent / "lib", 0o044)
@@ -113,7 +113,7 @@ class EmbeddedPostgres:
         self.data_dir.chmod(0o700)
         if (self.data_dir / "PG_VERSION").exists():
             return
-        argv = [str(_bin_dir() / "initdb"), "-D", str(self.data_dir), "-U", DB_USER]
+        argv = [str(bin_dir() / "initdb"), "-D", str(self.data_dir), "-U", DB_USER]
         argv += ["-A", "trust", "-E", "UTF8", "--no-sync"]
         result = subprocess.run(
             self._as_user(argv), capture_output=True, text=True, timeout=120, check=False
@@ -136,7 +136,7 @@ class EmbeddedPostgres:
         socket_dir = str(self.socket_dir)
         if len(f"{socket_dir}/.s.PGSQL.{self.port}") > _MAX_SOCKET_PATH:
             socket_dir = ""  # TCP only: the state dir is too deep for a Unix socket
-        argv = [str(_bin_dir() / "postgres"), "-D", str(self.data_dir)]
+        argv = [str(bin_dir() / "postgres"), "-D", str(self.data_dir)]
         argv += ["-h", self.host, "-p", str(self.port), "-k", socket_dir]
         for key, value in self.settings.items():
             argv += ["-c", f"{key}={value}"]

@@ -7,14 +7,14 @@ dependencies only through the proxies, so every fault hits a real link; the Stac
 direct URLs for audits.
 
 A watchdog thread stops the whole stack when a part dies that nobody meant to stop, so a
-run never measures a half-dead stack by accident.
+run never measures a half-dead stack by accident. A guardian process (testbed.guardian)
+stops every child when the orchestrator itself dies, even by SIGKILL.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import shutil
 import sys
@@ -34,6 +34,7 @@ import redis
 
 from faults.client import FaultClient, FaultServerError, ProxyConfigError, load_proxies
 from testbed import postgres as pg
+from testbed.guardian import Guardian, Record, StackRecord, stop_leftovers
 from testbed.ports import check_ports_free
 from testbed.postgres import EmbeddedPostgres
 from testbed.processes import ManagedProcess, StackError, wait_healthy
@@ -94,6 +95,8 @@ class Stack:
         self._lock = threading.RLock()
         self._watchdog: threading.Thread | None = None
         self._faults: FaultClient | None = None
+        self._guardian: Guardian | None = None
+        self._record = StackRecord(owner=_this_process())
         self.app_env: dict[str, str] = {}
         self._proxies: list[dict[str, object]] = []
 
@@ -105,6 +108,11 @@ class Stack:
         if self._faults is None:
             raise StackError("the fault server is not running")
         return self._faults
+
+    @property
+    def pids_file(self) -> Path:
+        """Every process this stack started, with its owner's: what `status` and `down` read."""
+        return self.state_dir / "pids.json"
 
     def pids(self) -> dict[str, int]:
         """Process-group leader of every child started by this stack (running or not)."""
@@ -186,7 +194,9 @@ class Stack:
                         errors.append(str(exc))
             if self._faults is not None:
                 self._faults.close()
-            (self.state_dir / "pids.json").unlink(missing_ok=True)
+            if self._guardian is not None and not errors:
+                self._guardian.close()  # else it stays and stops the survivors when we exit
+            self.pids_file.unlink(missing_ok=True)
             self.stopped.set()
             _live_stacks.discard(self)
         if errors:  # pragma: no cover
@@ -202,11 +212,22 @@ class Stack:
         """Start every part and wait until all are healthy; on failure stop what started."""
         started = time.monotonic()
         settings = self.settings
+        # A stack of this state dir whose orchestrator was killed may still hold the ports.
+        leftovers = stop_leftovers(self.state_dir)
+        if leftovers:
+            with contextlib.suppress(OSError):
+                print(
+                    f"stack: stopped what a dead stack of {self.state_dir} left running: "
+                    + ", ".join(leftovers),
+                    file=sys.stderr,
+                )
         check_ports_free(settings.host, settings.wanted_ports())
         # A bad proxies.json fails here, before anything has started.
         proxies = self._proxies = self._proxy_config()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         _live_stacks.add(self)
+        self._guardian = Guardian(self.log_dir / "guardian.log")
+        self._record.guardian = self._guardian.record()
         try:
             self._up_dependencies()
             self._populate(proxies)
@@ -223,6 +244,7 @@ class Stack:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - started
+        self._record.ready = True
         self._write_pids()
         self._watchdog = threading.Thread(target=self._watch, name="stack-watchdog", daemon=True)
         self._watchdog.start()
@@ -255,6 +277,7 @@ class Stack:
         if self._redis is not None:
             self._redis.launch()
             self._adopt("redis", self._redis.process, self._redis_ready)
+            self._guard("redis")
         if not s.toxiproxy_url:
             argv = [sys.executable, "-m", "faults.server", "--host", host]
             argv += ["--port", str(ports["fault_api"])]
@@ -273,6 +296,11 @@ class Stack:
         if self._postgres is not None:
             self._postgres.launch()
             self._adopt("postgres", self._postgres.process, self._postgres_ready)
+            self._guard(
+                "postgres",
+                pg_data=str(self._postgres.data_dir),
+                run_as=self._postgres.as_user,
+            )
 
         for name in ("postgres", "redis", "faults", "cablecast"):
             if name in self._parts:
@@ -421,6 +449,19 @@ class Stack:
         if part.base_env is not None and part.process.env is None:
             part.process.env = part.base_env
         part.process.start()
+        self._guard(name)
+
+    def _guard(self, name: str, **extra: str | None) -> None:
+        """Tell the guardian about a child just started (the window is one spawn long)."""
+        pid = self._parts[name].process.pid
+        record = Record.of(name, pid, **extra) if pid is not None else None
+        if record is None:
+            return
+        with self._lock:
+            self._record.children[name] = record
+        if self._guardian is not None:
+            self._guardian.watch(record)
+        self._write_pids()
 
     def _wait(self, name: str) -> None:
         part = self._parts[name]
@@ -428,7 +469,6 @@ class Stack:
         # Watched only from now on: dying during its own start is the starter's error.
         with self._lock:
             part.expected = True
-        self._write_pids()
 
     def _app_names(self) -> list[str]:
         return [n for n in self._parts if n in APP_PARTS or n.startswith("worker-")]
@@ -445,12 +485,9 @@ class Stack:
             raise StackError(self.failure or "the stack has been stopped")
 
     def _write_pids(self) -> None:
-        path = self.state_dir / "pids.json"
-        if not self.stopped.is_set():
-            # Write-then-rename: a reader (status, tests) never sees half a file.
-            partial = path.with_suffix(".json.tmp")
-            partial.write_text(json.dumps(self.pids(), indent=1) + "\n")
-            partial.replace(path)
+        with self._lock:
+            if not self.stopped.is_set():
+                self._record.write(self.pids_file)
 
     def _watch(self) -> None:
         while not self.stopped.wait(WATCH_INTERVAL):
@@ -472,6 +509,12 @@ class Stack:
                 print(f"stack watchdog: {self.failure}", file=sys.stderr, flush=True)
             self.stop()
             return
+
+
+def _this_process() -> Record:
+    record = Record.of("orchestrator", os.getpid())
+    assert record is not None
+    return record
 
 
 def _never() -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import signal
 import socket
@@ -22,7 +22,8 @@ import redis
 
 from faults.client import FaultClient
 from faults.embedded import embedded_fault_server
-from testbed.ports import free_ports
+from testbed.guardian import Record, StackRecord, stop_leftovers
+from testbed.ports import free_ports, port_is_free
 from testbed.postgres import EmbeddedPostgres
 from testbed.processes import StackError
 from testbed.redis_server import EmbeddedRedis
@@ -215,7 +216,10 @@ def test_taken_port_is_a_clear_error_before_anything_starts(state_root: Path) ->
         assert not (state_root / "state" / "logs").exists(), "something was started"
 
         cli = subprocess.run(
-            [sys.executable, "-m", "testbed", "up", "--free-ports", "--redis-port", str(port)],
+            [
+                *(sys.executable, "-m", "testbed", "up", "--free-ports"),
+                *("--redis-port", str(port), "--state-dir", str(state_root / "cli")),
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -276,14 +280,17 @@ class CliStack:
             if self.proc.poll() is not None:
                 out, err = self.proc.communicate()
                 pytest.fail(f"testbed up exited {self.proc.returncode}:\n{out}\n{err}")
-            try:
-                return "worker" in json.loads(pids_file.read_text())
-            except (OSError, ValueError):
-                return False  # not written yet
+            record = StackRecord.read(pids_file)  # None: not written yet
+            return record is not None and record.ready
 
         wait_for(ready, CLI_START_BOUND_S, "the CLI stack to be ready")
         self.descendants = psutil.Process(self.proc.pid).children(recursive=True)
-        return dict(json.loads(pids_file.read_text()))
+        return self.recorded_pids()
+
+    def recorded_pids(self) -> dict[str, int]:
+        record = StackRecord.read(self.state_dir / "pids.json")
+        assert record is not None
+        return {name: rec.pid for name, rec in record.children.items()}
 
     def finish(self, timeout: float) -> tuple[int, str, str]:
         out, err = self.proc.communicate(timeout=timeout)
@@ -327,6 +334,7 @@ def test_cli_signal_stops_everything(cli_stack: CliStack, sig: signal.Signals) -
         cwd=REPO_ROOT,
     )
     assert status.returncode == 0 and status.stdout.count("running") == 6, status.stdout
+    assert "owner" in status.stdout and " up" in status.stdout
     cli_stack.proc.send_signal(sig)
     code, out, err = cli_stack.finish(timeout=60)
     assert code == 0, err
@@ -339,10 +347,8 @@ def test_cli_sigint_during_start_up_stops_what_had_started(cli_stack: CliStack) 
     pids_file = cli_stack.state_dir / "pids.json"
 
     def dependencies_up() -> dict[str, int] | None:
-        try:
-            pids = dict(json.loads(pids_file.read_text()))
-        except (OSError, ValueError):  # not yet written, or caught mid-write
-            return None
+        record = StackRecord.read(pids_file)  # None: not yet written
+        pids = {name: rec.pid for name, rec in record.children.items()} if record else {}
         return pids if "postgres" in pids else None
 
     pids = wait_for(dependencies_up, CLI_START_BOUND_S, "postgres to be up")
@@ -371,6 +377,95 @@ def test_watchdog_stops_the_stack_when_a_part_dies(cli_stack: CliStack, part: st
     assert "Last lines of" in err  # the dead part's log tail, to see why
     assert took < 30
     assert cli_stack.leftovers() == []
+
+
+ORPHAN_BOUND_S = 15.0  # from the orchestrator's SIGKILL to nothing of its stack left
+
+
+def listening_ports(procs: list[psutil.Process]) -> set[int]:
+    ports = set()
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            ports |= {
+                c.laddr.port for c in proc.net_connections("tcp") if c.status == psutil.CONN_LISTEN
+            }
+    return ports
+
+
+def test_sigkill_of_the_orchestrator_leaves_nothing_running(cli_stack: CliStack) -> None:
+    cli_stack.wait_ready()
+    ports = listening_ports(cli_stack.descendants)
+    assert len(ports) >= 8, ports  # api, fault api, 3 proxies, postgres, redis, cablecast
+    os.kill(cli_stack.proc.pid, signal.SIGKILL)  # no handler, no atexit: only the guardian
+    killed_at = time.monotonic()
+    cli_stack.finish(timeout=10)
+    _, alive = psutil.wait_procs(cli_stack.descendants, timeout=ORPHAN_BOUND_S)
+    took = time.monotonic() - killed_at
+    print(f"\norchestrator SIGKILLed: its stack was gone {took:.1f} s later")
+    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+    state = str(cli_stack.state_dir)
+    assert not [
+        p.info
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if state in " ".join(p.info["cmdline"] or [])
+    ]
+    assert not (cli_stack.state_dir / "postgres" / "data" / "postmaster.pid").exists()
+    assert [port for port in ports if not port_is_free("127.0.0.1", port)] == []
+    guardian_log = (cli_stack.state_dir / "logs" / "guardian.log").read_text()
+    assert "orchestrator died" in guardian_log and "stopped: " in guardian_log, guardian_log
+
+
+def test_down_stops_what_a_killed_stack_and_its_guardian_left(cli_stack: CliStack) -> None:
+    cli_stack.wait_ready()
+    ports = listening_ports(cli_stack.descendants)
+    record = StackRecord.read(cli_stack.state_dir / "pids.json")
+    assert record is not None and record.guardian is not None
+    os.kill(record.guardian.pid, signal.SIGKILL)  # both lines of defence gone but the file
+    os.kill(cli_stack.proc.pid, signal.SIGKILL)
+    cli_stack.finish(timeout=10)
+    assert record.children["api"].process() is not None, "left running, as the test needs"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "testbed", *args, "--state-dir", str(cli_stack.state_dir)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+
+    assert "dead (run: down)" in cli("status").stdout
+    down = cli("down")
+    assert down.returncode == 0, down.stderr
+    assert "stopped what it left: " in down.stdout and "postgres" in down.stdout, down.stdout
+    _, alive = psutil.wait_procs(cli_stack.descendants, timeout=ORPHAN_BOUND_S)
+    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+    assert [port for port in ports if not port_is_free("127.0.0.1", port)] == []
+    assert not (cli_stack.state_dir / "pids.json").exists()
+    again = cli("down")
+    assert again.returncode == 0 and "nothing recorded" in again.stdout
+
+
+def test_leftovers_are_stopped_only_when_pid_and_start_time_match(state_root: Path) -> None:
+    sleepers = [subprocess.Popen(["sleep", "60"], start_new_session=True) for _ in range(2)]
+    try:
+        ours, recycled = (Record.of(f"s{n}", p.pid) for n, p in enumerate(sleepers))
+        assert ours is not None and recycled is not None
+        # Same pid, another start time: a process that got a dead child's pid.
+        recycled = Record(recycled.name, recycled.pid, recycled.create_time - 100)
+        dead_owner = Record("orchestrator", os.getpid(), 0.0)
+        path = state_root / "pids.json"
+        StackRecord(dead_owner, {"s0": ours, "s1": recycled}).write(path)
+        assert stop_leftovers(state_root) == ["s0"]
+        assert sleepers[0].wait(5) is not None
+        assert sleepers[1].poll() is None
+        assert not path.exists()
+
+        live_owner = Record.of("orchestrator", os.getpid())
+        assert live_owner is not None
+        StackRecord(live_owner, {"s1": recycled}).write(path)
+        with pytest.raises(StackError, match=r"a stack runs from .*python -m testbed down"):
+            stop_leftovers(state_root)
+        assert path.exists()
+    finally:
+        for proc in sleepers:
+            proc.kill()
+            proc.wait(5)
 
 
 def test_existing_servers_are_used_and_left_running(state_root: Path) -> None:
