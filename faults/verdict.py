@@ -129,12 +129,21 @@ class Verdict:
         return _no_nan(data)
 
 
-def window_stats(requests: pd.DataFrame, start: float, end: float) -> Stats:
-    """Requests whose `t_start` lies in [start, end)."""
+def window_stats(
+    requests: pd.DataFrame, start: float, end: float, finish_by: float | None = None
+) -> Stats:
+    """Requests whose `t_start` lies in [start, end).
+
+    With `finish_by`, requests still in flight at that moment are left out: a steady-state
+    phase that ends where a fault begins must not be charged with what the fault did to
+    the requests that straddled it.
+    """
     seconds = max(end - start, 0.0)
     t = requests["t_start"].to_numpy()
     lo, hi = np.searchsorted(t, [start, end], side="left")
     part = requests.iloc[lo:hi]
+    if finish_by is not None and len(part):
+        part = part[part["t_start"] + part["latency_us"] / 1e6 <= finish_by]
     n = len(part)
     if n == 0:
         return Stats(0, 0, math.nan, math.nan, math.nan, 0.0, seconds)
@@ -235,7 +244,7 @@ def evaluate(
     if not groups:
         notes.append("no fault window was recorded: nothing was injected")
     first = groups[0].start if groups else end
-    before_stats = window_stats(requests, load_start + warmup, first)
+    before_stats = window_stats(requests, load_start + warmup, first, first if groups else None)
     phases = [
         PhaseResult(
             "before",
@@ -276,7 +285,9 @@ def evaluate(
                 "recovery allowance and the next fault or the end; after phase not checked"
             )
             continue
-        after = window_stats(requests, after_start, horizon)
+        after = window_stats(
+            requests, after_start, horizon, horizon if i + 1 < len(groups) else None
+        )
         phases.append(
             PhaseResult(
                 "after",

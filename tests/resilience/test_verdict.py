@@ -154,3 +154,12 @@ def test_a_fault_with_its_own_during_tolerance_is_judged_by_it() -> None:
     assert [c.bound for c in verdict.phases[1].checks] == ["< 5%"]
     assert not verdict.phases[1].ok
     assert evaluate(frame(rows), [window], hypothesis(), T0, T0 + 61, 5).phases[1].ok
+
+
+def test_a_request_the_next_fault_caught_in_flight_is_not_charged_to_steady_state() -> None:
+    rows = steady(0, 20, 10, True)
+    rows.append((19.5, 1500, False))  # started before the fault, failed because of it
+    rows += steady(20, 30, 50, False) + steady(30, 60, 10, True)
+    window = Window(T0 + 20, T0 + 30, "postgres", "postgres down")
+    verdict = evaluate(frame(rows), [window], hypothesis(), T0, T0 + 61, 5)
+    assert verdict.phases[0].stats.errors == 0 and verdict.phases[0].ok
