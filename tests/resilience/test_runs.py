@@ -224,3 +224,48 @@ def test_a_sigkilled_runner_leaves_a_journal_that_cleanup_uses(
         assert "removed latency latency=50 on redis" in cleaned.stdout
         assert client.toxics("redis") == []
     assert "left behind; removed by cleanup" in (run_dir / "faults.jsonl").read_text()
+
+
+def test_an_external_archivist_is_run_and_audited_through_the_environment(
+    target: Target, tmp_path: Path, journal_dir: Path
+) -> None:
+    path = experiment_file(
+        tmp_path,
+        link="cablecast",
+        toxic="latency",
+        attributes="attributes = { latency = 100 }",
+        during_errors="< 5%",
+        during_p95="< 1500",
+    )
+    env = os.environ | {
+        "TOXIPROXY_URL": target.fault_url,
+        "DATABASE_URL": str(target.database_url),
+        "REDIS_URL": str(target.redis_url),
+        "CABLECAST_URL": str(target.cablecast_url),
+    }
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "faults",
+            "run",
+            str(path),
+            "--host",
+            target.api_url,
+            "--run-dir",
+            str(run_dir),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    report = json.loads((run_dir / "verdict.json").read_text())
+    assert done.returncode == (0 if report["ok"] else 1), done.stderr
+    assert report["target"] == target.api_url
+    audit = report["audit"]
+    assert audit["checked"]["vods"] > 0 and "cached" in audit["checked"]
+    assert audit["notes"] == []  # database, cache, job stream and Cablecast all audited
+    assert "verdict: " in done.stdout and "audit: lost" in done.stdout
