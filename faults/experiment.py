@@ -10,7 +10,8 @@ Shape (durations as "60s", "3m", "1m30s", "500ms" or a number of seconds)::
 
     title = "Database latency: reads slow, nothing lost"
     [load]                 locustfile, users, spawn_rate, duration, warmup, tags,
-                           exclude_tags, user_classes, options (extra Locust flags)
+                           exclude_tags, user_classes, arrival_rate (open model), shape,
+                           options (any other Locust flag: { "stop-timeout" = 10 })
     [[faults]]             link, toxic (a Toxiproxy type or "down"), attributes,
                            stream, toxicity, at (or start), for (or duration), and
                            optionally `during = {...}`: this fault's own during-tolerance
@@ -158,6 +159,8 @@ class Load:
     tags: tuple[str, ...] = ()
     exclude_tags: tuple[str, ...] = ()
     user_classes: tuple[str, ...] = ()
+    arrival_rate: float | None = None  # open model: requests/s per OpenModelReader user
+    shape: str | None = None  # a load shape of locustfiles/shapes.py (config/shapes.toml)
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -378,6 +381,8 @@ def _load(r: _Reader, raw: dict[str, Any]) -> Load:
         "tags",
         "exclude_tags",
         "user_classes",
+        "arrival_rate",
+        "shape",
         "options",
     )
     r.only(raw, allowed, where)
@@ -393,6 +398,12 @@ def _load(r: _Reader, raw: dict[str, Any]) -> Load:
     warmup = r.duration(raw, "warmup", where, default="5s")
     if duration <= warmup:
         raise r.fail("load.duration", f"{duration:g}s must be longer than warmup {warmup:g}s")
+    arrival_rate = None
+    if "arrival_rate" in raw:
+        arrival_rate = float(r.number(raw, "arrival_rate", where, low=0.001))
+    shape = raw.get("shape")
+    if shape is not None and (not isinstance(shape, str) or not shape.strip()):
+        raise r.fail("load.shape", "must be the name of a shape in config/shapes.toml")
     options = r.table(raw, "options", where)
     for key, value in options.items():
         if not re.fullmatch(r"[a-z][a-z0-9-]*", key):
@@ -408,6 +419,8 @@ def _load(r: _Reader, raw: dict[str, Any]) -> Load:
         tags=r.strings(raw, "tags", where),
         exclude_tags=r.strings(raw, "exclude_tags", where),
         user_classes=r.strings(raw, "user_classes", where),
+        arrival_rate=arrival_rate,
+        shape=shape,
         options=dict(options),
     )
 

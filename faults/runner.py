@@ -142,12 +142,16 @@ def locust_command(experiment: Experiment, target: Target, run_dir: Path) -> lis
         "--exit-code-on-error",
         "0",
         "--only-summary",
-        "--stop-timeout",
-        "5",
     ]
+    if "stop-timeout" not in load.options:
+        command += ["--stop-timeout", "5"]  # users stop promptly; the ledger is flushed
     if target.cablecast_url and "cablecast-url" not in load.options:
         # the workloads verify each publication there (locustfiles/archivist.py)
         command += ["--cablecast-url", target.cablecast_url]
+    if load.arrival_rate is not None:
+        command += ["--arrival-rate", f"{load.arrival_rate:g}"]
+    if load.shape is not None:
+        command += ["--shape", load.shape]
     if load.tags:
         command += ["--tags", *load.tags]
     if load.exclude_tags:

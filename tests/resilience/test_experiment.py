@@ -148,3 +148,28 @@ def test_a_fault_may_carry_its_own_during_tolerance(tmp_path: Path) -> None:
     assert own.error_rate == exp.hypothesis.during.error_rate  # the rest inherited
     bad = VALID.replace('for = "20s"', 'for = "20s"\nduring = { p99 = "< 300" }')
     assert "faults[0].during.p99 is not a known field" in error_of(tmp_path, bad)
+
+
+def test_the_load_table_becomes_locust_flags(tmp_path: Path) -> None:
+    from faults.runner import Target, locust_command
+
+    text = VALID.replace(
+        "users = 5",
+        'users = 5\narrival_rate = 2.5\nshape = "ramp"\ntags = ["db"]\n'
+        'options = { "stop-timeout" = 10, "reset-stats" = true }',
+    )
+    exp = load_experiment(write(tmp_path, text), LINKS)
+    command = locust_command(exp, Target("http://api", "http://faults", "http://cc"), tmp_path)
+    flags = " ".join(command[3:])
+    assert "-f locustfiles/vod.py --headless --host http://api --users 5" in flags
+    assert f"--run-time 60s --run-dir {tmp_path}" in flags
+    for part in (
+        "--arrival-rate 2.5",
+        "--shape ramp",
+        "--tags db",
+        "--cablecast-url http://cc",
+        "--stop-timeout 10",
+        "--reset-stats",
+    ):
+        assert part in flags
+    assert flags.count("--stop-timeout") == 1
