@@ -156,7 +156,10 @@ def wait_for_toxic(client: FaultClient, proxy: str, runner: subprocess.Popen[byt
 
 def locust_of(run_dir: Path) -> list[str]:
     """Pids of Locust processes writing to this run folder."""
-    out = subprocess.run(["pgrep", "-f", f"--run-dir {run_dir}"], capture_output=True, text=True)
+    out = subprocess.run(
+        ["pgrep", "-f", "--", f"locust .*--run-dir {run_dir}"], capture_output=True, text=True
+    )
+    assert out.returncode in (0, 1), out.stderr  # 1: none found; anything else: pgrep failed
     return [p for p in out.stdout.split() if p]
 
 
