@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+from testbed.guardian import Guardian, Record
 from testbed.ports import free_ports
 from testbed.postgres import EmbeddedPostgres
 from testbed.processes import StackError
@@ -33,9 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
+    # Stops both servers should this process be killed before its `finally` runs.
+    guardian = Guardian(args.dir / "guardian.log")
     try:
-        pg.start()
-        rd.start()
+        pg.launch()
+        assert pg.process is not None and pg.process.pid is not None
+        guardian.watch(
+            Record.of("postgres", pg.process.pid, pg_data=str(pg.data_dir), run_as=pg.as_user)
+        )
+        pg.wait_ready()
+        rd.launch()
+        assert rd.process is not None and rd.process.pid is not None
+        guardian.watch(Record.of("redis", rd.process.pid))
+        rd.wait_ready()
         print(f"DATABASE_URL={pg.url}\nREDIS_URL={rd.url}", flush=True)
         while not done.wait(0.5):
             for proc in (pg.process, rd.process):
@@ -49,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         rd.stop()
         pg.stop()
+        guardian.close()
 
 
 if __name__ == "__main__":
