@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psutil
+import psycopg
 
 from testbed.api.client import ArchivistClient
 from testbed.api.settings import AppConfig
@@ -121,3 +125,86 @@ def test_worker_gets_past_a_black_holed_database_mid_job(
         done = api.wait_for(vod["id"], {"published", "failed"}, timeout=45)
     assert done["status"] == "published", done
     assert_published_once(stack, done)
+
+
+# Fault cycles for the connection bound: each cuts or stalls the links the pools hold.
+CYCLES = [
+    ("disable", {}),
+    ("timeout", {"timeout": 0}),
+    ("reset_peer", {"timeout": 0}),
+    ("latency", {"latency": 2500}),
+]
+
+
+def client_backends(stack: Stack) -> int:
+    """Client connections PostgreSQL serves, this audit's own aside."""
+    with psycopg.connect(stack.database_url, connect_timeout=5, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def app_connections(stack: Stack) -> int:
+    """Open connections of the API and workers to the postgres proxy: what their pools hold."""
+    port = stack.settings.proxy_ports["postgres"]
+    return sum(
+        1
+        for name, pid in stack.pids().items()
+        if name == "api" or name.startswith("worker")
+        for c in psutil.Process(pid).net_connections("tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )
+
+
+def test_database_connections_stay_within_the_pools_through_fault_cycles(
+    clean_faults: Stack,
+) -> None:
+    """Outages, black holes, resets and slowness under load: no connection outlives its pool.
+
+    Every backend must be held by the API's pool or a worker's. A leak shows up as one of:
+    pools holding more than their maximum (a pool losing count of a connection), or
+    backends that no app connection stands behind (a proxy keeping the server side of a
+    link whose client went away).
+    """
+    stack = clean_faults
+    bound = CONFIG.database.pool_max_size
+    bound += stack.settings.workers * (CONFIG.worker.concurrency + 1)  # testbed.worker's pool
+    stop = threading.Event()
+
+    def load(n: int) -> None:
+        with ArchivistClient(stack.api_url, timeout=10) as api:
+            for _ in range(10_000):  # bounded; ends with the test
+                if stop.is_set():
+                    return
+                with contextlib.suppress(httpx.HTTPError):  # errors are expected mid-fault
+                    api.http.get("/api/health")
+                    if api.token is None:
+                        api.login(f"user{n:03d}")
+                    api.request("POST", "/api/vods", json={"title": "load", "file_name": "f"})
+
+    loaders = [threading.Thread(target=load, args=(n,), daemon=True) for n in range(10, 22)]
+    for thread in loaders:
+        thread.start()
+    seen = []
+    try:
+        for kind, attributes in CYCLES:
+            if kind == "disable":
+                stack.faults.disable("postgres")
+            else:
+                stack.faults.add_toxic("postgres", kind, attributes, name="cycle")
+            time.sleep(2.5)
+            stack.reset_faults()
+            wait_until_ok(lambda: httpx.get(f"{stack.api_url}/api/health", timeout=10))
+            seen.append((client_backends(stack), app_connections(stack)))
+    finally:
+        stop.set()
+        for thread in loaders:
+            thread.join(15)
+    print(f"\n(backends, app connections) after each fault cycle: {seen} (pools' max {bound})")
+    assert max(max(pair) for pair in seen) <= bound, seen
+    time.sleep(1.0)  # connections being closed right now are not leaks
+    backends, held = client_backends(stack), app_connections(stack)
+    assert backends <= held, f"{backends} backends, only {held} held by the app's pools"
