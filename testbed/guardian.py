@@ -6,7 +6,12 @@ stopping them. The guardian is a small process, also in a session of its own, re
 stdin: a pipe whose write end only the orchestrator holds. The orchestrator sends one JSON
 line per child it starts; EOF without a final "done" line means the orchestrator died, and
 the guardian stops exactly the recorded processes (identified by pid and start time, so a
-recycled pid is never hit), PostgreSQL with `pg_ctl stop -m immediate`.
+recycled pid is never hit), PostgreSQL with `pg_ctl stop -m immediate`. The write end is
+close-on-exec, so no child inherits it (a bare fork() without exec would, and would delay
+the guardian until that fork exits).
+
+The same records go to STATE/pids.json, so `python -m testbed down` and the next `up` in
+that state dir stop what is left should the guardian have been killed too.
 
 PR_SET_PDEATHSIG would not do: Linux ties it to the thread that started the child, and the
 stack restarts children from other threads (tests, the watchdog).
@@ -232,12 +237,15 @@ def main() -> int:
     records: dict[str, Record] = {}
     done = False
     for line in sys.stdin:
-        message = json.loads(line)
-        if message == "done":
-            done = True
-        else:
-            record = Record(**message)
-            records[record.name] = record
+        try:
+            message = json.loads(line)
+            if message == "done":
+                done = True
+            else:
+                record = Record(**message)
+                records[record.name] = record
+        except (ValueError, TypeError):  # half a line: the orchestrator died mid-write
+            _say(sys.stdout, f"ignoring a garbled line: {line!r}")
     if not done:
         _say(sys.stdout, "the stack's orchestrator died; stopping its children")
         stopped = stop_recorded(list(records.values()), sys.stdout)
