@@ -52,6 +52,9 @@ class AuditError(Exception):
     """A source could not be read; the message names it."""
 
 
+PendingJob = tuple[str, int, float]  # stream message id, VOD id (0: unknown), idle seconds
+
+
 @dataclass(frozen=True)
 class Sources:
     database_url: str | None
@@ -179,7 +182,7 @@ def judge(
     rows: dict[int, dict[str, Any]],
     cache: dict[int, tuple[int, dict[str, Any] | None]] | None,
     cablecast: CablecastView | None,
-    pending: list[str] | None,
+    pending: list[PendingJob] | None,
     now: float,
     limits: Audit,
 ) -> AuditResult:
@@ -231,8 +234,20 @@ def judge(
     if pending is None:
         result.notes.append("job stream not audited: no Redis URL")
     else:
-        for job in pending:
-            result.stuck.append(Finding(0, f"job {job} is still pending in the consumer group"))
+        for message_id, vod_id, idle in pending:
+            if message_id.startswith("lag:"):
+                count = message_id.split(":", 1)[1]
+                result.stuck.append(Finding(0, f"{count} queued jobs were never delivered"))
+            elif vod_id in expected:
+                result.stuck.append(
+                    Finding(
+                        vod_id, f"job {message_id} delivered {idle:.0f}s ago, never acknowledged"
+                    )
+                )
+            else:  # another run's job: reported, not charged to this one
+                result.notes.append(
+                    f"job {message_id} (VOD {vod_id}, not this run's) pending for {idle:.0f}s"
+                )
     return result
 
 
@@ -361,8 +376,9 @@ def queue_names(config: Path = APP_CONFIG) -> tuple[str, str]:
     return str(queue["stream"]), str(queue["group"])
 
 
-def fetch_pending(redis_url: str) -> list[str]:
-    """Job ids delivered to a worker and not yet acknowledged, plus undelivered ones."""
+def fetch_pending(redis_url: str) -> list[PendingJob]:
+    """Jobs delivered to a worker and not yet acknowledged (with their VOD and idle time),
+    plus a `lag:N` entry when N jobs have not even been delivered."""
     stream, group = queue_names()
     client = redis.Redis.from_url(redis_url, socket_timeout=5, decode_responses=True)
     try:
@@ -371,11 +387,18 @@ def fetch_pending(redis_url: str) -> list[str]:
             groups = client.xinfo_groups(stream)
         except redis.ResponseError:
             return []  # no stream or group yet: nothing was ever queued
-        ids = [str(e["message_id"]) for e in entries]
+        jobs: list[PendingJob] = []
+        for entry in entries:
+            message_id = str(entry["message_id"])
+            found = client.xrange(stream, message_id, message_id)
+            fields: dict[Any, Any] = dict(found[0][1] or {}) if found else {}
+            raw = str(fields.get("vod_id", ""))
+            vod = int(raw) if raw.isdigit() else 0
+            jobs.append((message_id, vod, float(entry["time_since_delivered"]) / 1000.0))
         for g in groups:
             if g.get("name") == group and g.get("lag"):
-                ids.append(f"({g['lag']} not yet delivered)")
-        return ids
+                jobs.append((f"lag:{g['lag']}", 0, 0.0))
+        return jobs
     except redis.RedisError as exc:
         raise AuditError(f"redis {_safe(redis_url)}: {exc}") from None
     finally:
@@ -440,7 +463,11 @@ def drain(sources: Sources, timeout: float, run_dir: Path | None = None) -> floa
             busy, idle = (
                 in_process(sources.database_url, ids) if sources.database_url and ids else (0, 0.0)
             )
-            pending = fetch_pending(sources.redis_url) if sources.redis_url else []
+            pending = [
+                job
+                for job in (fetch_pending(sources.redis_url) if sources.redis_url else [])
+                if job[1] in ids or job[0].startswith("lag:")
+            ]
         except (psycopg.Error, AuditError):
             busy, idle, pending = 1, 0.0, []  # a store still recovering: wait for it too
         if busy == 0 and not pending:

@@ -110,15 +110,17 @@ def test_cache_disagreements_and_stuck_jobs_are_named() -> None:
     expected = {i: Expected(i, version=1) for i in (1, 2, 3)} | {4: Expected(4, exists=False)}
     rows = {1: row(1, version=3), 2: row(2), 3: row(3, status="transcoding", updated_at=NOW - 500)}
     cache = {1: (2, {"title": "t1"}), 2: (2**62, None), 4: (1, {"title": "t4"})}
-    result = judge(expected, rows, cache, None, ["1-0"], NOW, Audit(stuck_after=60))
+    pending = [("1-0", 3, 42.0), ("2-0", 99, 500.0)]
+    result = judge(expected, rows, cache, None, pending, NOW, Audit(stuck_after=60))
     assert {(f.id, f.problem) for f in result.inconsistent} == {
         (1, "cached version 2, database version 3"),
         (2, "cache says deleted, the database row exists"),
         (4, "cached (version 1) but not in the database"),
     }
-    assert [f.problem for f in result.stuck] == [
-        "transcoding for 500s (bound 60s)",
-        "job 1-0 is still pending in the consumer group",
+    assert [(f.id, f.problem) for f in result.stuck] == [
+        (3, "transcoding for 500s (bound 60s)"),
+        (3, "job 1-0 delivered 42s ago, never acknowledged"),
     ]
+    assert "job 2-0 (VOD 99, not this run's) pending for 500s" in result.notes
     assert not result.ok
-    assert judge(expected, rows, cache, None, ["1-0"], NOW, Audit(inconsistent=3, stuck=2)).ok
+    assert judge(expected, rows, cache, None, pending, NOW, Audit(inconsistent=3, stuck=2)).ok
