@@ -86,7 +86,7 @@ def answers(url: str, timeout: float = 2.0) -> bool:
 def start_stack(api_url: str, config: Path) -> subprocess.Popen[bytes]:
     """`python -m testbed up` in its own process group; returns once the API answers."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "testbed", "up", "--config", str(config)],
+        [sys.executable, "-m", "testbed", "up", "--config", str(config), "--exit-with-parent"],
         cwd=REPO_ROOT,
         start_new_session=True,
     )

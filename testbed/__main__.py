@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import signal
 import sys
@@ -93,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, metavar="N", help="worker processes, 0..16 (default: from config)"
     )
     up.add_argument("--regression", choices=REGRESSIONS, help="start the API with a regression")
+    up.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop the stack when the process that started this one exits (for tools such as "
+        "`locust --start-stack`, whose own crash must not leave a stack holding the ports)",
+    )
     status = commands.add_parser("status", help="which stack processes run (from pids.json)")
     down = commands.add_parser(
         "down",
@@ -155,8 +162,9 @@ def wipe_state(state_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def up(settings: StackSettings) -> int:
+def up(settings: StackSettings, exit_with_parent: bool = False) -> int:
     stop_requested = threading.Event()
+    parent = os.getppid()
 
     def abandon_start(signum: int, frame: FrameType | None) -> None:
         for sig in STOP_SIGNALS:
@@ -179,7 +187,10 @@ def up(settings: StackSettings) -> int:
     try:
         _print_ready(stack)
         while not stop_requested.is_set() and not stack.wait(0.2):
-            pass
+            # A dead parent re-parents us (to init or a subreaper): no signal arrives for it.
+            if exit_with_parent and os.getppid() != parent:
+                _say(f"the parent process {parent} is gone: stopping", sys.stderr)
+                break
     finally:
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
@@ -263,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.fresh:
             stop_leftovers(settings.state_dir)  # refuses while a stack runs from it
             wipe_state(settings.state_dir)
-        return up(settings)
+        return up(settings, exit_with_parent=args.exit_with_parent)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if "in use" in str(exc) and args.command == "up":
