@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -59,6 +59,7 @@ WORKLOAD_TOML = CONFIG_DIR / "workload.toml"
 # Areas (Locust tags); `-T db` runs only the tasks of that phase.
 DB, API, EXTERNAL, SYSTEM, AUTH, INVALID = "db", "api", "external", "system", "auth", "invalid"
 LEDGER_FLUSH_ENTRIES = 1000
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps makes one per call
 
 
 class SkippedTask(RescheduleTask):
@@ -168,7 +169,7 @@ class Ledger:
             return
         entries, self.entries = self.entries, []
         with self.path.open("a") as out:
-            out.writelines(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
+            out.writelines(_compact_json(e) + "\n" for e in entries)
 
 
 LEDGER = Ledger()
@@ -193,22 +194,29 @@ def _flush_at_quit(**_: Any) -> None:
 # --- the API client ---------------------------------------------------------------------
 
 
-@dataclass
+_UNPARSED: Any = object()
+
+
+@dataclass(slots=True)
 class Reply:
     """One answer: status, body, and whether it was as expected.
 
     The JSON body is parsed on first use: most successful reads are never looked into,
-    and parsing them all would be most of the plumbing's cost per request.
+    and parsing them all would be most of the plumbing's cost per request. (Not with
+    functools.cached_property: on Python 3.11 it takes a lock at every first use.)
     """
 
     status: int
     content: bytes | None
     ok: bool
     problem: str = ""
+    _body: Any = field(default=_UNPARSED, repr=False, compare=False)
 
-    @cached_property
+    @property
     def body(self) -> Any:
-        return parse_json(self.content)
+        if self._body is _UNPARSED:
+            self._body = parse_json(self.content)
+        return self._body
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.body.get(key, default) if isinstance(self.body, dict) else default
@@ -229,10 +237,16 @@ def error_shape_problem(body: Any, code: str | None) -> str:
 def query_string(query: Mapping[str, Any]) -> str:
     """`urlencode` without the None values; numbers skip the (costly) quoting."""
     return "&".join(
-        f"{k}={v}" if isinstance(v, int) else f"{k}={quote_plus(str(v))}"
-        for k, v in query.items()
-        if v is not None
+        [
+            f"{k}={v}" if isinstance(v, int) else f"{k}={_quoted(str(v))}"
+            for k, v in query.items()
+            if v is not None
+        ]
     )
+
+
+# Query values repeat (statuses, words, cursors of a page walk): quote each once.
+_quoted = lru_cache(maxsize=4096)(quote_plus)
 
 
 def judge(reply: Reply, expect: Iterable[int], code: str | None) -> str:
@@ -246,19 +260,6 @@ def judge(reply: Reply, expect: Iterable[int], code: str | None) -> str:
     if reply.status >= 400:
         return error_shape_problem(reply.body, code)
     return ""
-
-
-@dataclass(slots=True)
-class Exchange:
-    """One request as sent and answered, before it is judged."""
-
-    url: str
-    response: Any  # FastResponse, or Locust's ErrorResponse when nothing came back
-    status: int  # 0: no answer
-    content: bytes | None
-    started: float  # time.time() when sent
-    elapsed_ms: float
-    problem: str  # '' unless there was no (complete) answer
 
 
 @dataclass
@@ -314,14 +315,26 @@ class ApiClient:
             url += "?" + query_string(query)
         auth = self.auth_headers(verb) if authed else None
         hdrs = {**auth, **headers} if auth and headers else dict(auth or headers or {})
-        sent = self._exchange(verb, url, hdrs, json_body, raw)
-        reply = Reply(sent.status, sent.content, False)
-        problem = sent.problem
+        full_url, resp, content, started, elapsed_ms, problem = self._exchange(
+            verb, url, hdrs, json_body, raw
+        )
+        reply = Reply(resp.status_code or 0, content, False)
         if not problem:
             problem = judge(reply, expect, code)
             if not problem and check is not None:
                 problem = check(reply.body)
-        self._report(verb, name or (route.name if route else url), sent, problem)
+        # The request's one event, with our verdict, as catch_response would report it.
+        self.user.environment.events.request.fire(
+            request_type=verb,
+            name=name or (route.name if route else url),
+            response_time=elapsed_ms,
+            response_length=len(content) if content else 0,
+            exception=CatchResponseError(problem) if problem else None,
+            context=self.user.context(),
+            response=resp,
+            start_time=started,
+            url=full_url,
+        )
         reply.ok, reply.problem = not problem, problem
         if reply.ok and 200 <= reply.status < 300:
             self._acknowledge(route_key, vod_id, json_body, hdrs, reply)
@@ -329,12 +342,14 @@ class ApiClient:
 
     def _exchange(
         self, verb: str, url: str, headers: dict[str, str], json_body: Any, raw: str | None
-    ) -> Exchange:
+    ) -> tuple[str, Any, bytes | None, float, float, str]:
         """Send one request the way FastHttpSession.request does, without reporting it.
 
         Same default headers, JSON encoding, connection-error handling and timing as
         Locust's own client, so the request event carries the figures Locust would have.
-        Adds to `headers`.
+        Adds to `headers`. Returns (URL, response, body, start time, response time in ms,
+        problem: '' unless there was no complete answer); the response is Locust's
+        ErrorResponse, status 0, when nothing came back.
         """
         http = self.user.client
         if http.auth_header:  # credentials in --host: Locust's client sends them instead
@@ -348,7 +363,8 @@ class ApiClient:
                 headers["Content-Type"] = "application/json"
             if "Accept" not in headers and "accept" not in headers:
                 headers["Accept"] = "application/json"
-        full_url = url if absolute_http_url_regexp.match(url) else f"{http.base_url}{url}"
+        absolute = url[:1] != "/" and absolute_http_url_regexp.match(url)
+        full_url = url if absolute else f"{http.base_url}{url}"
         started, t0 = time.time(), time.perf_counter()
         resp: Any  # FastResponse (ErrorResponse is one too); `error` is set on failures
         try:
@@ -362,29 +378,15 @@ class ApiClient:
                     full_url, method=verb, headers=headers, payload=payload
                 )
                 resp = ErrorResponse(req, exc)
-        status, problem = resp.status_code or 0, ""
+        problem = ""
         try:
             content = resp.content
         except FAILURE_EXCEPTIONS as exc:  # the answer broke off in the body
             content, problem = None, f"no answer: {exc}"
-        if status == 0:
+        if not resp.status_code:
             problem = f"no answer: {getattr(resp, 'error', None)}"
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
-        return Exchange(full_url, resp, status, content, started, elapsed_ms, problem)
-
-    def _report(self, verb: str, name: str, sent: Exchange, problem: str) -> None:
-        """The request's one event, with our verdict, as catch_response would report it."""
-        self.user.environment.events.request.fire(
-            request_type=verb,
-            name=name,
-            response_time=sent.elapsed_ms,
-            response_length=len(sent.content) if sent.content else 0,
-            exception=CatchResponseError(problem) if problem else None,
-            context=self.user.context(),
-            response=sent.response,
-            start_time=sent.started,
-            url=sent.url,
-        )
+        return full_url, resp, content, started, elapsed_ms, problem
 
     # -- auth --
 
@@ -554,11 +556,19 @@ def _code(expect: Iterable[int]) -> str | None:
     return codes.get(expected[0]) if len(expected) == 1 else None
 
 
+_decode_json = json.JSONDecoder().decode
+
+
 def parse_json(content: bytes | None) -> Any:
+    """The JSON value of a body, None if there is none or it is not JSON."""
     if not content:
         return None
     try:
-        return json.loads(content)
+        return _decode_json(content.decode())  # UTF-8, as JSON over HTTP is
+    except ValueError:
+        pass
+    try:
+        return json.loads(content)  # the other encodings json accepts (UTF-16/32, a BOM)
     except ValueError:
         return None
 
