@@ -32,7 +32,6 @@ import json
 import os
 import random
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -458,7 +457,7 @@ class ApiClient:
         return self.send("get_vod", vod_id=vod_id, name=name)
 
     def create_vod(self, **fields: Any) -> Reply:
-        key = str(uuid.uuid4())
+        key = new_idempotency_key()
         return self.send(
             "create_vod", json_body=fields, headers={"Idempotency-Key": key}, expect=(201, 200)
         )
@@ -506,13 +505,11 @@ class ApiClient:
         cc_vod, cc_show = vod.get("cablecast_vod_id"), vod.get("cablecast_show_id")
         if not isinstance(cc_vod, int) or not isinstance(cc_show, int):
             raise WorkflowFailed(f"VOD {vod.get('id')} published without Cablecast ids")
-        user, password = workload().accounts.cablecast_auth
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
         reply = self.send(
             "",
             path=f"{base_url.rstrip('/')}/vods/{cc_vod}",
             name="cablecast /vods/[id]",
-            headers={"Authorization": f"Basic {token}"},
+            headers=cablecast_auth_headers(),
             authed=False,
         )
         found = self.must(reply).get("vod") or {}
@@ -547,6 +544,23 @@ class ApiClient:
             cablecast_vod_id=vod.get("cablecast_vod_id"),
             version=vod.get("version"),
         )
+
+
+def new_idempotency_key() -> str:
+    """A random UUID (version 4) as text, like str(uuid.uuid4()) at less than half its cost."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@lru_cache(maxsize=1)
+def cablecast_auth_headers() -> Mapping[str, str]:
+    """Basic auth of the Cablecast API (config/archivist.toml), encoded once."""
+    user, password = workload().accounts.cablecast_auth
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 def _code(expect: Iterable[int]) -> str | None:
