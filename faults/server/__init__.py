@@ -32,6 +32,15 @@ are cancelled, what they held is collected oldest first and fed to the new chain
 written out at once when the chain becomes empty). That is synchronous, so a change under
 load is bounded and loses or reorders nothing. TCP half-close is passed through.
 
+Native data plane. Per-message Python callbacks cost too much CPU when the client, the
+service and the proxy share two cores, so by default a direction with an empty chain is
+handed to ``native`` (the ``_splice`` C extension): one thread without the GIL forwards
+socket -> pipe -> socket with splice(2) and reports EOF/errors back to the loop. Adding a
+toxic detaches that direction (bytes already in the pipe are fed to the pipeline first);
+removing the last one hands it back once the Python side has flushed. ``--data-plane
+python`` (or ``FAULTS_DATA_PLANE=python``) forces the pure-Python path, which is also the
+fallback when the extension was not built.
+
 Toxics. ``toxics/<name>.py`` holds a dataclass whose int fields are the JSON attributes and
 one coroutine ``pipe(stub)``; ``@toxic("name")`` registers it and ``toxics/__init__`` imports
 every module of the package, so adding a toxic touches nothing else. Optional ability:
