@@ -42,6 +42,8 @@ class SessionUser(ArchivistUser):
     @task(2)
     def refresh_rotates(self) -> None:
         old = self.api.open_session(self.api.session.username)
+        if not old.ok:  # not signed in (login failed): nothing to refresh
+            return
         used = {"refresh_token": old.get("refresh_token")}
         new = self.api.send("refresh", json_body=used, authed=False)
         if new.ok:
@@ -55,6 +57,8 @@ class SessionUser(ArchivistUser):
     @task(2)
     def revoked_token(self) -> None:
         pair = self.api.open_session(self.api.session.username)
+        if not pair.ok:  # not signed in: nothing to revoke
+            return
         if self.api.as_bearer("logout", pair.get("access_token"), expect=(204,)).ok:
             self.api.as_bearer("me", pair.get("access_token"), expect=(401,))
             refresh = {"refresh_token": pair.get("refresh_token")}
@@ -65,7 +69,10 @@ class SessionUser(ArchivistUser):
     @tag(AUTH)
     @task(1)
     def expired_or_forged_token(self) -> None:
-        token = str(self.api.open_session(self.api.session.username).get("access_token", ""))
+        pair = self.api.open_session(self.api.session.username)
+        if not pair.ok:  # without a real token there is nothing to garble
+            return
+        token = str(pair.get("access_token"))
         self.api.as_bearer("me", token[::-1] + "x", expect=(401,), name="me (garbled token)")
         self.api.as_bearer("me", secrets.token_urlsafe(32), expect=(401,), name="me (forged)")
 
