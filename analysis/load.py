@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 REQUIRED = ("t_start", "name", "latency_us", "ok")
-COLUMNS = (*REQUIRED, "error", "intended_start")  # what the analysis reads
+COLUMNS = (*REQUIRED, "type", "error", "intended_start")  # what the analysis reads
 
 
 class InputError(Exception):
@@ -47,7 +47,12 @@ def empty_faults() -> pd.DataFrame:
 
 
 def read_requests(run_dir: Path) -> pd.DataFrame:
-    """Concatenate every ``requests-*.parquet`` of a run folder."""
+    """Concatenate every ``requests-*.parquet`` of a run folder.
+
+    Columns: ``t_start``, ``name``, ``latency_us``, ``ok`` and, when recorded, ``type``
+    (the request method, or ``WORKFLOW`` for a timed sequence), ``error``,
+    ``intended_start``.
+    """
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: run folder does not exist")
     parts = sorted(run_dir.glob("requests-*.parquet"))

@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from analysis import load
 from faults.audit import AuditError, AuditResult, Sources, drain, run_audit
 from faults.client import ENV_URL, FaultClient, FaultServerError
 from faults.experiment import REPO_ROOT, Experiment
@@ -364,21 +363,13 @@ def run_load(
 
 
 def read_requests(run_dir: Path) -> pd.DataFrame:
-    """HTTP requests of a run (composite WORKFLOW entries left out: their steps are in).
-
-    Read here rather than with analysis.load because the verdict needs the request type.
-    """
-    parts = sorted(run_dir.glob("requests-*.parquet"))
-    if not parts:
-        raise RunError(
-            f"{run_dir}: no requests-*.parquet (did the locustfile load analysis.capture?)"
-        )
-    columns = ["t_start", "type", "name", "latency_us", "ok", "error"]
+    """HTTP requests of a run (composite WORKFLOW entries left out: their steps are in)."""
     try:
-        frames = [pq.read_table(p, columns=columns).to_pandas() for p in parts]
-    except (pa.ArrowException, OSError) as exc:
-        raise RunError(f"{run_dir}: unreadable request files: {exc}") from None
-    df = pd.concat(frames, ignore_index=True)
+        df = load.read_requests(run_dir)
+    except load.InputError as exc:
+        raise RunError(str(exc)) from None
+    if "type" not in df:
+        raise RunError(f"{run_dir}: the request files have no `type` column (old capture?)")
     df["type"] = df["type"].astype(str)
     df["name"] = df["name"].astype(str)
     return df[df["type"] != WORKFLOW_TYPE].reset_index(drop=True)

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from analysis.load import load_run
+from analysis.load import load_run, read_requests
 from analysis.stats import summarise
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,6 +174,9 @@ def test_capture_records_every_request_exactly(
     assert set(table["pid"]) == {int(p.stem.split("-")[1]) for p in parts}
     if processes:
         assert set(table["worker"]) == set(range(processes))
+
+    # The request type is kept: faults.runner tells WORKFLOW entries from HTTP by it.
+    assert set(read_requests(run_dir)["type"].astype(str)) == {"GET"}
 
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["locust_version"] and meta["end"] > meta["start"]
