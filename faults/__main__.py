@@ -7,9 +7,12 @@
     python -m faults cleanup [--all]      remove faults left by killed runs
     python -m faults resilience [--only GLOB] [--out DIR]   the catalogue and its scorecard
     python -m faults scorecard RUN_DIR ... [--out DIR]      a scorecard of finished runs
+    python -m faults audit RUN_DIR --database-url URL [--redis-url URL] [--cablecast-url URL]
+                                          was anything the service acknowledged lost?
 
 Exit codes: 0 every check held, 1 a check failed, 2 the experiment could not be run
-(bad file, stack did not start, ...), 130 interrupted (faults removed).
+(bad file, stack did not start, ...), 130 interrupted (faults removed). `audit`: 0 every
+acknowledged write was kept, 1 findings, 2 unusable input (no ledger, store unreachable).
 """
 
 from __future__ import annotations
@@ -139,6 +142,57 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     return 0
 
 
+# What each audit check needs beyond the database; a check whose source is missing is
+# reported as skipped, never as passed.
+AUDIT_CHECKS = (
+    ("database", "ledger vs PostgreSQL: writes kept, deletes gone, nothing stuck", None),
+    ("Cablecast", "each published VOD there exactly once", "cablecast_url"),
+    ("cache", "Redis copies agree with PostgreSQL", "redis_url"),
+    ("job stream", "no job left pending", "redis_url"),
+)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from faults.audit import AuditError, Sources, read_ledger, run_audit
+    from faults.experiment import Audit
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        print(f"error: {run_dir}: no such run folder", file=sys.stderr)
+        return 2
+    ledgers = sorted(run_dir.glob("ledger-*.jsonl"))
+    if not ledgers:
+        print(f"error: {run_dir}: no ledger-*.jsonl (was the load run with it?)", file=sys.stderr)
+        return 2
+    events = read_ledger(run_dir)
+    if not events:
+        print(f"error: {run_dir}: the ledger files hold no acknowledged write", file=sys.stderr)
+        return 2
+    lines = sum(1 for p in ledgers for line in p.read_text().splitlines() if line.strip())
+    sources = Sources(args.database_url, args.redis_url, args.cablecast_url)
+    try:
+        result = run_audit(run_dir, sources, Audit())
+    except (AuditError, ValueError) as exc:  # ValueError: a URL the client cannot parse
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(f"audit of {run_dir}: {result.checked['vods']} VODs in the ledger")
+    for name, what, needs in AUDIT_CHECKS:
+        given = needs is None or getattr(sources, needs)
+        state = "checked" if given else f"SKIPPED (no --{str(needs).replace('_', '-')})"
+        print(f"  {name:<11} {what}: {state}")
+    if lines > len(events):
+        print(f"  note: {lines - len(events)} unreadable ledger lines skipped")
+    for note in result.notes:
+        if " not audited: " not in note:
+            print(f"  note: {note}")
+    found = result.counts()
+    print(", ".join(f"{kind} {n}" for kind, n in found.items()))
+    for kind in found:
+        for finding in getattr(result, kind):
+            print(f"  {kind}: VOD {finding.id}: {finding.problem}")
+    return 1 if any(found.values()) else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m faults", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -167,6 +221,24 @@ def parser() -> argparse.ArgumentParser:
     card.add_argument("run_dirs", nargs="+")
     card.add_argument("--out", required=True)
     card.set_defaults(func=cmd_scorecard)
+    audit = sub.add_parser(
+        "audit",
+        help="check a run's ledger against the stores",
+        description="Was anything the service acknowledged lost? Compares the run's "
+        "ledger-*.jsonl with PostgreSQL and, when given, Cablecast and Redis. Checks whose "
+        "source is not given are reported as skipped. Exit 0 every write kept, 1 findings, "
+        "2 unusable input.",
+    )
+    audit.add_argument("run_dir", metavar="RUN", help="run folder with ledger-<pid>.jsonl files")
+    audit.add_argument(
+        "--database-url", required=True, help="the stack's PostgreSQL, e.g. postgresql://..."
+    )
+    audit.add_argument("--redis-url", help="the stack's Redis: also audit the cache and job stream")
+    audit.add_argument(
+        "--cablecast-url",
+        help="Cablecast API base (.../CablecastAPI/v1): also audit what was published",
+    )
+    audit.set_defaults(func=cmd_audit)
     return p
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from locustfiles.ledger_audit import audit, fetch_rows, last_events, load_ledger
+from faults.audit import expectations, fetch_rows, judge, read_ledger
+from faults.experiment import Audit
 from tests.locustfiles.conftest import REPO_ROOT, LocustRun, free_port, run_locust
 
 ALL_FILES = "locustfiles/vod.py,locustfiles/auth.py,locustfiles/invalid.py"
@@ -116,11 +117,13 @@ def test_open_model_records_the_intended_start(mixed: LocustRun) -> None:
 def test_ledger_matches_the_database(
     stack, mixed: LocustRun, phase: LocustRun, two_processes: LocustRun
 ) -> None:
-    entries = [e for run in (mixed, phase, two_processes) for e in load_ledger(run.run_dir)]
+    entries = [e for run in (mixed, phase, two_processes) for e in read_ledger(run.run_dir)]
     kinds = {e["kind"] for e in entries}
     assert {"created", "updated", "deleted", "published"} <= kinds, kinds
-    rows = fetch_rows(stack.database_url, last_events(entries))
-    assert audit(entries, rows) == []
+    expected = expectations(sorted(entries, key=lambda e: float(e["ts"])))
+    rows = fetch_rows(stack.database_url, sorted(expected))
+    result = judge(expected, rows, None, None, None, time.time(), Audit())
+    assert result.lost == [] and result.inconsistent == [], result.to_json()
 
 
 def test_two_processes_write_one_ledger_each(two_processes: LocustRun) -> None:

@@ -5,6 +5,8 @@ and named."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -86,6 +88,8 @@ def test_the_audit_catches_a_deleted_row_and_a_duplicated_cablecast_vod(
         clean.to_json()
     )
     assert clean.checked["published"] == 1
+    kept_cli = audit_cli(tmp_path, stack.database_url)
+    assert kept_cli.returncode == 0, kept_cli.stdout + kept_cli.stderr
 
     with psycopg.connect(stack.database_url) as conn:
         conn.execute("DELETE FROM vods WHERE id = %s", (doomed["id"],))
@@ -108,3 +112,22 @@ def test_the_audit_catches_a_deleted_row_and_a_duplicated_cablecast_vod(
     # the cached copy of the deleted row is now served for a VOD that does not exist
     assert [f.id for f in tampered.inconsistent] == [doomed["id"]]
     assert not tampered.ok
+
+    # The CLI with only the database: the row is missed; Cablecast and cache are skipped.
+    found = audit_cli(tmp_path, stack.database_url)
+    assert found.returncode == 1, found.stdout + found.stderr
+    lost = f"lost: VOD {doomed['id']}: acknowledged (version 1) but not in the database"
+    assert lost in found.stdout
+    assert "Cablecast" in found.stdout and "SKIPPED (no --cablecast-url)" in found.stdout
+    assert "SKIPPED (no --redis-url)" in found.stdout and "duplicated 0" in found.stdout
+
+
+def audit_cli(run_dir: Path, database_url: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "faults", "audit", str(run_dir)]
+    return subprocess.run(
+        [*command, "--database-url", database_url],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from faults.audit import CablecastView, Expected, expectations, judge
+import json
+from pathlib import Path
+
+from faults.audit import CablecastView, Expected, expectations, judge, read_ledger
 from faults.experiment import Audit
 
 NOW = 10_000.0
@@ -124,3 +127,41 @@ def test_cache_disagreements_and_stuck_jobs_are_named() -> None:
     assert "job 2-0 (VOD 99, not this run's) pending for 500s" in result.notes
     assert not result.ok
     assert judge(expected, rows, cache, None, pending, NOW, Audit(inconsistent=3, stuck=2)).ok
+
+
+def created(vod_id: int, ts: float = 1.0, **fields: object) -> dict:
+    base = {"ts": ts, "kind": "created", "id": vod_id, "idempotency_key": "k", "version": 1}
+    return base | {"status": "uploaded", "title": f"t{vod_id}"} | fields
+
+
+def test_kept_promises_in_a_ledger_give_no_findings() -> None:
+    ledger = [
+        created(1),
+        created(2),
+        {"ts": 2.0, "kind": "updated", "id": 2, "version": 2, "fields": {"title": "New"}},
+        created(3),
+        {"ts": 3.0, "kind": "deleted", "id": 3},
+    ]
+    rows = {1: row(1), 2: row(2, title="New", version=2)}
+    result = judge(expectations(ledger), rows, None, None, None, NOW, Audit())
+    assert result.counts() == {"lost": 0, "duplicated": 0, "inconsistent": 0, "stuck": 0}
+
+
+def test_worker_progress_is_not_a_finding_but_wrong_cablecast_ids_are() -> None:
+    published = {"ts": 5.0, "kind": "published", "id": 2, "version": 4}
+    ledger = [created(1), created(2), published | {"cablecast_show_id": 7, "cablecast_vod_id": 9}]
+    moved_on = row(1, status="captioning", version=3, job_id="j")
+    wrong = row(2, status="published", version=4, cablecast_show_id=7, cablecast_vod_id=8)
+    result = judge(expectations(ledger), {1: moved_on, 2: wrong}, None, None, None, NOW, Audit())
+    assert result.lost == [] and result.stuck == []
+    assert [(f.id, f.problem) for f in result.inconsistent] == [
+        (2, "Cablecast ids in the database (7, 8) differ from those told (7, 9)")
+    ]
+
+
+def test_the_ledgers_of_all_processes_merge_in_time_order(tmp_path: Path) -> None:
+    (tmp_path / "ledger-1.jsonl").write_text(json.dumps(created(1, ts=3.0)) + "\n")
+    (tmp_path / "ledger-2.jsonl").write_text(
+        json.dumps(created(2, ts=1.0)) + "\n" + '{"ts": 4, "kind": "crea'  # torn last line
+    )
+    assert [e["id"] for e in read_ledger(tmp_path)] == [2, 1]

@@ -66,3 +66,15 @@ def test_an_external_target_without_its_toxiproxy_is_refused(tmp_path: Path) -> 
 def test_cleanup_with_nothing_left_says_so(tmp_path: Path) -> None:
     answer = faults("cleanup", env=os.environ | {"LOADKIT_FAULTS_JOURNAL": str(tmp_path)})
     assert answer.returncode == 0 and answer.stdout.strip() == "nothing left behind"
+
+
+def test_audit_without_a_usable_run_folder_exits_2_naming_it(tmp_path: Path) -> None:
+    missing = faults("audit", str(tmp_path / "nope"), "--database-url", "postgresql://x")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"error: {tmp_path / 'nope'}: no such run folder"
+    empty = faults("audit", str(tmp_path), "--database-url", "postgresql://x")
+    assert empty.returncode == 2 and "no ledger-*.jsonl" in empty.stderr
+    (tmp_path / "ledger-1.jsonl").write_text('{"ts": 1, "kind": "created", "id": 1}\n')
+    down = faults("audit", str(tmp_path), "--database-url", "postgresql://127.0.0.1:9/x")
+    assert down.returncode == 2 and down.stderr.startswith("error: database postgresql://")
+    assert len(down.stderr.strip().splitlines()) == 1 and "Traceback" not in down.stderr
