@@ -245,6 +245,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    # A shell starts background jobs with SIGINT ignored and Python then keeps it ignored;
+    # Ctrl-C (or a supervisor's SIGINT) must still roll back the faults and exit 130.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(args.func(args))
     except ExperimentError as exc:
