@@ -162,12 +162,14 @@ async def page(
 
 
 async def start_job(
-    pool: AsyncConnectionPool, vod_id: int, new_job_id: str, enqueue: Any
+    pool: AsyncConnectionPool, vod_id: int, new_job_id: str
 ) -> tuple[dict[str, Any] | None, str | None, str]:
-    """Give the VOD a job and queue it, in one transaction (queue fails -> no job recorded).
+    """Give the VOD a job and commit it; the caller queues the job after this returns.
 
-    Returns (vod, job_id, outcome) where outcome is "queued", "existing", "missing" or
-    "published". A VOD already queued or in progress keeps its job: asking twice is safe.
+    Committing before queueing means a worker never reads a row older than its job (it
+    would take the job for a superseded one and drop it). Returns (vod, job_id, outcome)
+    where outcome is "queued" (a new job), "existing" (a job already queued or running:
+    asking twice is safe), "missing" or "published".
     """
     async with pool.connection() as conn, conn.transaction():
         async with conn.cursor(row_factory=dict_row) as cur:
@@ -177,15 +179,30 @@ async def start_job(
             row = await cur.fetchone()
         if row is None:
             return None, None, "missing"
+        job_id = row.pop("job_id")
         if row["status"] == "published":
-            return to_json(row), row["job_id"], "published"
-        if row["status"] != "failed" and row["job_id"] is not None:
-            return to_json(row), row["job_id"], "existing"
+            return to_json(row), job_id, "published"
+        if row["status"] != "failed" and job_id is not None:
+            return to_json(row), job_id, "existing"
         updated = await _one(
             conn,
             "UPDATE vods SET job_id = %s, status = 'uploaded', failure_reason = NULL,"
             f" version = version + 1, updated_at = now() WHERE id = %s RETURNING {COLUMNS}",
             (new_job_id, vod_id),
         )
-        await enqueue()  # raises on a Redis failure: the transaction rolls back
-        return updated, new_job_id, "queued"
+    return updated, new_job_id, "queued"
+
+
+async def abandon_job(pool: AsyncConnectionPool, vod_id: int, job_id: str) -> dict[str, Any] | None:
+    """Take back a job the API could not queue, unless a worker has started it already.
+
+    The caller answers 503, so the VOD must not keep a job nobody will run: a client that
+    does not ask again would leave it `uploaded` with a job id for ever.
+    """
+    async with pool.connection() as conn:
+        return await _one(
+            conn,
+            "UPDATE vods SET job_id = NULL, version = version + 1, updated_at = now()"
+            f" WHERE id = %s AND job_id = %s AND status = 'uploaded' RETURNING {COLUMNS}",
+            (vod_id, job_id),
+        )

@@ -20,6 +20,7 @@ import psycopg_pool
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from testbed.api.queue import marker_key
 from testbed.api.settings import QueueSettings, WorkerSettings
 from testbed.worker.pipeline import Context, give_up, run_job
 
@@ -117,6 +118,8 @@ class Consumer:
                     await beat
         await self.redis.xack(self.queue.stream, self.queue.group, message_id)
         await self.redis.hdel("archivist:job-deliveries", job_id)
+        # Done with: a VOD still `uploaded` with this job may be queued again (queue.py).
+        await self.redis.delete(marker_key(self.queue, job_id))
         log.info("%s job %s vod %s: %s", self.name, job_id, vod_id, outcome)
 
     async def slot(self, stop: asyncio.Event) -> None:

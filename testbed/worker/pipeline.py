@@ -47,9 +47,10 @@ async def _load(ctx: Context, vod_id: int, wait_for_writers: bool = False) -> di
 
 
 async def _load_row(ctx: Context, vod_id: int, wait_for_writers: bool) -> dict[str, Any] | None:
-    """The VOD row. `wait_for_writers` (FOR SHARE) waits until a transaction that holds the
-    row commits: the API queues a job before committing its job id, and a fast worker must
-    not read the row before that commit and take the job for a stale one."""
+    """The VOD row. The API queues a job only after committing its job id, so the row a
+    worker reads names its job or a newer one, and a mismatch means truly superseded.
+    `wait_for_writers` (FOR SHARE) also waits for a transaction that holds the row, so a
+    writer that queues before it commits (an older API) cannot make a job look stale."""
     lock = " FOR SHARE" if wait_for_writers else ""
     async with ctx.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(f"SELECT {COLUMNS}, job_id FROM vods WHERE id = %s{lock}", (vod_id,))

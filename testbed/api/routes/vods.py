@@ -3,6 +3,7 @@ and queue processing."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 from starlette.requests import Request
@@ -116,16 +117,22 @@ async def process_vod(request: Request) -> Response:
     await authenticate(request)
     d = deps(request)
     vod_id = path_id(request)
-    job_id = uuid.uuid4().hex
-
-    async def queue() -> None:
-        await enqueue(d.redis, d.config.queue, job_id, vod_id)
-
-    vod, job, outcome = await repo.start_job(d.pool, vod_id, job_id, queue)
-    if outcome == "missing":
+    vod, job, outcome = await repo.start_job(d.pool, vod_id, uuid.uuid4().hex)
+    if outcome == "missing" or vod is None:
         raise ApiError(404, f"no VOD with id {vod_id}")
     if outcome == "published":
         raise ApiError(409, f"VOD {vod_id} is already published")
-    if outcome == "queued" and vod is not None:
+    if job is not None and vod["status"] == "uploaded":
+        # Queued only after the commit (see queue.py). When Redis fails here the job is
+        # taken back and the answer is a 503; should that fail too (both stores down), the
+        # VOD keeps its job, and the next `process` call queues it.
+        try:
+            await enqueue(d.redis, d.config.queue, job, vod_id)
+        except Exception:
+            with contextlib.suppress(Exception):
+                if (taken_back := await repo.abandon_job(d.pool, vod_id, job)) is not None:
+                    await d.vods.store(taken_back)
+            raise
+    if outcome == "queued":
         await d.vods.store(vod)
-    return JSONResponse({"job_id": job, "status": vod["status"] if vod else None}, status_code=202)
+    return JSONResponse({"job_id": job, "status": vod["status"]}, status_code=202)

@@ -1,0 +1,94 @@
+"""A job is never lost between PostgreSQL and the Redis stream: it is queued only after its
+row is committed, and at most once however often it is asked for."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import psycopg
+import redis
+
+from testbed.api.client import ArchivistClient
+from testbed.api.settings import AppConfig
+from testbed.stack import Stack
+
+QUEUE = AppConfig.load().queue
+
+
+def committed_job_id(stack: Stack, vod_id: int) -> str | None:
+    with psycopg.connect(stack.database_url, connect_timeout=5, autocommit=True) as conn:
+        row = conn.execute("SELECT job_id FROM vods WHERE id = %s", (vod_id,)).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def pending(direct: redis.Redis) -> int:
+    summary = direct.xpending(QUEUE.stream, QUEUE.group)
+    return int(summary["pending"])
+
+
+def test_a_job_is_on_the_queue_only_after_its_row_is_committed(clean_faults: Stack) -> None:
+    """Queued before the commit, a fast worker could read the old row and drop the job as
+    superseded. A slow database link makes that window wide: the entry must still never
+    be visible before the row that names its job."""
+    stack = clean_faults
+    direct = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    with ArchivistClient(stack.api_url, timeout=30) as api:
+        api.login()
+        vod = api.create_vod(title="committed before queued")
+        last: Any = direct.xrevrange(QUEUE.stream, count=1)
+        after = last[0][0] if last else "0-0"
+        stack.faults.add_toxic(
+            "postgres", "latency", {"latency": 300}, stream="upstream", name="slow"
+        )
+        answer: dict[str, int] = {}
+        call = threading.Thread(
+            target=lambda: answer.update(
+                status=api.request("POST", f"/api/vods/{vod['id']}/process").status_code
+            )
+        )
+        call.start()
+        try:
+            entry = None
+            deadline = time.monotonic() + 20
+            while entry is None and time.monotonic() < deadline:
+                entries: Any = direct.xrange(QUEUE.stream, min=f"({after}")
+                for _, fields in entries:
+                    if fields.get("vod_id") == str(vod["id"]):
+                        entry = fields
+                time.sleep(0.01)
+            assert entry is not None, "the job never reached the stream"
+            assert committed_job_id(stack, vod["id"]) == entry["job_id"]
+        finally:
+            call.join(30)
+            stack.faults.remove_toxic("postgres", "slow")
+            direct.close()
+        assert answer.get("status") == 202, answer
+        done = api.wait_for(vod["id"], {"published", "failed"}, timeout=30)
+    assert done["status"] == "published", done
+
+
+def test_a_job_is_queued_at_most_once_however_often_it_is_asked_for(stack: Stack) -> None:
+    """`process` re-queues a job whose XADD failed after its commit; a job already on the
+    stream must not get a second entry from that."""
+    import asyncio
+
+    from testbed.api.cache import make_redis
+    from testbed.api.queue import enqueue
+
+    config = AppConfig.load()
+
+    async def twice() -> tuple[str | None, str | None]:
+        client = make_redis(stack.redis_url, config.redis)
+        try:
+            job = f"once-{time.monotonic_ns()}"
+            return await enqueue(client, config.queue, job, 0), await enqueue(
+                client, config.queue, job, 0
+            )
+        finally:
+            await client.aclose()
+
+    first, second = asyncio.run(twice())
+    assert first is not None and second is None
