@@ -20,12 +20,16 @@ from testbed.api.settings import DatabaseSettings, UsersSettings
 
 log = logging.getLogger("archivist.db")
 MIGRATION_LOCK = 7_424_211  # any constant: every API process takes the same advisory lock
+IDLE_IN_TRANSACTION_MS = 5000  # an orphaned transaction releases its row locks after this
 
 
 def connect_kwargs(settings: DatabaseSettings) -> dict[str, object]:
     return {
         "connect_timeout": settings.connect_timeout_s,
-        "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+        # The idle-transaction bound is also the database's default (migration 002); here
+        # it holds for the app's sessions on a database this code did not migrate.
+        "options": f"-c statement_timeout={settings.statement_timeout_ms}"
+        f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
         "autocommit": True,
     }
 

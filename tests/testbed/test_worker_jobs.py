@@ -1,10 +1,13 @@
 """A job is never lost between PostgreSQL and the Redis stream: it is queued only after its
-row is committed, and at most once however often it is asked for."""
+row is committed, and at most once however often it is asked for. Nor is it retried for
+ever: a transaction orphaned on its row cannot keep it from ending."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -13,6 +16,8 @@ import redis
 from testbed.api.client import ArchivistClient
 from testbed.api.settings import AppConfig
 from testbed.stack import Stack
+
+from .test_worker_flow import slow_worker_config
 
 QUEUE = AppConfig.load().queue
 
@@ -92,3 +97,33 @@ def test_a_job_is_queued_at_most_once_however_often_it_is_asked_for(stack: Stack
 
     first, second = asyncio.run(twice())
     assert first is not None and second is None
+
+
+def test_a_transaction_orphaned_on_the_vods_row_cannot_hold_its_job_for_ever(
+    clean_faults: Stack, tmp_path: Path
+) -> None:
+    """A client that vanished mid-transaction (its request cancelled, its link half-open
+    after an outage) keeps the VOD's row locked. Every delivery of the job then waits for
+    that lock until statement_timeout, unacknowledged, and even giving up cannot write
+    `failed`: redelivered for ever. The database must end such a transaction."""
+    stack = clean_faults
+    stack.restart("worker", env={"ARCHIVIST_CONFIG": str(slow_worker_config(tmp_path))})
+    direct = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    orphan = psycopg.connect(stack.database_url, connect_timeout=5)
+    try:
+        with ArchivistClient(stack.api_url, timeout=30) as api:
+            api.login()
+            vod = api.create_vod(title="locked by a vanished client")
+            assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
+            api.wait_for(vod["id"], {"transcoding"}, timeout=15, poll=0.02)
+            orphan.execute("SELECT id FROM vods WHERE id = %s FOR UPDATE", (vod["id"],))
+            done = api.wait_for(vod["id"], {"published", "failed"}, timeout=40)
+            assert done["status"] == "published" or done["failure_reason"], done
+            deadline = time.monotonic() + 15
+            while pending(direct) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert pending(direct) == 0, direct.xpending(QUEUE.stream, QUEUE.group)
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            orphan.close()
+        direct.close()
