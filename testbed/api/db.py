@@ -20,6 +20,7 @@ from testbed.api.settings import DatabaseSettings, UsersSettings
 
 log = logging.getLogger("archivist.db")
 MIGRATION_LOCK = 7_424_211  # any constant: every API process takes the same advisory lock
+RECONNECT_TIMEOUT_S = 3.0  # see make_pool
 IDLE_IN_TRANSACTION_MS = 5000  # an orphaned transaction releases its row locks after this
 
 
@@ -42,7 +43,12 @@ def make_pool(url: str, settings: DatabaseSettings, name: str) -> AsyncConnectio
         timeout=settings.pool_timeout_s,
         kwargs=connect_kwargs(settings),
         check=AsyncConnectionPool.check_connection,
-        reconnect_timeout=365 * 24 * 3600.0,  # keep trying: outages end, the API must recover
+        # psycopg_pool retries a failed connection with an uncapped doubling back-off
+        # (1, 2, 4, 8, 16 s...), so after an outage of T seconds the pool may sit idle
+        # for about T more before trying again. A short reconnect_timeout ends each
+        # retry chain early; the next request that finds the pool empty starts a fresh
+        # attempt at once, so recovery follows the database within seconds.
+        reconnect_timeout=RECONNECT_TIMEOUT_S,
         name=name,
         open=False,
     )

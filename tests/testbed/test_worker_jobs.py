@@ -17,7 +17,7 @@ from testbed.api.client import ArchivistClient
 from testbed.api.settings import AppConfig
 from testbed.stack import Stack
 
-from .test_worker_flow import slow_worker_config
+from .test_worker_flow import assert_published_once, slow_worker_config
 
 QUEUE = AppConfig.load().queue
 
@@ -97,6 +97,38 @@ def test_a_job_is_queued_at_most_once_however_often_it_is_asked_for(stack: Stack
 
     first, second = asyncio.run(twice())
     assert first is not None and second is None
+
+
+def test_a_job_held_through_a_postgres_outage_ends_and_is_acknowledged(
+    clean_faults: Stack, tmp_path: Path
+) -> None:
+    """The worker holds the job when PostgreSQL goes away for longer than its pool's first
+    reconnection attempts; once the database is back the job must finish (or fail with a
+    reason) and leave the group's pending list, not be redelivered for ever."""
+    stack = clean_faults
+    stack.restart("worker", env={"ARCHIVIST_CONFIG": str(slow_worker_config(tmp_path))})
+    direct = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    try:
+        with ArchivistClient(stack.api_url, timeout=30) as api:
+            api.login()
+            vod = api.create_vod(title="through a database outage")
+            assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
+            api.wait_for(vod["id"], {"transcoding"}, timeout=15, poll=0.02)
+            stack.faults.disable("postgres")
+            try:
+                time.sleep(20.0)  # the stage ends meanwhile; every database step fails
+            finally:
+                stack.reset_faults()
+            done = api.wait_for(vod["id"], {"published", "failed"}, timeout=45)
+            assert done["status"] == "published" or done["failure_reason"], done
+            deadline = time.monotonic() + 15
+            while pending(direct) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert pending(direct) == 0, direct.xpending(QUEUE.stream, QUEUE.group)
+        if done["status"] == "published":
+            assert_published_once(stack, done)
+    finally:
+        direct.close()
 
 
 def test_a_transaction_orphaned_on_the_vods_row_cannot_hold_its_job_for_ever(
