@@ -17,6 +17,7 @@ from testbed.api.client import ArchivistClient
 from testbed.api.settings import AppConfig
 from testbed.stack import Stack
 
+from .test_faults_postgres import wait_until_ok
 from .test_worker_flow import assert_published_once, slow_worker_config
 
 QUEUE = AppConfig.load().queue
@@ -144,6 +145,7 @@ def test_a_transaction_orphaned_on_the_vods_row_cannot_hold_its_job_for_ever(
     orphan = psycopg.connect(stack.database_url, connect_timeout=5)
     try:
         with ArchivistClient(stack.api_url, timeout=30) as api:
+            wait_until_ok(lambda: api.http.get("/api/health"))  # after the worker's restart
             api.login()
             vod = api.create_vod(title="locked by a vanished client")
             assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
