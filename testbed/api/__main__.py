@@ -7,13 +7,12 @@ ARCHIVIST_REGRESSION and ARCHIVIST_CONFIG; a missing or bad one exits 2 with a m
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 import uvicorn
 
 from testbed.api.app import create_app
-from testbed.api.settings import AppConfig, ConfigError, Endpoints
+from testbed.api.settings import ConfigError, load_process_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,13 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0..65535, got {args.port}")
     try:
-        config = AppConfig.load()
-        endpoints = Endpoints.from_env()
+        config, endpoints = load_process_settings(args.log_level)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(
         create_app(config, endpoints),
         host=args.host,

@@ -6,6 +6,7 @@ and key named, instead of a KeyError deep inside a request.
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, fields
@@ -211,3 +212,16 @@ class Endpoints:
             cablecast_url=os.environ.get(names["cablecast"], "").rstrip("/"),
             regression=regression,
         )
+
+
+def load_process_settings(log_level: str) -> tuple[AppConfig, Endpoints]:
+    """What the API and the worker both need before they serve: config, endpoints, logging.
+
+    Raises ConfigError (the callers exit 2 with its message) before logging is set up, so a
+    bad environment prints one clear line and nothing else.
+    """
+    config = AppConfig.load()
+    endpoints = Endpoints.from_env()
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return config, endpoints

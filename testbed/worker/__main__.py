@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import os
 import signal
 import socket
@@ -18,7 +17,7 @@ import sys
 
 from testbed.api.cache import VodCache, make_redis
 from testbed.api.db import make_pool
-from testbed.api.settings import AppConfig, ConfigError, Endpoints
+from testbed.api.settings import AppConfig, ConfigError, Endpoints, load_process_settings
 from testbed.cablecast.client import CablecastClient
 from testbed.worker.consumer import Consumer
 from testbed.worker.pipeline import Context
@@ -69,13 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     args = parser.parse_args(argv)
     try:
-        config = AppConfig.load()
-        endpoints = Endpoints.from_env()
+        config, endpoints = load_process_settings(args.log_level)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     name = os.environ.get("ARCHIVIST_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     asyncio.run(serve(config, endpoints, name))
     return 0
