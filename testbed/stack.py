@@ -122,6 +122,11 @@ class Stack:
             if part.process.pid is not None
         }
 
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        """The last lines of one child's log ("" for a part this stack has not defined)."""
+        part = self._parts.get(name)
+        return part.process.log_tail(lines) if part is not None else ""
+
     def kill(self, name: str) -> None:
         """SIGKILL one app process ("api" | "worker" | "cablecast"): a crash, on purpose."""
         part = self._app_part(name)

@@ -41,3 +41,16 @@ def clean_faults(stack: Stack) -> Iterator[Stack]:
     stack.reset_faults()
     for name in stack.app_parts_needing_reset():
         stack.restart(name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """A failed test that used the stack reports the tail of each app's log with its
+    traceback: the worker's side of a stuck job is otherwise gone with the session's
+    temporary state directory."""
+    report = yield
+    running = getattr(item, "funcargs", {}).get("stack")
+    if report.when == "call" and report.failed and running is not None:
+        for name in ("api", "worker", "cablecast"):
+            report.sections.append((f"{name}.log (tail)", running.log_tail(name, 60)))
+    return report

@@ -78,26 +78,31 @@ def test_a_job_is_on_the_queue_only_after_its_row_is_committed(clean_faults: Sta
 
 def test_a_job_is_queued_at_most_once_however_often_it_is_asked_for(stack: Stack) -> None:
     """`process` re-queues a job whose XADD failed after its commit; a job already on the
-    stream must not get a second entry from that."""
+    stream must not get a second entry from that. The stream is one no worker reads: a
+    worker acknowledging the job between the two calls would rightly allow a second."""
     import asyncio
+    import dataclasses
 
     from testbed.api.cache import make_redis
-    from testbed.api.queue import enqueue
+    from testbed.api.queue import enqueue, marker_key
 
     config = AppConfig.load()
+    queue = dataclasses.replace(config.queue, stream=f"test-once-{time.monotonic_ns()}")
+    job = "once"
 
-    async def twice() -> tuple[str | None, str | None]:
+    async def twice() -> tuple[str | None, str | None, int]:
         client = make_redis(stack.redis_url, config.redis)
         try:
-            job = f"once-{time.monotonic_ns()}"
-            return await enqueue(client, config.queue, job, 0), await enqueue(
-                client, config.queue, job, 0
-            )
+            first = await enqueue(client, queue, job, 0)
+            second = await enqueue(client, queue, job, 0)
+            return first, second, await client.xlen(queue.stream)
         finally:
+            await client.delete(queue.stream, marker_key(queue, job))
             await client.aclose()
 
-    first, second = asyncio.run(twice())
+    first, second, entries = asyncio.run(twice())
     assert first is not None and second is None
+    assert entries == 1
 
 
 def test_a_job_held_through_a_postgres_outage_ends_and_is_acknowledged(
