@@ -46,13 +46,20 @@ async def serve(config: AppConfig, endpoints: Endpoints, name: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(consumer.run(stop))
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done() and not stop.is_set():
+            # The consumer cannot end on its own: exit (non-zero if it raised) so that a
+            # supervisor restarts the process, rather than stay alive and consume nothing.
+            task.result()
+            raise RuntimeError("the consumer stopped without being asked to")
         try:
             await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_S)
         except TimeoutError:
             task.cancel()
     finally:
+        stopping.cancel()
         await cablecast.aclose()
         await client.aclose()
         await pool.close()

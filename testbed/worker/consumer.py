@@ -34,6 +34,13 @@ OUTAGES = (
 )
 
 
+def _is_row_id(text: str) -> bool:
+    """A bigint id as the API writes it. `str.isdigit` alone also accepts "²", which int()
+    rejects, and a 20-digit number that PostgreSQL rejects: either would fail on every
+    delivery instead of being dropped once."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 @dataclass
 class Consumer:
     redis: aioredis.Redis
@@ -99,7 +106,7 @@ class Consumer:
                 )
 
     async def _handle(self, message_id: str, fields: dict[str, str] | None) -> None:
-        if not fields or "job_id" not in fields or not fields.get("vod_id", "").isdigit():
+        if not fields or "job_id" not in fields or not _is_row_id(fields.get("vod_id", "")):
             log.warning("dropping malformed or trimmed message %s: %r", message_id, fields)
             await self.redis.xack(self.queue.stream, self.queue.group, message_id)
             return
@@ -137,6 +144,14 @@ class Consumer:
                     exc,
                     pause,
                 )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                pause = min(pause * 2, self.worker.outage_backoff_max_s)
+            except Exception:
+                # A slot that died here would leave its job pending and the process alive
+                # but idle: once every slot met the same job, nothing would be consumed.
+                # The job stays pending, is reclaimed, and max_job_deliveries ends it.
+                log.exception("%s: unexpected error; the job stays pending", self.name)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), pause)
                 pause = min(pause * 2, self.worker.outage_backoff_max_s)

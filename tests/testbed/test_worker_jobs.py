@@ -166,3 +166,27 @@ def test_a_transaction_orphaned_on_the_vods_row_cannot_hold_its_job_for_ever(
         with contextlib.suppress(psycopg.Error):
             orphan.close()
         direct.close()
+
+
+def test_malformed_messages_are_dropped_and_do_not_stop_the_worker(clean_faults: Stack) -> None:
+    """More bad entries than the worker has slots: ids that look numeric to `str.isdigit`
+    but not to int() or PostgreSQL. Each must be acknowledged once, and a real job queued
+    after them must still be published."""
+    stack = clean_faults
+    direct = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    bad_ids = ["²", "³", "¹", "⁴", "⁵", "9" * 25, "", "-1", "1e3"]
+    try:
+        poison = [
+            direct.xadd(QUEUE.stream, {"job_id": f"poison-{n}-{time.monotonic_ns()}", "vod_id": v})
+            for n, v in enumerate(bad_ids)
+        ]
+        with ArchivistClient(stack.api_url, timeout=30) as api:
+            api.login()
+            vod = api.create_vod(title="after the poison")
+            assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
+            done = api.wait_for(vod["id"], {"published", "failed"}, timeout=30)
+        assert done["status"] == "published", done
+        still: Any = direct.xpending_range(QUEUE.stream, QUEUE.group, min="-", max="+", count=100)
+        assert not {entry["message_id"] for entry in still} & set(poison), still
+    finally:
+        direct.close()
