@@ -74,35 +74,6 @@ def test_postgres_down_is_503_not_500_and_recovers(clean_faults: Stack) -> None:
         assert api.create_vod()["status"] == "uploaded"
 
 
-def test_postgres_black_hole_is_503_within_the_deadline(clean_faults: Stack) -> None:
-    stack = clean_faults
-    with ArchivistClient(stack.api_url, timeout=30) as api:
-        api.login()
-        stack.faults.add_toxic("postgres", "timeout", {"timeout": 0}, name="blackhole")
-        try:
-            response, seconds = timed(lambda: api.request("GET", "/api/vods"))
-            assert_error(response, 503, "unavailable")
-            assert seconds < MAX_FAILURE_S
-        finally:
-            stack.faults.remove_toxic("postgres", "blackhole")
-        wait_until_ok(lambda: api.request("GET", "/api/vods"))
-
-
-def test_worker_rides_out_a_postgres_outage(clean_faults: Stack) -> None:
-    stack = clean_faults
-    with ArchivistClient(stack.api_url, timeout=30) as api:
-        api.login()
-        stack.faults.disable("postgres")
-        try:
-            time.sleep(2.0)  # the worker's pool loses its connections meanwhile
-        finally:
-            stack.faults.enable("postgres")
-        wait_until_ok(lambda: api.request("GET", "/api/vods"))
-        vod = api.create_vod(title="after a database outage")
-        assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
-        assert api.wait_for(vod["id"], {"published", "failed"}, timeout=30)["status"] == "published"
-
-
 def test_worker_gets_past_a_black_holed_database_mid_job(
     clean_faults: Stack, tmp_path: Path
 ) -> None:

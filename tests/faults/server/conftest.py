@@ -34,7 +34,9 @@ class LoopThread:
 
 
 class FaultServer:
-    def __init__(self, seed: int | None = None) -> None:
+    """The fault server on its own loop thread; `data_plane` None is the server's default."""
+
+    def __init__(self, seed: int | None = None, data_plane: str | None = None) -> None:
         self.thread = LoopThread()
         self.stop_event: asyncio.Event | None = None
         ready = threading.Event()
@@ -46,7 +48,8 @@ class FaultServer:
 
         async def main() -> None:
             self.stop_event = asyncio.Event()
-            await serve(Options(port=0, seed=seed), ready=on_ready, stop=self.stop_event)
+            options = Options(port=0, seed=seed, data_plane=data_plane)
+            await serve(options, ready=on_ready, stop=self.stop_event)
 
         self.future = asyncio.run_coroutine_threadsafe(main(), self.thread.loop)
         if not ready.wait(10):
@@ -123,15 +126,21 @@ def echo() -> Iterator[EchoServer]:
         server.stop()
 
 
-@pytest.fixture
-def api(fault_server: FaultServer) -> Iterator[httpx.Client]:
-    """HTTP client on the shared server; every proxy a test made is deleted afterwards."""
-    with httpx.Client(base_url=fault_server.url, timeout=10) as client:
+@contextlib.contextmanager
+def tidy_client(server: FaultServer) -> Iterator[httpx.Client]:
+    """HTTP client on a shared server; every proxy made through it is deleted afterwards."""
+    with httpx.Client(base_url=server.url, timeout=10) as client:
         try:
             yield client
         finally:
             for name in client.get("/proxies").json():
                 client.delete(f"/proxies/{name}")
+
+
+@pytest.fixture
+def api(fault_server: FaultServer) -> Iterator[httpx.Client]:
+    with tidy_client(fault_server) as client:
+        yield client
 
 
 @pytest.fixture

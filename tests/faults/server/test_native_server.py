@@ -23,9 +23,14 @@ import httpx
 import pytest
 
 from faults.server import native
-from faults.server.app import Options, serve
-from tests.faults.server.conftest import EchoServer, LoopThread, add_proxy, add_toxic
-from tests.faults.server.tcp import connect, read_until_closed, recv_exactly, round_trip
+from tests.faults.server.conftest import (
+    EchoServer,
+    FaultServer,
+    add_proxy,
+    add_toxic,
+    tidy_client,
+)
+from tests.faults.server.tcp import address, connect, read_until_closed, recv_exactly, round_trip
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="splice(2) is Linux only")
 
@@ -33,26 +38,11 @@ MIB = 1 << 20
 ROOT = Path(__file__).resolve().parents[3]
 
 
-class NativeServer:
-    """The fault server on its own loop thread, forced onto the native data plane."""
+class NativeServer(FaultServer):
+    """The fault server forced onto the native data plane, with its links counted."""
 
     def __init__(self) -> None:
-        self.thread = LoopThread()
-        self.stop_event: asyncio.Event | None = None
-        ready = threading.Event()
-        self.url = ""
-
-        def on_ready(host: str, port: int) -> None:
-            self.url = f"http://{host}:{port}"
-            ready.set()
-
-        async def main() -> None:
-            self.stop_event = asyncio.Event()
-            await serve(Options(port=0, data_plane="native"), ready=on_ready, stop=self.stop_event)
-
-        self.future = asyncio.run_coroutine_threadsafe(main(), self.thread.loop)
-        if not ready.wait(10):
-            raise RuntimeError(f"fault server did not start: {self.future}")
+        super().__init__(data_plane="native")
 
     def attached(self) -> int:
         """Links the native side forwards right now (read on the server's loop)."""
@@ -70,13 +60,6 @@ class NativeServer:
             assert time.monotonic() < deadline, f"{got} native links, expected {want}"
             time.sleep(0.01)
 
-    def stop(self) -> None:
-        if self.stop_event is not None:
-            self.thread.loop.call_soon_threadsafe(self.stop_event.set)
-        with contextlib.suppress(Exception):
-            self.future.result(10)
-        self.thread.close()
-
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[NativeServer]:
@@ -89,12 +72,8 @@ def server() -> Iterator[NativeServer]:
 
 @pytest.fixture
 def napi(server: NativeServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        try:
-            yield client
-        finally:
-            for name in client.get("/proxies").json():
-                client.delete(f"/proxies/{name}")
+    with tidy_client(server) as client:
+        yield client
 
 
 def sha(data: bytes) -> str:
@@ -257,6 +236,44 @@ def test_two_hundred_connections_never_hang_while_toxics_come_and_go(
         churner.join(30)
     assert changes >= 10  # the chains really changed while the crowd talked
     server.wait_attached(0)  # every connection ended, none left behind on the native side
+
+
+def test_small_messages_to_a_reader_that_stalls_arrive_whole_and_in_order(
+    server: NativeServer, napi: httpx.Client, echo: EchoServer
+) -> None:
+    """Small chunks take the native copy path; a peer that stops reading makes its send
+    fall short, and the rest must wait in the link's pipe, not be lost or reordered."""
+    listen = add_proxy(napi, "stall", echo.address)
+    chunk, count = 1000, 3000
+    payload = os.urandom(chunk * count)
+    errors: list[BaseException] = []
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills after a few chunks
+    sock.settimeout(30)
+    with sock:
+        sock.connect(address(listen))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert round_trip(sock, b"hi") < 1
+        server.wait_attached(2)
+
+        def send() -> None:
+            try:
+                for i in range(count):
+                    sock.sendall(payload[i * chunk : (i + 1) * chunk])
+                    time.sleep(0.0002)  # one small chunk at a time: each a short read
+                sock.shutdown(socket.SHUT_WR)
+            except BaseException as exc:  # reported by the main thread
+                errors.append(exc)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        time.sleep(1.0)  # nobody reads: every buffer on the way back fills up
+        echoed = read_until_closed(sock, limit=len(payload) + 1)
+        sender.join(30)
+    assert not errors, errors
+    assert len(echoed) == len(payload)
+    assert sha(echoed) == sha(payload)
+    server.wait_attached(0)
 
 
 def test_server_suite_passes_on_the_other_data_plane() -> None:
