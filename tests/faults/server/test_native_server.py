@@ -241,8 +241,8 @@ def test_two_hundred_connections_never_hang_while_toxics_come_and_go(
 def test_small_messages_to_a_reader_that_stalls_arrive_whole_and_in_order(
     server: NativeServer, napi: httpx.Client, echo: EchoServer
 ) -> None:
-    """Small chunks take the native copy path; a peer that stops reading makes its send
-    fall short, and the rest must wait in the link's pipe, not be lost or reordered."""
+    """A peer that stops reading makes the native side's sends fall short while small
+    chunks keep coming: the rest must wait in the link's pipe, not be lost or reordered."""
     listen = add_proxy(napi, "stall", echo.address)
     chunk, count = 1000, 3000
     payload = os.urandom(chunk * count)
