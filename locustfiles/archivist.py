@@ -49,7 +49,7 @@ from locust.runners import MasterRunner
 
 import analysis.capture  # noqa: F401  (registers the capture plug-in for every locustfile)
 from analysis.capture import run_dir_of
-from locustfiles import target
+from locustfiles import cookies, target
 from locustfiles.routes import WRITE_METHODS, MissingRoute, Profile
 from locustfiles.tomlconfig import CONFIG_DIR, ConfigError, load_toml
 
@@ -633,6 +633,7 @@ class ArchivistUser(FastHttpUser):
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
+        cookies.install(self.client)  # same cookies, less CPU per request (see cookies.py)
         self.api = ApiClient(self, profile_of(environment))
         self.settings = workload()
         seed = os.environ.get("LOADKIT_SEED")
