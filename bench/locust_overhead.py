@@ -263,7 +263,10 @@ def main() -> int:
     cost = 1 - ratio_cpu
     floor = 1 - med["checked"][1] / med["bare"][1]
     verdict = "OK" if cost <= 0.10 else "OVER TARGET"
-    print(f"plumbing cost per request (CPU): {cost:.1%}  target <= 10%: {verdict}")
+    print(
+        f"VOD user vs a bare FastHttpUser, CPU per request: {cost:.1%} dearer"
+        f"  (target <= 10%: {verdict})"
+    )
     print(f"  of which Locust's catch_response alone (checked vs bare): {floor:.1%}")
     like = 1 - med["vod"][1] / med["bare+jar"][1]
     saved = med["bare+jar"][1] / med["bare"][1] - 1
