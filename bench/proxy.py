@@ -8,14 +8,21 @@ round by round (direct, embedded, real, direct, ...) and medians are reported, b
 a shared machine drifts; ratios and added latency are medians of per-round pairs.
 Exit code 0 whatever the figures: this is a measurement; the PASS/MISS lines say how
 the figures compare with the targets.
+
+The messages/s test also counts each process's CPU per round trip. On a machine whose
+cores are all busy with client, echo and proxy, a proxy that spends P us per round trip
+keeps at most (C + E) / (C + E + P) of direct messages/s, C and E being what the client
+and the echo spend direct; the report prints that bound next to the measured ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import multiprocessing as mp
+import os
 import socket
 import statistics
 import sys
@@ -23,9 +30,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
 from typing import cast
+
+import psutil
 
 from faults.client import FaultClient
 from faults.embedded import embedded_fault_server, real_toxiproxy_server, toxiproxy_server_binary
@@ -78,13 +87,15 @@ def _echo_main(ports: mp.Queue[int]) -> None:
 
 
 @contextmanager
-def echo_process() -> Iterator[str]:
+def echo_process() -> Iterator[tuple[str, int]]:
+    """The echo service's address and process id."""
     ctx = mp.get_context("spawn")
     ports: mp.Queue[int] = ctx.Queue()
     process = ctx.Process(target=_echo_main, args=(ports,), daemon=True)
     process.start()
+    assert process.pid is not None
     try:
-        yield f"127.0.0.1:{ports.get(timeout=30)}"
+        yield f"127.0.0.1:{ports.get(timeout=30)}", process.pid
     finally:
         process.terminate()
         process.join(5)
@@ -239,9 +250,20 @@ class Figures:
     p99_us: list[float]
     msgs: list[float]
     bulk: list[float]
+    # CPU us per round trip in the messages/s test, by process: client, echo, proxy
+    cpu_us: dict[str, list[float]] = field(default_factory=dict)
 
 
-def measure(targets: dict[str, str], settings: Settings, pool: Pool) -> dict[str, Figures]:
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def measure(
+    targets: dict[str, str], settings: Settings, pool: Pool, pids: dict[str, int]
+) -> dict[str, Figures]:
+    """`pids`: the processes whose CPU the messages/s test counts (client, echo, and each
+    proxy server under its target's name)."""
     figures = {name: Figures([], [], [], []) for name in targets}
     for round_no in range(1, settings.rounds + 1):
         for name, address in targets.items():
@@ -249,7 +271,17 @@ def measure(targets: dict[str, str], settings: Settings, pool: Pool) -> dict[str
             f = figures[name]
             f.p50_us.append(statistics.median(times))
             f.p99_us.append(times[min(len(times) - 1, int(len(times) * 0.99))])
-            f.msgs.append(pool.apply(messages_per_s, (address, CONNECTIONS, settings.duration)))
+            roles = {"client": pids["client"], "echo": pids["echo"]}
+            if name in pids:
+                roles["proxy"] = pids[name]
+            processes = {role: psutil.Process(pid) for role, pid in roles.items()}
+            before = {role: _cpu_s(p) for role, p in processes.items()}
+            rate = pool.apply(messages_per_s, (address, CONNECTIONS, settings.duration))
+            # The CPU counted includes the 64 connections' set-up: a slight overestimate.
+            trips = rate * settings.duration
+            f.msgs.append(rate)
+            for role, p in processes.items():
+                f.cpu_us.setdefault(role, []).append((_cpu_s(p) - before[role]) / trips * 1e6)
             f.bulk.append(pool.apply(bulk_mb_per_s, (address, settings.bulk_mib)))
         print(f"  round {round_no}/{settings.rounds} done", file=sys.stderr, flush=True)
     return figures
@@ -279,6 +311,14 @@ def report(figures: dict[str, Figures], settings: Settings) -> list[str]:
         lines.append(
             f"{label:<26}" + "".join(fmt.format(med(getattr(f, key))) for f in figures.values())
         )
+    for role in ("client", "echo", "proxy"):
+        lines.append(
+            f"{'CPU us/round trip, ' + role:<26}"
+            + "".join(
+                f"{med(f.cpu_us[role]):12.1f}" if role in f.cpu_us else f"{'-':>12}"
+                for f in figures.values()
+            )
+        )
     lines.append("")
     for name in others:
         f = figures[name]
@@ -296,7 +336,26 @@ def report(figures: dict[str, Figures], settings: Settings) -> list[str]:
             _verdict(f"bulk {bulk:.2f}x direct", bulk >= MIN_BULK_RATIO,
                      f">= {MIN_BULK_RATIO:g}x"),
         ]  # fmt: skip
+        if "proxy" in f.cpu_us:
+            ends = med(direct.cpu_us["client"]) + med(direct.cpu_us["echo"])
+            cost = med(f.cpu_us["proxy"])
+            lines.append(
+                f"  the proxy spends {cost:.1f} us of CPU per round trip, client and echo"
+                f" {ends:.1f} us direct: with every core busy, at most"
+                f" {ends / (ends + cost):.2f}x of direct messages/s"
+            )
     return lines
+
+
+def _listener_pid(address: str) -> int:
+    """The process (of ours) listening on `address`: a proxy server's, for its CPU time."""
+    port = _split(address)[1]
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            for conn in process.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port:
+                    return int(process.pid)
+    raise SystemExit(f"error: no child process listens on {address}")
 
 
 def _verdict(figure: str, ok: bool, target: str) -> str:
@@ -315,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(args.rounds, settings.samples, settings.duration, settings.bulk_mib)
 
     with ExitStack() as stack:
-        echo = stack.enter_context(echo_process())
+        echo, echo_pid = stack.enter_context(echo_process())
         targets = {"direct": echo}
         servers = {"embedded": stack.enter_context(embedded_fault_server())}
         if toxiproxy_server_binary():
@@ -324,8 +383,10 @@ def main(argv: list[str] | None = None) -> int:
             client = stack.enter_context(FaultClient(url))
             targets[name] = client.create_proxy(f"bench_{name}", upstream=echo).listen
         pool = stack.enter_context(mp.get_context("spawn").Pool(1))
+        pids = {"client": pool.apply(os.getpid), "echo": echo_pid}
+        pids.update({name: _listener_pid(targets[name]) for name in servers})
         print(f"targets: {targets}", file=sys.stderr, flush=True)
-        figures = measure(targets, settings, pool)
+        figures = measure(targets, settings, pool, pids)
     print("\n".join(report(figures, settings)))
     return 0
 

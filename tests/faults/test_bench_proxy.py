@@ -26,6 +26,10 @@ def test_quick_run_prints_the_table_and_a_verdict_per_target() -> None:
     out = result.stdout
     for label in ("round trip p50 (us)", "messages/s (64 conns)", "bulk MB/s each way"):
         assert label in out
+    proxy_cpu = next(line for line in out.splitlines() if "CPU us/round trip, proxy" in line)
+    direct, embedded = proxy_cpu.split()[-2:]
+    assert direct == "-" and float(embedded) > 0  # the embedded server's own CPU, counted
+    assert "at most" in out and "of direct messages/s" in out
     assert "embedded vs direct:" in out
     verdicts = [line for line in out.splitlines() if line.strip().startswith(("PASS", "MISS"))]
     assert len(verdicts) >= 3
