@@ -15,7 +15,11 @@ from typing import Any, TypeVar
 
 log = logging.getLogger("archivist.api")
 T = TypeVar("T")
-_unwinding: set[asyncio.Task[Any]] = set()  # keeps cancelled tasks referenced until done
+_unwinding: set[asyncio.Task[Any]] = set()  # cancelled tasks, referenced until done
+
+
+class Overdue(TimeoutError):
+    """The bound passed before the work ended (not a timeout raised by the work itself)."""
 
 
 def _reap(task: asyncio.Task[Any]) -> None:
@@ -25,7 +29,8 @@ def _reap(task: asyncio.Task[Any]) -> None:
 
 
 async def bounded(coro: Awaitable[T], seconds: float) -> T:
-    """Result of `coro`, or TimeoutError after `seconds` (the coroutine is cancelled)."""
+    """Result of `coro`, or Overdue (a TimeoutError) after `seconds` (the coroutine is
+    cancelled)."""
     task = asyncio.ensure_future(coro)
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
@@ -37,4 +42,4 @@ async def bounded(coro: Awaitable[T], seconds: float) -> T:
     task.cancel()
     _unwinding.add(task)
     task.add_done_callback(_reap)
-    raise TimeoutError(f"gave up after {seconds:g}s")
+    raise Overdue(f"gave up after {seconds:g}s")

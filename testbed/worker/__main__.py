@@ -19,7 +19,7 @@ from testbed.api.cache import VodCache, make_redis
 from testbed.api.db import make_pool
 from testbed.api.settings import AppConfig, ConfigError, Endpoints, load_process_settings
 from testbed.cablecast.client import CablecastClient
-from testbed.worker.consumer import Consumer
+from testbed.worker.consumer import STUCK_MARGIN_S, Consumer
 from testbed.worker.pipeline import Context
 
 STOP_GRACE_S = 5.0
@@ -40,7 +40,16 @@ async def serve(config: AppConfig, endpoints: Endpoints, name: str) -> None:
         config.worker,
         db_timeout_s=config.database.statement_timeout_ms / 1000 + 2.0,
     )
-    consumer = Consumer(client, config.queue, config.worker, ctx, name)
+    consumer = Consumer(
+        client,
+        config.queue,
+        config.worker,
+        ctx,
+        name,
+        new_redis=lambda: make_redis(endpoints.redis_url, config.redis),
+        redis_bound_s=config.redis.socket_timeout_s + config.queue.block_ms / 1000 + STUCK_MARGIN_S,
+        cache_ttl_s=config.cache.vod_ttl_s,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -61,7 +70,7 @@ async def serve(config: AppConfig, endpoints: Endpoints, name: str) -> None:
     finally:
         stopping.cancel()
         await cablecast.aclose()
-        await client.aclose()
+        await consumer.redis.aclose()  # the client in use: a wedged one may have been replaced
         await pool.close()
 
 

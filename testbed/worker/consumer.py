@@ -5,6 +5,11 @@ Each slot first reclaims a job that has been idle longer than `claim_idle_ms`
 heartbeat re-claims it for this consumer (XCLAIM ... JUSTID resets its idle time), so
 a slow but live worker is not robbed. XACK comes only after the VOD row is committed.
 An outage of Redis or PostgreSQL pauses the slot with back-off; it never exits.
+
+Every Redis call is bounded (`bounded`: the answer comes on time even if the client is
+slow to unwind). A call that outlives its bound means the client itself is wedged, not
+merely the server away; that client is replaced, so the worker cannot go silent and idle
+with its jobs pending after a link misbehaved.
 """
 
 from __future__ import annotations
@@ -12,14 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg_pool
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from testbed.api.bounded import Overdue, bounded
+from testbed.api.cache import VodCache
 from testbed.api.queue import marker_key
 from testbed.api.settings import QueueSettings, WorkerSettings
 from testbed.worker.pipeline import Context, give_up, run_job
@@ -32,6 +40,12 @@ OUTAGES = (
     OSError,
     TimeoutError,
 )
+T = TypeVar("T")
+STUCK_MARGIN_S = 3.0  # beyond the client's own socket timeouts: the call is wedged
+
+
+class RedisWedged(TimeoutError):
+    """A Redis call outlived every timeout of the client: replace the client."""
 
 
 def _is_row_id(text: str) -> bool:
@@ -48,24 +62,51 @@ class Consumer:
     worker: WorkerSettings
     ctx: Context
     name: str
+    new_redis: Callable[[], aioredis.Redis] | None = None  # None: never replace the client
+    redis_bound_s: float = 5.0  # longest a Redis call may take, blocking reads included
+    cache_ttl_s: int = 3600
     _backlog: list[tuple[str, dict[str, str] | None]] = field(default_factory=list)
+
+    async def _r(self, call: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+        """One Redis call on the current client, bounded; a wedged client is replaced."""
+        client = self.redis
+        try:
+            return await bounded(call(client), self.redis_bound_s)
+        except Overdue:
+            self._replace(client)
+            raise RedisWedged(f"a Redis call hung for {self.redis_bound_s:g}s") from None
+
+    def _replace(self, wedged: aioredis.Redis) -> None:
+        if self.new_redis is None or self.redis is not wedged:
+            return  # another slot replaced it already
+        log.warning("%s: the Redis client is wedged; replacing it", self.name)
+        self.redis = self.new_redis()
+        self.ctx.cache = VodCache(self.redis, self.cache_ttl_s)
+        closing = asyncio.ensure_future(bounded(wedged.aclose(), self.redis_bound_s))
+        closing.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     async def ensure_group(self) -> None:
         try:
-            await self.redis.xgroup_create(
-                self.queue.stream, self.queue.group, id="0", mkstream=True
+            await self._r(
+                lambda r: r.xgroup_create(
+                    self.queue.stream, self.queue.group, id="0", mkstream=True
+                )
             )
         except redis.exceptions.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
         # Redis 6.2 creates a consumer lazily; make it visible (XINFO) from the start.
-        await self.redis.xgroup_createconsumer(self.queue.stream, self.queue.group, self.name)
+        await self._r(
+            lambda r: r.xgroup_createconsumer(self.queue.stream, self.queue.group, self.name)
+        )
 
     async def recover_own(self) -> None:
         """Jobs still pending under this consumer name: a previous process of the same
         name died with them. Reading id 0 returns them at once (no idle wait)."""
-        read: Any = await self.redis.xreadgroup(
-            self.queue.group, self.name, {self.queue.stream: "0"}, count=1000
+        read: Any = await self._r(
+            lambda r: r.xreadgroup(
+                self.queue.group, self.name, {self.queue.stream: "0"}, count=1000
+            )
         )
         for _, messages in read or []:
             self._backlog.extend((m[0], m[1]) for m in messages)
@@ -75,58 +116,69 @@ class Consumer:
     async def _next(self) -> list[tuple[str, dict[str, str] | None]]:
         if self._backlog:
             return [self._backlog.pop(0)]
-        reclaimed = await self.redis.xautoclaim(
-            self.queue.stream,
-            self.queue.group,
-            self.name,
-            min_idle_time=self.queue.claim_idle_ms,
-            start_id="0-0",
-            count=1,
+        reclaimed: Any = await self._r(
+            lambda r: r.xautoclaim(
+                self.queue.stream,
+                self.queue.group,
+                self.name,
+                min_idle_time=self.queue.claim_idle_ms,
+                start_id="0-0",
+                count=1,
+            )
         )
         claimed = reclaimed[1] if len(reclaimed) > 1 else []
         if claimed:
             log.info("%s reclaimed %s", self.name, [m[0] for m in claimed])
             return [(m[0], m[1]) for m in claimed]
-        read: Any = await self.redis.xreadgroup(
-            self.queue.group,
-            self.name,
-            {self.queue.stream: ">"},
-            count=1,
-            block=self.queue.block_ms,
+        read: Any = await self._r(
+            lambda r: r.xreadgroup(
+                self.queue.group,
+                self.name,
+                {self.queue.stream: ">"},
+                count=1,
+                block=self.queue.block_ms,
+            )
         )
         return [(m[0], m[1]) for _, messages in read or [] for m in messages]
 
-    async def _heartbeat(self, message_id: str) -> None:
+    async def _heartbeat(self, message_id: str, finished: asyncio.Event) -> None:
         period = self.queue.claim_idle_ms / 3000
-        while True:
+        # Checks `finished` too: a cancellation swallowed inside the client must not leave
+        # a heartbeat that keeps the job claimed (and so never reclaimed) for ever.
+        while not finished.is_set():
             await asyncio.sleep(period)
+            if finished.is_set():
+                return
             with contextlib.suppress(*OUTAGES):
-                await self.redis.xclaim(
-                    self.queue.stream, self.queue.group, self.name, 0, [message_id], justid=True
+                await self._r(
+                    lambda r: r.xclaim(
+                        self.queue.stream, self.queue.group, self.name, 0, [message_id], justid=True
+                    )
                 )
 
     async def _handle(self, message_id: str, fields: dict[str, str] | None) -> None:
         if not fields or "job_id" not in fields or not _is_row_id(fields.get("vod_id", "")):
             log.warning("dropping malformed or trimmed message %s: %r", message_id, fields)
-            await self.redis.xack(self.queue.stream, self.queue.group, message_id)
+            await self._r(lambda r: r.xack(self.queue.stream, self.queue.group, message_id))
             return
         job_id, vod_id = fields["job_id"], int(fields["vod_id"])
-        deliveries = await self.redis.hincrby("archivist:job-deliveries", job_id, 1)
+        deliveries = await self._r(lambda r: r.hincrby("archivist:job-deliveries", job_id, 1))
         if deliveries > self.worker.max_job_deliveries:
             await give_up(self.ctx, job_id, vod_id, f"gave up after {deliveries - 1} deliveries")
             outcome = "given up"
         else:
-            beat = asyncio.create_task(self._heartbeat(message_id))
+            finished = asyncio.Event()
+            beat = asyncio.create_task(self._heartbeat(message_id, finished))
             try:
                 outcome = await run_job(self.ctx, job_id, vod_id)
             finally:
+                finished.set()
                 beat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await beat
-        await self.redis.xack(self.queue.stream, self.queue.group, message_id)
-        await self.redis.hdel("archivist:job-deliveries", job_id)
+                await asyncio.wait({beat}, timeout=self.redis_bound_s)  # never wait for ever
+        await self._r(lambda r: r.xack(self.queue.stream, self.queue.group, message_id))
+        await self._r(lambda r: r.hdel("archivist:job-deliveries", job_id))
         # Done with: a VOD still `uploaded` with this job may be queued again (queue.py).
-        await self.redis.delete(marker_key(self.queue, job_id))
+        await self._r(lambda r: r.delete(marker_key(self.queue, job_id)))
         log.info("%s job %s vod %s: %s", self.name, job_id, vod_id, outcome)
 
     async def slot(self, stop: asyncio.Event) -> None:

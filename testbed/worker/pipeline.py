@@ -68,7 +68,7 @@ async def _advance(
     fresh = to_json(row)
     public = {k: v for k, v in fresh.items() if k != "job_id"}
     try:
-        await ctx.cache.store(public)
+        await bounded(ctx.cache.store(public), ctx.db_timeout_s)
     except Exception as exc:  # the cache is an optimisation; the row is committed
         log.warning("vod %s: cache update failed: %s", vod["id"], exc)
     return fresh
