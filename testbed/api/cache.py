@@ -47,7 +47,7 @@ def vod_key(vod_id: int) -> str:
 class VodCache:
     def __init__(self, client: aioredis.Redis, ttl_s: int) -> None:
         self._redis = client
-        self._ttl = ttl_s
+        self.ttl_s = ttl_s
         self._script = client.register_script(_SET_IF_NEWER)
 
     async def get(self, vod_id: int) -> dict[str, Any] | bool | None:
@@ -63,21 +63,21 @@ class VodCache:
 
     async def store(self, vod: dict[str, Any]) -> None:
         await self._script(
-            keys=[vod_key(vod["id"])], args=[vod["version"], json.dumps(vod), self._ttl]
+            keys=[vod_key(vod["id"])], args=[vod["version"], json.dumps(vod), self.ttl_s]
         )
 
     async def forget(self, vod_id: int) -> None:
-        await self._script(keys=[vod_key(vod_id)], args=[TOMBSTONE_VERSION, "", self._ttl])
+        await self._script(keys=[vod_key(vod_id)], args=[TOMBSTONE_VERSION, "", self.ttl_s])
 
 
 class ShowCache:
     def __init__(self, client: aioredis.Redis, ttl_s: int) -> None:
         self._redis = client
-        self._ttl = ttl_s
+        self.ttl_s = ttl_s
 
     async def get(self, query: str) -> list[dict[str, Any]] | None:
         raw = await self._redis.get(f"archivist:shows:{query}")
         return None if raw is None else json.loads(raw)
 
     async def put(self, query: str, shows: list[dict[str, Any]]) -> None:
-        await self._redis.set(f"archivist:shows:{query}", json.dumps(shows), ex=self._ttl)
+        await self._redis.set(f"archivist:shows:{query}", json.dumps(shows), ex=self.ttl_s)

@@ -48,7 +48,6 @@ async def serve(config: AppConfig, endpoints: Endpoints, name: str) -> None:
         name,
         new_redis=lambda: make_redis(endpoints.redis_url, config.redis),
         redis_bound_s=config.redis.socket_timeout_s + config.queue.block_ms / 1000 + STUCK_MARGIN_S,
-        cache_ttl_s=config.cache.vod_ttl_s,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -64,7 +64,6 @@ class Consumer:
     name: str
     new_redis: Callable[[], aioredis.Redis] | None = None  # None: never replace the client
     redis_bound_s: float = 5.0  # longest a Redis call may take, blocking reads included
-    cache_ttl_s: int = 3600
     _backlog: list[tuple[str, dict[str, str] | None]] = field(default_factory=list)
 
     async def _r(self, call: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
@@ -81,7 +80,7 @@ class Consumer:
             return  # another slot replaced it already
         log.warning("%s: the Redis client is wedged; replacing it", self.name)
         self.redis = self.new_redis()
-        self.ctx.cache = VodCache(self.redis, self.cache_ttl_s)
+        self.ctx.cache = VodCache(self.redis, self.ctx.cache.ttl_s)
         closing = asyncio.ensure_future(bounded(wedged.aclose(), self.redis_bound_s))
         closing.add_done_callback(lambda done: done.cancelled() or done.exception())
 
@@ -145,7 +144,7 @@ class Consumer:
         period = self.queue.claim_idle_ms / 3000
         # Checks `finished` too: a cancellation swallowed inside the client must not leave
         # a heartbeat that keeps the job claimed (and so never reclaimed) for ever.
-        while not finished.is_set():
+        while True:
             await asyncio.sleep(period)
             if finished.is_set():
                 return
@@ -188,22 +187,21 @@ class Consumer:
                 for message_id, fields in await self._next():
                     await self._handle(message_id, fields)
                 pause = 0.1
-            except OUTAGES as exc:
-                log.warning(
-                    "%s: dependency failing (%s: %s); pausing %.1fs",
-                    self.name,
-                    type(exc).__name__,
-                    exc,
-                    pause,
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), pause)
-                pause = min(pause * 2, self.worker.outage_backoff_max_s)
-            except Exception:
-                # A slot that died here would leave its job pending and the process alive
-                # but idle: once every slot met the same job, nothing would be consumed.
-                # The job stays pending, is reclaimed, and max_job_deliveries ends it.
-                log.exception("%s: unexpected error; the job stays pending", self.name)
+            except Exception as exc:
+                if isinstance(exc, OUTAGES):
+                    log.warning(
+                        "%s: dependency failing (%s: %s); pausing %.1fs",
+                        self.name,
+                        type(exc).__name__,
+                        exc,
+                        pause,
+                    )
+                else:
+                    # A slot that died here would leave its job pending and the process
+                    # alive but idle: once every slot met the same job, nothing would be
+                    # consumed. The job stays pending, is reclaimed, and
+                    # max_job_deliveries ends it.
+                    log.exception("%s: unexpected error; the job stays pending", self.name)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), pause)
                 pause = min(pause * 2, self.worker.outage_backoff_max_s)

@@ -35,6 +35,14 @@ def pending(direct: redis.Redis) -> int:
     return int(summary["pending"])
 
 
+def assert_nothing_pending(direct: redis.Redis, timeout: float = 15.0) -> None:
+    """Every delivered job is acknowledged within `timeout`: none left to redeliver."""
+    deadline = time.monotonic() + timeout
+    while pending(direct) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pending(direct) == 0, direct.xpending(QUEUE.stream, QUEUE.group)
+
+
 def test_a_job_is_on_the_queue_only_after_its_row_is_committed(clean_faults: Stack) -> None:
     """Queued before the commit, a fast worker could read the old row and drop the job as
     superseded. A slow database link makes that window wide: the entry must still never
@@ -127,10 +135,7 @@ def test_a_job_held_through_a_postgres_outage_ends_and_is_acknowledged(
                 stack.reset_faults()
             done = api.wait_for(vod["id"], {"published", "failed"}, timeout=45)
             assert done["status"] == "published" or done["failure_reason"], done
-            deadline = time.monotonic() + 15
-            while pending(direct) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert pending(direct) == 0, direct.xpending(QUEUE.stream, QUEUE.group)
+            assert_nothing_pending(direct)
         if done["status"] == "published":
             assert_published_once(stack, done)
     finally:
@@ -158,10 +163,7 @@ def test_a_transaction_orphaned_on_the_vods_row_cannot_hold_its_job_for_ever(
             orphan.execute("SELECT id FROM vods WHERE id = %s FOR UPDATE", (vod["id"],))
             done = api.wait_for(vod["id"], {"published", "failed"}, timeout=40)
             assert done["status"] == "published" or done["failure_reason"], done
-            deadline = time.monotonic() + 15
-            while pending(direct) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert pending(direct) == 0, direct.xpending(QUEUE.stream, QUEUE.group)
+            assert_nothing_pending(direct)
     finally:
         with contextlib.suppress(psycopg.Error):
             orphan.close()
