@@ -235,15 +235,10 @@ def main() -> int:
         wait_time = constant(0)
 
     server, host = start_server()
-    results: dict[str, list[tuple[float, float]]] = {
-        "bare": [],
-        "checked": [],
-        "bare+jar": [],
-        "vod": [],
-    }
+    order = [("bare", Bare), ("checked", Checked), ("bare+jar", BareQuickJar), ("vod", Vod)]
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in order}
     try:
         for i in range(args.rounds):
-            order = [("bare", Bare), ("checked", Checked), ("bare+jar", BareQuickJar), ("vod", Vod)]
             for name, cls in order if i % 2 == 0 else order[::-1]:
                 results[name].append(measure(cls, host, args.users, args.seconds))
     finally:
