@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.maint_notifications import MaintNotificationsConfig
 
 from testbed.api.settings import RedisSettings
 
@@ -37,6 +38,11 @@ def make_redis(url: str, settings: RedisSettings) -> aioredis.Redis:
         health_check_interval=10,
         retry_on_timeout=False,
         decode_responses=True,
+        # The pool replaces a connection the server closed while it sat idle, but
+        # redis-py 8 skips that check while maintenance notifications (a Redis Enterprise
+        # feature) are "auto", its default: after any outage, each stale connection then
+        # answered one request with a 503.
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
 
 

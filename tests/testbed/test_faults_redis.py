@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
 from testbed.api.client import ArchivistClient
 from testbed.stack import Stack
 
@@ -38,3 +43,28 @@ def test_redis_down_is_503_and_recovers(clean_faults: Stack) -> None:
         assert started.status_code == 202
         done = api.wait_for(vod["id"], {"published", "failed"}, timeout=30)
         assert done["status"] == "published", done
+
+
+def test_connections_the_link_closed_while_idle_are_not_lent_to_requests(
+    clean_faults: Stack,
+) -> None:
+    """After an outage the API's pool still holds connections the link closed while they
+    sat idle; each must be replaced before use, not answer a request with a 503."""
+    stack = clean_faults
+    with ArchivistClient(stack.api_url) as api:
+        api.login()
+        headers = api.headers
+
+    def burst() -> list[int]:
+        def get(_: int) -> int:
+            with httpx.Client(base_url=stack.api_url, timeout=20) as http:
+                return http.get("/api/vods", params={"limit": 1}, headers=headers).status_code
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            return list(pool.map(get, range(20)))
+
+    assert burst() == [200] * 20  # the pool now holds many idle connections
+    stack.faults.disable("redis")  # closes every one of them
+    time.sleep(0.5)
+    stack.faults.enable("redis")
+    assert burst() == [200] * 20
