@@ -20,6 +20,7 @@ import pytest
 
 from analysis.load import load_run, read_requests
 from analysis.stats import summarise
+from tests.locustfiles.conftest import processes_args
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).with_name("locust")
@@ -137,7 +138,7 @@ def run_locust(tmp_path: Path, port: int, *extra: str) -> tuple[Path, dict[str, 
 def test_capture_records_every_request_exactly(
     server: Counter, tmp_path: Path, processes: int | None
 ) -> None:
-    extra = ("--processes", str(processes)) if processes else ()
+    extra = processes_args(processes) if processes else []
     run_dir, locust_stats = run_locust(tmp_path, server.server_address[1], *extra)
 
     parts = sorted(run_dir.glob("requests-*.parquet"))

@@ -79,3 +79,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def processes_args(count: int) -> list[str]:
+    """`--processes count`, its master on a free port. On Locust's fixed default (5557) a
+    second test session's workers would join this run's master, or its bind would fail."""
+    port = str(free_port())
+    return [
+        "--processes", str(count),
+        "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+        "--master-host", "127.0.0.1", "--master-port", port,
+    ]  # fmt: skip

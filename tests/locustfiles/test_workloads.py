@@ -21,7 +21,7 @@ import pytest
 
 from faults.audit import expectations, fetch_rows, judge, read_ledger
 from faults.experiment import Audit
-from tests.locustfiles.conftest import REPO_ROOT, LocustRun, free_port, run_locust
+from tests.locustfiles.conftest import REPO_ROOT, LocustRun, free_port, processes_args, run_locust
 
 ALL_FILES = "locustfiles/vod.py,locustfiles/auth.py,locustfiles/invalid.py"
 # Read as data: importing locustfiles.invalid would import Locust, whose gevent
@@ -56,7 +56,7 @@ def phase(stack, tmp_path_factory) -> LocustRun:
 def two_processes(stack, tmp_path_factory) -> LocustRun:
     run_dir = tmp_path_factory.mktemp("processes")
     args = ["-f", "locustfiles/vod.py", "--headless", "-u", "6", "-r", "6", "-t", "10s"]
-    return run_locust([*args, "--processes", "2", "-T", "db", *target(stack)], run_dir)
+    return run_locust([*args, *processes_args(2), "-T", "db", *target(stack)], run_dir)
 
 
 def test_mixed_run_has_no_failures(mixed: LocustRun) -> None:
