@@ -114,7 +114,7 @@ def measure(user_class: Any, host: str, users: int, seconds: float) -> tuple[flo
     """(requests per wall second, requests per CPU second) of one round."""
     import gevent
     from locust import events
-    from locust.argument_parser import parse_options
+    from locust.argument_parser import get_parser
     from locust.env import Environment
     from locust.event import EventHook
 
@@ -127,7 +127,7 @@ def measure(user_class: Any, host: str, users: int, seconds: float) -> tuple[flo
     # Each round's runner adds its stats listener to the shared hooks; restoring the hooks
     # afterwards keeps later rounds from paying for every earlier round's listeners.
     saved = {k: list(h._handlers) for k, h in vars(events).items() if isinstance(h, EventHook)}
-    opts = parse_options(["--host", host, "--cablecast-url", f"{host}/CablecastAPI/v1"])
+    opts = get_parser().parse_args(["--host", host, "--cablecast-url", f"{host}/CablecastAPI/v1"])
     env = Environment(user_classes=[user_class], events=events, host=host, parsed_options=opts)
     runner = env.create_local_runner()
     events.init.fire(environment=env, runner=runner, web_ui=None)
