@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import os
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from faults.embedded import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,12 +74,6 @@ def run_locust(args: list[str], run_dir: Path, timeout: float = 90.0) -> LocustR
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     return LocustRun(proc.returncode, out, err, run_dir, prefix)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def processes_args(count: int) -> list[str]:

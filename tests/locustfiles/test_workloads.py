@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from faults.audit import expectations, fetch_rows, judge, read_ledger
+from faults.embedded import free_port
 from faults.experiment import Audit
-from tests.locustfiles.conftest import REPO_ROOT, LocustRun, free_port, processes_args, run_locust
+from tests.locustfiles.conftest import REPO_ROOT, LocustRun, processes_args, run_locust
 
 ALL_FILES = "locustfiles/vod.py,locustfiles/auth.py,locustfiles/invalid.py"
 # Read as data: importing locustfiles.invalid would import Locust, whose gevent
