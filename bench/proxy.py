@@ -1,13 +1,19 @@
 """What the embedded fault server costs on the wire, next to a direct connection.
 
-    python bench/proxy.py [--quick] [--rounds N]
+    python bench/proxy.py [--quick] [--rounds N] [--client lean|streams] [--reference]
 
-An echo service runs in its own process (uvloop), and so do the concurrent and bulk
-clients, so nothing shares a GIL with the proxy or the echo. Targets are measured
+An echo service runs in its own process, and so do the concurrent and bulk clients, so
+nothing shares a GIL with the proxy or the echo. The default ``lean`` client and echo are
+uvloop protocols, cheap peers next to which the proxy's share of the CPU shows most;
+``streams`` uses plain asyncio streams, as most Python programs do. Targets are measured
 round by round (direct, embedded, real, direct, ...) and medians are reported, because
 a shared machine drifts; ratios and added latency are medians of per-round pairs.
 Exit code 0 whatever the figures: this is a measurement; the PASS/MISS lines say how
 the figures compare with the targets.
+
+``--reference`` adds a Toxiproxy-shaped proxy written in Go (bench/reference: built with
+``go`` from PATH), for scale where no real ``toxiproxy-server`` is installed: it forwards
+the way Toxiproxy does with no toxic, and does less, so it is an upper bound on a real one.
 
 The messages/s test also counts each process's CPU per round trip. On a machine whose
 cores are all busy with client, echo and proxy, a proxy that spends P us per round trip
@@ -23,15 +29,19 @@ import contextlib
 import functools
 import multiprocessing as mp
 import os
+import shutil
 import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.pool import Pool
+from pathlib import Path
 from typing import cast
 
 import psutil
@@ -47,6 +57,8 @@ MIN_BULK_RATIO = 0.85
 PING = b"p" * 64
 CONNECTIONS = 64
 IO_TIMEOUT = 10.0  # s: any single socket operation slower than this is a failure
+CLIENTS = ("lean", "streams")  # how the echo and the messages/s client are written
+REFERENCE_SOURCE = Path(__file__).parent / "reference"
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,7 @@ class Settings:
     samples: int  # ping-pongs per round for the latency percentiles
     duration: float  # s of concurrent ping-pong per round
     bulk_mib: int  # MiB sent, and echoed back, per round
+    client: str = "lean"  # one of CLIENTS
 
 
 FULL = Settings(rounds=6, samples=5000, duration=2.0, bulk_mib=256)
@@ -74,12 +87,24 @@ class _EchoProtocol(asyncio.Protocol):
         self.transport.write(data)
 
 
-def _echo_main(ports: mp.Queue[int]) -> None:
-    _use_uvloop()
+async def _echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+def _echo_main(ports: mp.Queue[int], client: str) -> None:
+    if client == "lean":
+        _use_uvloop()
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(_EchoProtocol, "127.0.0.1", 0)
+        if client == "lean":
+            server = await loop.create_server(_EchoProtocol, "127.0.0.1", 0)
+        else:
+            server = await asyncio.start_server(_echo_stream, "127.0.0.1", 0)
         ports.put(server.sockets[0].getsockname()[1])
         await asyncio.Event().wait()  # until the parent terminates us
 
@@ -87,11 +112,11 @@ def _echo_main(ports: mp.Queue[int]) -> None:
 
 
 @contextmanager
-def echo_process() -> Iterator[tuple[str, int]]:
+def echo_process(client: str = "lean") -> Iterator[tuple[str, int]]:
     """The echo service's address and process id."""
     ctx = mp.get_context("spawn")
     ports: mp.Queue[int] = ctx.Queue()
-    process = ctx.Process(target=_echo_main, args=(ports,), daemon=True)
+    process = ctx.Process(target=_echo_main, args=(ports, client), daemon=True)
     process.start()
     assert process.pid is not None
     try:
@@ -184,8 +209,10 @@ class _PingPong(asyncio.Protocol):
             self.done.set_exception(exc or ConnectionError("connection closed early"))
 
 
-def messages_per_s(address: str, connections: int, duration: float) -> float:
+def messages_per_s(address: str, connections: int, duration: float, client: str) -> float:
     """Round trips per second over `connections` concurrent ping-pong connections."""
+    if client == "streams":
+        return asyncio.run(_streams_messages_per_s(address, connections, duration))
     _use_uvloop()
 
     async def run() -> float:
@@ -212,6 +239,31 @@ def messages_per_s(address: str, connections: int, duration: float) -> float:
         return sum(link.count for link in links) / elapsed
 
     return asyncio.run(run())
+
+
+async def _streams_messages_per_s(address: str, connections: int, duration: float) -> float:
+    """`messages_per_s` written as most asyncio programs are: streams, write, drain, read."""
+    host, port = _split(address)
+    streams = [await asyncio.open_connection(host, port) for _ in range(connections)]
+    for _, writer in streams:
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    deadline = time.monotonic() + duration
+
+    async def ping_pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+        count = 0
+        while time.monotonic() < deadline:
+            writer.write(PING)
+            await writer.drain()
+            await reader.readexactly(len(PING))
+            count += 1
+        writer.close()
+        return count
+
+    start = time.monotonic()
+    counts = await asyncio.wait_for(
+        asyncio.gather(*(ping_pong(r, w) for r, w in streams)), duration + IO_TIMEOUT
+    )
+    return sum(counts) / (time.monotonic() - start)
 
 
 def bulk_mb_per_s(address: str, mib: int) -> float:
@@ -276,7 +328,9 @@ def measure(
                 roles["proxy"] = pids[name]
             processes = {role: psutil.Process(pid) for role, pid in roles.items()}
             before = {role: _cpu_s(p) for role, p in processes.items()}
-            rate = pool.apply(messages_per_s, (address, CONNECTIONS, settings.duration))
+            rate = pool.apply(
+                messages_per_s, (address, CONNECTIONS, settings.duration, settings.client)
+            )
             # The CPU counted includes the 64 connections' set-up: a slight overestimate.
             trips = rate * settings.duration
             f.msgs.append(rate)
@@ -298,7 +352,8 @@ def report(figures: dict[str, Figures], settings: Settings) -> list[str]:
     header = f"{'metric':<26}" + "".join(f"{n:>12}" for n in figures)
     lines = [
         f"{settings.rounds} rounds, medians; {settings.samples} ping-pongs/round, "
-        f"{CONNECTIONS} connections x {settings.duration:g} s, {settings.bulk_mib} MiB bulk",
+        f"{CONNECTIONS} connections x {settings.duration:g} s, {settings.bulk_mib} MiB bulk; "
+        f"{settings.client} client and echo",
         header,
     ]
     rows = [
@@ -344,6 +399,25 @@ def report(figures: dict[str, Figures], settings: Settings) -> list[str]:
                 f" {ends:.1f} us direct: with every core busy, at most"
                 f" {ends / (ends + cost):.2f}x of direct messages/s"
             )
+    if "embedded" in figures:
+        lines += _against_embedded(figures)
+    return lines
+
+
+def _against_embedded(figures: dict[str, Figures]) -> list[str]:
+    """How the embedded server compares with each other proxy measured in the same run."""
+    embedded = figures["embedded"]
+    lines = []
+    for name, f in figures.items():
+        if name in ("direct", "embedded"):
+            continue
+        added = _paired(f.p50_us, embedded.p50_us, lambda x, y: x - y)
+        msgs = _paired(embedded.msgs, f.msgs, lambda x, y: x / y)
+        bulk = _paired(embedded.bulk, f.bulk, lambda x, y: x / y)
+        lines.append(
+            f"embedded vs {name}: p50 {added:.1f} us lower, messages/s {msgs:.2f}x,"
+            f" bulk {bulk:.2f}x"
+        )
     return lines
 
 
@@ -358,6 +432,38 @@ def _listener_pid(address: str) -> int:
     raise SystemExit(f"error: no child process listens on {address}")
 
 
+@contextmanager
+def reference_proxy(go: str, upstream: str) -> Iterator[tuple[str, int]]:
+    """Build (with the `go` command given) and run the Toxiproxy-shaped Go proxy; its
+    address and process id."""
+    with tempfile.TemporaryDirectory(prefix="bench-reference-") as tmp:
+        binary = Path(tmp) / "reference"
+        # Offline on purpose: the program uses the standard library only.
+        env = {**os.environ, "GOPROXY": "off", "GOFLAGS": "-mod=mod"}
+        built = subprocess.run(
+            [go, "build", "-o", str(binary), "."],
+            cwd=REFERENCE_SOURCE, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        if built.returncode != 0:
+            raise SystemExit(f"error: building {REFERENCE_SOURCE} failed:\n{built.stderr}")
+        process = subprocess.Popen(
+            [str(binary), "-upstream", upstream], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert process.stdout is not None
+            address = process.stdout.readline().strip()
+            if not address:
+                raise SystemExit("error: the reference proxy exited before listening")
+            yield address, process.pid
+        finally:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
 def _verdict(figure: str, ok: bool, target: str) -> str:
     return f"  {'PASS' if ok else 'MISS'}  {figure} (target {target})"
 
@@ -366,16 +472,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a fast smoke run (few seconds)")
     parser.add_argument("--rounds", type=int, help="rounds per target (default 6, quick 2)")
+    parser.add_argument(
+        "--client", choices=CLIENTS, default="lean",
+        help="how the echo and the messages/s client are written: uvloop protocols (lean, "
+        "the default) or plain asyncio streams",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reference", action="store_true",
+        help="also measure a Toxiproxy-shaped Go proxy (needs `go` on PATH)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    settings = QUICK if args.quick else FULL
+    settings = replace(QUICK if args.quick else FULL, client=args.client)
     if args.rounds is not None:
         if not 1 <= args.rounds <= 50:
             parser.error(f"--rounds must be between 1 and 50, got {args.rounds}")
-        settings = Settings(args.rounds, settings.samples, settings.duration, settings.bulk_mib)
+        settings = replace(settings, rounds=args.rounds)
+    go = shutil.which("go")
+    if args.reference and go is None:
+        parser.error("--reference needs the Go toolchain, and there is no `go` on PATH")
 
     with ExitStack() as stack:
-        echo, echo_pid = stack.enter_context(echo_process())
+        echo, echo_pid = stack.enter_context(echo_process(args.client))
         targets = {"direct": echo}
+        reference_pid = None
+        if args.reference and go is not None:
+            targets["reference"], reference_pid = stack.enter_context(reference_proxy(go, echo))
         servers = {"embedded": stack.enter_context(embedded_fault_server())}
         if toxiproxy_server_binary():
             servers["real"] = stack.enter_context(real_toxiproxy_server())
@@ -385,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         pool = stack.enter_context(mp.get_context("spawn").Pool(1))
         pids = {"client": pool.apply(os.getpid), "echo": echo_pid}
         pids.update({name: _listener_pid(targets[name]) for name in servers})
+        if reference_pid is not None:
+            pids["reference"] = reference_pid
         print(f"targets: {targets}", file=sys.stderr, flush=True)
         figures = measure(targets, settings, pool, pids)
     print("\n".join(report(figures, settings)))

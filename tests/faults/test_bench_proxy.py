@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).parents[2]
 BENCH = ROOT / "bench" / "proxy.py"
 
 
-def run_bench(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def run_bench(
+    *args: str, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(BENCH), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=ROOT,
+        env=env,
     )
 
 
@@ -39,3 +46,27 @@ def test_bad_rounds_is_refused_with_a_message() -> None:
     result = run_bench("--rounds", "0", timeout=30)
     assert result.returncode == 2
     assert "--rounds must be between 1 and 50, got 0" in result.stderr
+
+
+def test_streams_client_runs_and_says_which_client_it_measured() -> None:
+    result = run_bench("--quick", "--client", "streams", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "streams client and echo" in result.stdout
+    assert "embedded vs direct:" in result.stdout
+
+
+def test_reference_without_go_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}  # an empty directory: no `go` on it
+    result = run_bench("--quick", "--reference", timeout=30, env=env)
+    assert result.returncode == 2
+    assert "--reference needs the Go toolchain, and there is no `go` on PATH" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="needs the Go toolchain on PATH")
+def test_reference_proxy_is_built_measured_and_compared_with_the_embedded_server() -> None:
+    result = run_bench("--quick", "--reference", timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    header = next(line for line in result.stdout.splitlines() if line.startswith("metric"))
+    assert header.split() == ["metric", "direct", "reference", "embedded"]
+    assert "reference vs direct:" in result.stdout
+    assert "embedded vs reference: p50" in result.stdout
