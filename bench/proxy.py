@@ -1,6 +1,7 @@
 """What the embedded fault server costs on the wire, next to a direct connection.
 
-    python bench/proxy.py [--quick] [--rounds N] [--client lean|streams] [--reference]
+    python bench/proxy.py [--quick] [--rounds N] [--client lean|streams] [--busy-poll USEC]
+                          [--reference]
 
 An echo service runs in its own process, and so do the concurrent and bulk clients, so
 nothing shares a GIL with the proxy or the echo. The default ``lean`` client and echo are
@@ -10,6 +11,10 @@ round by round (direct, embedded, real, direct, ...) and medians are reported, b
 a shared machine drifts; ratios and added latency are medians of per-round pairs.
 Exit code 0 whatever the figures: this is a measurement; the PASS/MISS lines say how
 the figures compare with the targets.
+
+The embedded server is measured as it starts by default, and again with busy polling
+(``--busy-poll``, opt-in; column ``busy-poll``) unless ``--busy-poll 0``: on a virtual
+machine most of a round trip is spent waking sleeping cores up, which polling avoids.
 
 ``--reference`` adds a Toxiproxy-shaped proxy written in Go (bench/reference: built with
 ``go`` from PATH), for scale where no real ``toxiproxy-server`` is installed: it forwards
@@ -48,6 +53,7 @@ import psutil
 
 from faults.client import FaultClient
 from faults.embedded import embedded_fault_server, real_toxiproxy_server, toxiproxy_server_binary
+from faults.server import native
 
 # The targets the embedded server is held to (see the fault server's task).
 MAX_ADDED_P50_US = 25.0
@@ -59,6 +65,7 @@ CONNECTIONS = 64
 IO_TIMEOUT = 10.0  # s: any single socket operation slower than this is a failure
 CLIENTS = ("lean", "streams")  # how the echo and the messages/s client are written
 REFERENCE_SOURCE = Path(__file__).parent / "reference"
+DEFAULT_BUSY_POLL_US = 100  # long enough to catch an echo's answer on this machine
 
 
 @dataclass(frozen=True)
@@ -399,25 +406,22 @@ def report(figures: dict[str, Figures], settings: Settings) -> list[str]:
                 f" {ends:.1f} us direct: with every core busy, at most"
                 f" {ends / (ends + cost):.2f}x of direct messages/s"
             )
-    if "embedded" in figures:
-        lines += _against_embedded(figures)
-    return lines
+    return lines + _ours_against_theirs(figures)
 
 
-def _against_embedded(figures: dict[str, Figures]) -> list[str]:
-    """How the embedded server compares with each other proxy measured in the same run."""
-    embedded = figures["embedded"]
+def _ours_against_theirs(figures: dict[str, Figures]) -> list[str]:
+    """Each of our servers against each other proxy (real or reference) in the same run."""
     lines = []
-    for name, f in figures.items():
-        if name in ("direct", "embedded"):
-            continue
-        added = _paired(f.p50_us, embedded.p50_us, lambda x, y: x - y)
-        msgs = _paired(embedded.msgs, f.msgs, lambda x, y: x / y)
-        bulk = _paired(embedded.bulk, f.bulk, lambda x, y: x / y)
-        lines.append(
-            f"embedded vs {name}: p50 {added:.1f} us lower, messages/s {msgs:.2f}x,"
-            f" bulk {bulk:.2f}x"
-        )
+    for ours in (name for name in ("embedded", "busy-poll") if name in figures):
+        for theirs in (name for name in ("real", "reference") if name in figures):
+            a, b = figures[ours], figures[theirs]
+            lower = _paired(b.p50_us, a.p50_us, lambda x, y: x - y)
+            msgs = _paired(a.msgs, b.msgs, lambda x, y: x / y)
+            bulk = _paired(a.bulk, b.bulk, lambda x, y: x / y)
+            lines.append(
+                f"{ours} vs {theirs}: p50 {lower:.1f} us lower, messages/s {msgs:.2f}x,"
+                f" bulk {bulk:.2f}x"
+            )
     return lines
 
 
@@ -478,6 +482,11 @@ def main(argv: list[str] | None = None) -> int:
         "the default) or plain asyncio streams",
     )  # fmt: skip
     parser.add_argument(
+        "--busy-poll", type=int, default=DEFAULT_BUSY_POLL_US, metavar="USEC",
+        help="also measure the embedded server started with --busy-poll USEC "
+        f"(default {DEFAULT_BUSY_POLL_US}; 0: don't)",
+    )  # fmt: skip
+    parser.add_argument(
         "--reference", action="store_true",
         help="also measure a Toxiproxy-shaped Go proxy (needs `go` on PATH)",
     )  # fmt: skip
@@ -487,6 +496,10 @@ def main(argv: list[str] | None = None) -> int:
         if not 1 <= args.rounds <= 50:
             parser.error(f"--rounds must be between 1 and 50, got {args.rounds}")
         settings = replace(settings, rounds=args.rounds)
+    if not 0 <= args.busy_poll <= native.MAX_BUSY_POLL_US:
+        parser.error(f"--busy-poll must be between 0 and {native.MAX_BUSY_POLL_US}")
+    if args.busy_poll and not native.AVAILABLE:
+        parser.error("--busy-poll needs the native data plane, which is not built; use 0")
     go = shutil.which("go")
     if args.reference and go is None:
         parser.error("--reference needs the Go toolchain, and there is no `go` on PATH")
@@ -498,6 +511,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.reference and go is not None:
             targets["reference"], reference_pid = stack.enter_context(reference_proxy(go, echo))
         servers = {"embedded": stack.enter_context(embedded_fault_server())}
+        if args.busy_poll:
+            servers["busy-poll"] = stack.enter_context(
+                embedded_fault_server(busy_poll_us=args.busy_poll)
+            )
         if toxiproxy_server_binary():
             servers["real"] = stack.enter_context(real_toxiproxy_server())
         for name, url in servers.items():

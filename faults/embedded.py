@@ -56,6 +56,7 @@ def embedded_fault_server(
     port: int = 0,
     config: Path | None = None,
     seed: int | None = None,
+    busy_poll_us: int = 0,
 ) -> Iterator[str]:
     """Run `python -m faults.server` and yield its base URL once /version answers."""
     command = [sys.executable, "-m", "faults.server", "--host", host, "--port", str(port)]
@@ -63,6 +64,8 @@ def embedded_fault_server(
         command += ["--config", str(config)]
     if seed is not None:
         command += ["--seed", str(seed)]
+    if busy_poll_us:
+        command += ["--busy-poll", str(busy_poll_us)]
     with _server_process(command, announce=True) as url:
         yield url
 

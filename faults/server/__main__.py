@@ -41,9 +41,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             f"or python (default: ${native.ENV}, else native when built)"
         ),
     )
+    parser.add_argument(
+        "--busy-poll",
+        type=int,
+        default=0,
+        metavar="USEC",
+        help=(
+            "after forwarding, poll for this many microseconds before sleeping (native "
+            "data plane; like HAProxy's busy-polling): less added latency where waking "
+            "up is slow, as on virtual machines, for CPU spent polling (default 0: off; "
+            f"at most {native.MAX_BUSY_POLL_US})"
+        ),
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port} is not in 0..65535")
+    if not 0 <= args.busy_poll <= native.MAX_BUSY_POLL_US:
+        parser.error(f"--busy-poll {args.busy_poll} is not in 0..{native.MAX_BUSY_POLL_US}")
     return args
 
 
@@ -60,8 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     except native.DataPlaneError as exc:
         print(f"faults.server: {exc}", file=sys.stderr)
         return 2
+    if args.busy_poll and plane != "native":
+        print(
+            "faults.server: --busy-poll needs the native data plane, and this server "
+            "forwards in python",
+            file=sys.stderr,
+        )
+        return 2
     options = Options(
-        host=args.host, port=args.port, proxies=proxies, seed=args.seed, data_plane=plane
+        host=args.host,
+        port=args.port,
+        proxies=proxies,
+        seed=args.seed,
+        data_plane=plane,
+        busy_poll_us=args.busy_poll,
     )
     return run(options)
 

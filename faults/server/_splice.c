@@ -29,6 +29,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PIPE_SIZE (1024 * 1024) /* the default pipe-max-size */
@@ -36,6 +37,7 @@
 #define STEPS_PER_EVENT 8 /* read+write rounds per event before the next link's turn */
 #define SHORT_READ 16384 /* a read below this probably emptied the socket */
 #define WAKE_KEY UINT64_MAX
+#define MAX_BUSY_POLL_US 10000
 
 enum { WANT_IN = 0, WANT_OUT = 1, DONE = 2 };
 
@@ -66,6 +68,7 @@ typedef struct {
     int stopping;
     int closed;
     int epfd, wake_fd, notify_fd;
+    long long busy_poll_ns; /* set before the thread starts, never changed */
     uint32_t next_gen;
     Link **slots;
     size_t nslots;
@@ -168,11 +171,27 @@ static void pump(Forwarder *f, Link *l, size_t slot) {
     watch(f, l, slot, l->in_pipe > 0 ? WANT_OUT : WANT_IN);
 }
 
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
 static void *run(void *arg) {
     Forwarder *f = arg;
     struct epoll_event events[MAX_EVENTS];
+    long long spin_until = 0; /* busy polling: poll without sleeping until then */
     for (;;) {
-        int n = epoll_wait(f->epfd, events, MAX_EVENTS, -1);
+        /* Busy polling (opt-in, like HAProxy's busy-polling): right after traffic, poll
+           instead of sleeping, so the next event (most often the answer to what was just
+           forwarded) is handled without a wake-up, which is slow on virtual machines. */
+        int spinning = spin_until != 0;
+        int n = epoll_wait(f->epfd, events, MAX_EVENTS, spinning ? 0 : -1);
+        if (n == 0 && spinning) {
+            if (now_ns() >= spin_until) spin_until = 0;
+            continue;
+        }
+        if (n > 0 && f->busy_poll_ns > 0) spin_until = now_ns() + f->busy_poll_ns;
         pthread_mutex_lock(&f->mu);
         if (f->stopping) {
             pthread_mutex_unlock(&f->mu);
@@ -264,8 +283,15 @@ static void close_native(Forwarder *f) {
 }
 
 static int Forwarder_init(Forwarder *f, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, ":Forwarder", kwlist)) return -1;
+    static char *kwlist[] = {"busy_poll_us", NULL};
+    int busy_poll_us = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$i:Forwarder", kwlist, &busy_poll_us))
+        return -1;
+    if (busy_poll_us < 0 || busy_poll_us > MAX_BUSY_POLL_US) {
+        PyErr_Format(PyExc_ValueError, "busy_poll_us must be between 0 and %d, got %d",
+                     MAX_BUSY_POLL_US, busy_poll_us);
+        return -1;
+    }
     if (f->thread_started || f->epfd >= 0) {
         PyErr_SetString(PyExc_RuntimeError, "Forwarder is already initialised");
         return -1;
@@ -280,6 +306,7 @@ static int Forwarder_init(Forwarder *f, PyObject *args, PyObject *kwds) {
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_KEY};
     epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->wake_fd, &ev);
+    f->busy_poll_ns = (long long)busy_poll_us * 1000;
     int rc = pthread_create(&f->thread, NULL, run, f);
     if (rc != 0) {
         errno = rc;

@@ -49,6 +49,7 @@ class Options:
     proxies: list[ProxySpec] = field(default_factory=list)
     seed: int | None = None
     data_plane: str | None = None  # python | native; None: $FAULTS_DATA_PLANE, else native if built
+    busy_poll_us: int = 0  # native plane: poll this long after traffic before sleeping; 0 off
 
 
 class _Uvicorn(uvicorn.Server):
@@ -76,9 +77,11 @@ async def serve(
         plane = native.choose_plane(options.data_plane)
     except native.DataPlaneError as exc:
         raise StartupError(str(exc)) from None
+    if options.busy_poll_us and plane != "native":
+        raise StartupError("busy polling needs the native data plane")
     loop = asyncio.get_running_loop()
     if plane == "native":
-        native.start(loop)
+        native.start(loop, busy_poll_us=options.busy_poll_us)
     try:
         await _serve(options, ready=ready, stop=stop)
     finally:

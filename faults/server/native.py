@@ -22,6 +22,7 @@ except ImportError:  # not built (no compiler at install time, or not Linux)
     Forwarder = None
 
 ENV = "FAULTS_DATA_PLANE"
+MAX_BUSY_POLL_US = 10_000  # the extension's own limit (MAX_BUSY_POLL_US in _splice.c)
 PLANES = ("python", "native")
 AVAILABLE = Forwarder is not None
 
@@ -61,11 +62,11 @@ class Detached(NamedTuple):
 class NativePlane:
     """The forwarder of one event loop; ``finished`` callbacks run on that loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, busy_poll_us: int = 0) -> None:
         if Forwarder is None:
             raise DataPlaneError("the extension faults.server._splice is not built")
         self.loop = loop
-        self._fwd: Any = Forwarder()
+        self._fwd: Any = Forwarder(busy_poll_us=busy_poll_us)
         self._callbacks: dict[int, Callable[[int], None]] = {}
         self._ids = itertools.count(1)  # never reused: a late notice cannot hit a new link
         self._notify_fd: int = self._fwd.notify_fd
@@ -110,10 +111,10 @@ class NativePlane:
 _planes: dict[asyncio.AbstractEventLoop, NativePlane] = {}
 
 
-def start(loop: asyncio.AbstractEventLoop) -> NativePlane:
+def start(loop: asyncio.AbstractEventLoop, busy_poll_us: int = 0) -> NativePlane:
     plane = _planes.get(loop)
     if plane is None:
-        plane = _planes[loop] = NativePlane(loop)
+        plane = _planes[loop] = NativePlane(loop, busy_poll_us)
     return plane
 
 

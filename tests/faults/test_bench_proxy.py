@@ -33,9 +33,13 @@ def test_quick_run_prints_the_table_and_a_verdict_per_target() -> None:
     out = result.stdout
     for label in ("round trip p50 (us)", "messages/s (64 conns)", "bulk MB/s each way"):
         assert label in out
+    header = next(line for line in out.splitlines() if line.startswith("metric")).split()[1:]
+    assert header == ["direct", "embedded", "busy-poll"]
     proxy_cpu = next(line for line in out.splitlines() if "CPU us/round trip, proxy" in line)
-    direct, embedded = proxy_cpu.split()[-2:]
-    assert direct == "-" and float(embedded) > 0  # the embedded server's own CPU, counted
+    cpu = dict(zip(header, proxy_cpu.split()[-3:], strict=True))
+    assert cpu["direct"] == "-"
+    assert float(cpu["embedded"]) > 0 and float(cpu["busy-poll"]) > 0  # each server's own CPU
+    assert "busy-poll vs direct:" in out
     assert "at most" in out and "of direct messages/s" in out
     assert "embedded vs direct:" in out
     verdicts = [line for line in out.splitlines() if line.strip().startswith(("PASS", "MISS"))]
@@ -46,6 +50,16 @@ def test_bad_rounds_is_refused_with_a_message() -> None:
     result = run_bench("--rounds", "0", timeout=30)
     assert result.returncode == 2
     assert "--rounds must be between 1 and 50, got 0" in result.stderr
+
+
+def test_bad_busy_poll_is_refused_and_zero_leaves_the_column_out() -> None:
+    result = run_bench("--busy-poll", "-5", timeout=30)
+    assert result.returncode == 2
+    assert "--busy-poll must be between 0 and 10000" in result.stderr
+    result = run_bench("--quick", "--busy-poll", "0", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    header = next(line for line in result.stdout.splitlines() if line.startswith("metric"))
+    assert header.split() == ["metric", "direct", "embedded"]
 
 
 def test_streams_client_runs_and_says_which_client_it_measured() -> None:
@@ -67,6 +81,7 @@ def test_reference_proxy_is_built_measured_and_compared_with_the_embedded_server
     result = run_bench("--quick", "--reference", timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     header = next(line for line in result.stdout.splitlines() if line.startswith("metric"))
-    assert header.split() == ["metric", "direct", "reference", "embedded"]
+    assert header.split() == ["metric", "direct", "reference", "embedded", "busy-poll"]
     assert "reference vs direct:" in result.stdout
     assert "embedded vs reference: p50" in result.stdout
+    assert "busy-poll vs reference: p50" in result.stdout

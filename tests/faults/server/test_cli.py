@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.faults.server.conftest import EchoServer
-from tests.faults.server.tcp import connect, round_trip
+from tests.faults.server.tcp import connect, recv_exactly, round_trip
 
 
 @contextmanager
@@ -109,3 +109,25 @@ def test_taken_api_port_exits_1_with_a_clear_error() -> None:
 def test_bad_arguments_exit_2() -> None:
     assert run_to_exit("--port", "70000").returncode == 2
     assert run_to_exit("--seed", "abc").returncode == 2
+
+
+def test_busy_polling_server_forwards_and_refuses_bad_settings(echo: EchoServer) -> None:
+    with server("--busy-poll", "200") as (proc, url):
+        listen = httpx.post(
+            f"{url}/proxies",
+            json={"name": "echo", "listen": "127.0.0.1:0", "upstream": echo.address},
+        ).json()["listen"]
+        payload = os.urandom(1 << 20)
+        with connect(listen) as sock:
+            for _ in range(50):
+                round_trip(sock, b"ping")
+            sock.sendall(payload)
+            assert recv_exactly(sock, len(payload)) == payload
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0  # a polling forwarder still stops at once
+    result = run_to_exit("--port", "0", "--busy-poll", "10001")
+    assert result.returncode == 2
+    assert "--busy-poll 10001 is not in 0..10000" in result.stderr
+    result = run_to_exit("--port", "0", "--busy-poll", "50", "--data-plane", "python")
+    assert result.returncode == 2
+    assert "--busy-poll needs the native data plane" in result.stderr

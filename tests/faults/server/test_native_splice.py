@@ -17,7 +17,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -283,6 +283,52 @@ def test_api_rejects_misuse_with_clear_errors(fwd: _splice.Forwarder, hop: Hop) 
     hop.p2.setblocking(True)
     hop.p2.sendall(b"still mine")
     assert read_all(hop.b, 10) == b"still mine"
+
+
+def _cpu_while(action: Callable[[], object]) -> float:
+    """CPU seconds this process (the forwarder's thread included) spends during ``action``."""
+    start = time.process_time()
+    action()
+    return time.process_time() - start
+
+
+def _messages_apart(hop: Hop, count: int, gap: float) -> None:
+    for i in range(count):
+        hop.a.sendall(struct.pack("!I", i))
+        assert read_all(hop.b, 4) == struct.pack("!I", i)
+        time.sleep(gap)
+
+
+def test_busy_polling_polls_after_traffic_and_sleeps_when_idle(hop: Hop) -> None:
+    """With a 10 ms window, each message keeps the forwarder polling for about 10 ms; the
+    default (no window) sleeps in epoll_wait between messages, and so does either when idle."""
+    polling = _splice.Forwarder(busy_poll_us=10_000)
+    try:
+        attach(polling, hop)
+        busy = _cpu_while(lambda: _messages_apart(hop, 30, 0.03))  # ~0.3 s if it polls
+        idle = _cpu_while(lambda: time.sleep(0.5))
+        detached = [polling.detach(1), polling.detach(2)]
+        assert all(d[0] == b"" for d in detached)  # nothing left in flight
+    finally:
+        polling.close()
+    sleeping = _splice.Forwarder()
+    try:
+        attach(sleeping, hop)
+        quiet = _cpu_while(lambda: _messages_apart(hop, 30, 0.03))
+    finally:
+        sleeping.close()
+    assert busy > 0.09, f"busy polling used only {busy:.3f} s of CPU over 30 windows"
+    assert quiet < 0.06, f"the default forwarder used {quiet:.3f} s of CPU: it polls"
+    assert idle < 0.05, f"{idle:.3f} s of CPU in 0.5 s idle: the polling never stopped"
+
+
+def test_busy_poll_window_out_of_range_is_refused() -> None:
+    for bad in (-1, 10_001):
+        message = f"busy_poll_us must be between 0 and 10000, got {bad}"
+        with pytest.raises(ValueError, match=message):
+            _splice.Forwarder(busy_poll_us=bad)
+    with pytest.raises(TypeError):
+        _splice.Forwarder(50)  # keyword only: the meaning of the number must be spelled out
 
 
 def test_two_hundred_links_at_once(fwd: _splice.Forwarder, listener: socket.socket) -> None:
