@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from faults.server import native
 from tests.faults.server.conftest import EchoServer
 from tests.faults.server.tcp import connect, recv_exactly, round_trip
 
@@ -111,8 +112,10 @@ def test_bad_arguments_exit_2() -> None:
     assert run_to_exit("--seed", "abc").returncode == 2
 
 
+@pytest.mark.skipif(not native.AVAILABLE, reason="busy polling is a native data plane feature")
 def test_busy_polling_server_forwards_and_refuses_bad_settings(echo: EchoServer) -> None:
-    with server("--busy-poll", "200") as (proc, url):
+    # The plane is named: this file also runs with FAULTS_DATA_PLANE=python.
+    with server("--busy-poll", "200", "--data-plane", "native") as (proc, url):
         listen = httpx.post(
             f"{url}/proxies",
             json={"name": "echo", "listen": "127.0.0.1:0", "upstream": echo.address},
