@@ -52,7 +52,12 @@ from typing import cast
 import psutil
 
 from faults.client import FaultClient
-from faults.embedded import embedded_fault_server, real_toxiproxy_server, toxiproxy_server_binary
+from faults.embedded import (
+    embedded_fault_server,
+    real_toxiproxy_server,
+    stop_process,
+    toxiproxy_server_binary,
+)
 from faults.server import native
 
 # The targets the embedded server is held to (see the fault server's task).
@@ -437,9 +442,9 @@ def _listener_pid(address: str) -> int:
 
 
 @contextmanager
-def reference_proxy(go: str, upstream: str) -> Iterator[tuple[str, int]]:
+def reference_proxy(go: str, upstream: str) -> Iterator[str]:
     """Build (with the `go` command given) and run the Toxiproxy-shaped Go proxy; its
-    address and process id."""
+    address."""
     with tempfile.TemporaryDirectory(prefix="bench-reference-") as tmp:
         binary = Path(tmp) / "reference"
         # Offline on purpose: the program uses the standard library only.
@@ -451,21 +456,18 @@ def reference_proxy(go: str, upstream: str) -> Iterator[tuple[str, int]]:
         if built.returncode != 0:
             raise SystemExit(f"error: building {REFERENCE_SOURCE} failed:\n{built.stderr}")
         process = subprocess.Popen(
-            [str(binary), "-upstream", upstream], stdout=subprocess.PIPE, text=True
+            [str(binary), "-upstream", upstream],
+            stdout=subprocess.PIPE,
+            start_new_session=True,  # its own group, as stop_process expects
         )
         try:
             assert process.stdout is not None
-            address = process.stdout.readline().strip()
+            address = process.stdout.readline().decode().strip()
             if not address:
                 raise SystemExit("error: the reference proxy exited before listening")
-            yield address, process.pid
+            yield address
         finally:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            stop_process(process)
 
 
 def _verdict(figure: str, ok: bool, target: str) -> str:
@@ -507,9 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         echo, echo_pid = stack.enter_context(echo_process(args.client))
         targets = {"direct": echo}
-        reference_pid = None
         if args.reference and go is not None:
-            targets["reference"], reference_pid = stack.enter_context(reference_proxy(go, echo))
+            targets["reference"] = stack.enter_context(reference_proxy(go, echo))
         servers = {"embedded": stack.enter_context(embedded_fault_server())}
         if args.busy_poll:
             servers["busy-poll"] = stack.enter_context(
@@ -522,9 +523,8 @@ def main(argv: list[str] | None = None) -> int:
             targets[name] = client.create_proxy(f"bench_{name}", upstream=echo).listen
         pool = stack.enter_context(mp.get_context("spawn").Pool(1))
         pids = {"client": pool.apply(os.getpid), "echo": echo_pid}
-        pids.update({name: _listener_pid(targets[name]) for name in servers})
-        if reference_pid is not None:
-            pids["reference"] = reference_pid
+        proxies = [name for name in targets if name != "direct"]
+        pids.update({name: _listener_pid(targets[name]) for name in proxies})
         print(f"targets: {targets}", file=sys.stderr, flush=True)
         figures = measure(targets, settings, pool, pids)
     print("\n".join(report(figures, settings)))
