@@ -26,6 +26,7 @@ Locust quits.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import tomllib
@@ -358,6 +359,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
     global _panel
     if environment.web_ui is None or isinstance(environment.runner, WorkerRunner):
         return  # headless or a worker: faults are injected by one process only
+    # The tab reads the fault server every 2 s; httpx would log each read at INFO.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     opts = environment.parsed_options
     url = (getattr(opts, "faults_url", "") if opts is not None else "") or default_faults_url()
     _panel = Panel(environment, url)

@@ -222,6 +222,19 @@ def test_toxics_whose_zero_does_something_and_whole_floats_are_accepted(
     assert [t.type for t in lone_faults.toxics("redis")] == ["timeout"]
 
 
+def test_the_panel_does_not_log_each_read_of_the_fault_server(
+    web_ui: tuple[str, Path, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    base, _, process = web_ui
+    for _ in range(3):  # each asks the fault server for its proxies
+        assert httpx.get(f"{base}/faults/api/state").status_code == 200
+    os.killpg(process.pid, signal.SIGTERM)  # Locust quits and flushes its log
+    process.wait(20)
+    log = (tmp_path / "locust.log").read_text()
+    assert "Starting web interface at" in log  # Locust's own INFO lines are there
+    assert "HTTP Request:" not in log, log[-2000:]
+
+
 def test_a_fault_left_in_place_is_removed_when_locust_quits(
     web_ui: tuple[str, Path, subprocess.Popen[bytes]], lone_faults: FaultClient
 ) -> None:
