@@ -18,6 +18,7 @@ from analysis import charts
 from analysis.baseline import DEFAULT_ROOT, load_baseline, save_baseline
 from analysis.compare import DEFAULT_METRICS, compare_runs
 from analysis.config import GateConfig, load_config
+from analysis.experiment_report import read_experiment
 from analysis.gate import evaluate, gate_metrics, passed
 from analysis.history import HISTORY_METRICS, change_points, collect
 from analysis.html import render_report
@@ -106,9 +107,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     run = load_run(args.run)
     base = _baseline(args.baseline, args.root) if args.baseline else None
     changes = _changes(base, run, config)
-    checks = evaluate(run, config, base, changes)
+    experiment = read_experiment(Path(args.run))
+    # An experiment run has its own verdict; the whole-run gate would judge the outage.
+    checks = evaluate(run, config, base, changes) if experiment is None else None
     out = args.out or Path(args.run) / "report.html"
-    html = render_report(run, summarise(run.samples, run.duration_s), checks, base, changes)
+    title = "Load test report"
+    if experiment is not None:
+        title = f"Resilience experiment {experiment.get('experiment', '')}"
+    summary = summarise(run.samples, run.duration_s)
+    html = render_report(run, summary, checks, base, changes, title, experiment)
     _write(out, html)
     print(f"wrote {out} ({len(html) / 1024:.0f} KiB)")
     return 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import pandas as pd
 
 from analysis import charts
+from analysis.experiment_report import experiment_sections
 from analysis.load import Run
 from analysis.stats import timeseries
 
@@ -29,8 +31,13 @@ def render_report(
     baseline: Run | None = None,
     changes: pd.DataFrame | None = None,
     title: str = "Load test report",
+    experiment: dict[str, Any] | None = None,
 ) -> str:
-    """The whole report as one HTML string."""
+    """The whole report as one HTML string.
+
+    ``experiment`` is a resilience run's verdict.json: its verdict leads the report, and
+    the caller passes no gate ``checks`` (see analysis.experiment_report).
+    """
     ts = timeseries(run.samples)
     figures = [
         ("Latency over time", charts.latency_over_time(ts, run.faults)),
@@ -58,12 +65,15 @@ def render_report(
         f"<p>Run: <code>{html.escape(run.source)}</code>; duration {run.duration_s:.1f} s; "
         f"commit <code>{html.escape(str(run.meta.get('git_commit')))}</code></p>",
     ]
+    if experiment is not None:
+        parts += experiment_sections(experiment)
     if checks is not None and not checks.empty:
         failed = int((checks["status"] == "fail").sum())
         verdict = "pass" if failed == 0 else "fail"
         parts.append(f"<h2>Gate: <span class='{verdict}'>{verdict.upper()}</span></h2>")
         parts.append(_table(checks, index=False))
-    parts += ["<h2>Summary</h2>", _table(summary)]
+    heading = "Summary" if experiment is None else "Summary of the whole run, faults included"
+    parts += [f"<h2>{heading}</h2>", _table(summary)]
     if not run.faults.empty:
         parts += ["<h2>Fault windows</h2>", _table(run.faults, index=False)]
     for heading, fig in figures:

@@ -42,6 +42,7 @@ def catalogue_files(only: str | None = None) -> list[Path]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from analysis.experiment_report import verdict_word
     from faults.runner import RunError, default_run_dir, execute, external_target, reference_stack
     from faults.scorecard import render_report
 
@@ -60,7 +61,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(render_report(outcome.report))
     if args.report:
         html_report(run_dir)
-    print(f"verdict: {'PASS' if outcome.ok else 'FAIL'}; details in {run_dir / 'verdict.json'}")
+    word = verdict_word(outcome.ok)  # the word the HTML report shows too
+    print(f"verdict: {word}; details in {run_dir / 'verdict.json'}")
     return 0 if outcome.ok else 1
 
 

@@ -54,6 +54,25 @@ TOXIC_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "limit_data": ("bytes",),
 }
 TOXICS = (*TOXIC_ATTRIBUTES, DOWN)
+# The unit of each attribute, for people: labels in the panel, text like "latency=300ms".
+ATTRIBUTE_UNITS: dict[str, dict[str, str]] = {
+    "latency": {"latency": "ms", "jitter": "ms"},
+    "bandwidth": {"rate": "KB/s"},
+    "slow_close": {"delay": "ms"},
+    "timeout": {"timeout": "ms"},
+    "reset_peer": {"timeout": "ms"},
+    "slicer": {"average_size": "B", "size_variation": "B", "delay": "us"},
+    "limit_data": {"bytes": "B"},
+}
+# Toxics that pass data unchanged unless one of these attributes is above 0 (latency 0,
+# bandwidth rate 0 = unlimited, slow_close delay 0): injecting one would record a fault
+# window for a fault that did nothing. A timeout, reset_peer or limit_data of 0 does act.
+EFFECT_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "latency": ("latency", "jitter"),
+    "bandwidth": ("rate",),
+    "slow_close": ("delay",),
+}
+ATTRIBUTE_MAX = 2**53  # as the fault server (faults/server/toxics/registry.py INT_MAX)
 STREAMS = ("downstream", "upstream")
 PHASES = ("before", "during", "after")
 METRICS = ("error_rate", "other_errors", "p95_ms", "throughput")
@@ -185,6 +204,39 @@ class Experiment:
     faults: tuple[Fault, ...]
     hypothesis: Hypothesis
     audit: Audit
+
+
+def attribute_problem(toxic: str, attributes: Mapping[str, Any]) -> tuple[str, str] | None:
+    """What is wrong with a toxic's attributes, as (field, message); None when they are fine.
+
+    The same rules as the fault server (whole numbers from 0 to 2**53), plus: a toxic
+    that would do nothing (EFFECT_ATTRIBUTES) is refused rather than recorded as a fault.
+    """
+    known = TOXIC_ATTRIBUTES.get(toxic, ())
+    units = ATTRIBUTE_UNITS.get(toxic, {})
+    for key, value in attributes.items():
+        where = f"attributes.{key}"
+        if key not in known:
+            choices = ", ".join(known) if known else "none (down takes no attributes)"
+            return where, f"is not an attribute of {toxic}; known: {choices}"
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return where, f"must be a whole number of {units[key]}, got {value!r}"
+        if not 0 <= value <= ATTRIBUTE_MAX:
+            return where, f"is {value}; it must be from 0 to {ATTRIBUTE_MAX} ({units[key]})"
+    needed = EFFECT_ATTRIBUTES.get(toxic, ())
+    if needed and not any(attributes.get(key) for key in needed):
+        wanted = " or ".join(f"{key} ({units[key]})" for key in needed)
+        return "attributes", f"{toxic} needs {wanted} above 0; without it the toxic does nothing"
+    return None
+
+
+def whole_numbers(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes as the fault server stores them: 300.0 becomes 300."""
+    return {
+        k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in attributes.items()
+    }
 
 
 def known_links(proxies_file: Path = PROXIES_FILE) -> tuple[str, ...]:
@@ -437,21 +489,16 @@ def _fault(r: _Reader, raw: Any, where: str, links: tuple[str, ...], during: Tol
     if toxic not in TOXICS:
         raise r.fail(f"{where}.toxic", f'"{toxic}" is not a toxic; known: {", ".join(TOXICS)}')
     attributes = r.table(raw, "attributes", where)
-    known = TOXIC_ATTRIBUTES.get(toxic, ())
-    for key, value in attributes.items():
-        if key not in known:
-            choices = ", ".join(known) if known else "none (down takes no attributes)"
-            raise r.fail(
-                f"{where}.attributes.{key}", f"is not an attribute of {toxic}; known: {choices}"
-            )
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise r.fail(f"{where}.attributes.{key}", f"must be a number, got {_kind(value)}")
+    if problem := attribute_problem(toxic, attributes):
+        raise r.fail(f"{where}.{problem[0]}", problem[1])
     stream = raw.get("stream", "downstream")
     if stream not in STREAMS:
         raise r.fail(f"{where}.stream", f'"{stream}" is not a stream; known: {", ".join(STREAMS)}')
     if toxic == DOWN and ("stream" in raw or "toxicity" in raw):
         raise r.fail(where, "down disables the whole proxy; it takes no stream or toxicity")
     toxicity = float(r.number(raw, "toxicity", where, default=1.0, low=0.0, high=1.0))
+    if toxicity == 0:
+        raise r.fail(f"{where}.toxicity", "is 0: the toxic would never apply; give 0 < t <= 1")
     if "at" in raw and "start" in raw:
         raise r.fail(f"{where}.start", 'give "at" or "start", not both')
     if "for" in raw and "duration" in raw:
@@ -472,7 +519,7 @@ def _fault(r: _Reader, raw: Any, where: str, links: tuple[str, ...], during: Tol
         toxic=toxic,
         at=at,
         duration=length,
-        attributes=dict(attributes),
+        attributes=whole_numbers(attributes),
         stream=stream,
         toxicity=toxicity,
         during=override,

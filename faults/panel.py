@@ -8,10 +8,14 @@ Load it next to a workload, the way Locust loads several files:
 on `init`, when there is a web UI (not headless, not on workers), it adds
 
 - a "Faults" tab (Locust's `extended_tabs`/`extended_tables` template arguments) that
-  lists every link, whether it is up, and its toxics, refreshed with the statistics;
-- a page `/faults` with the controls, and its JSON API under `/faults/api/`:
-  `GET state`, `POST inject` `{link, toxic, attributes, stream, toxicity}`,
-  `DELETE inject/<id>`, `POST clear`.
+  lists every link, whether it is up, and each toxic on it as text ("latency=300ms"),
+  refreshed with the statistics;
+- the tab's controls: Locust's tabs can only hold a table, so `panel.js` (served at
+  `/faults/panel.js` and loaded by Locust's page) adds the add/remove form under it;
+- their JSON API under `/faults/api/`: `GET state`, `POST inject`
+  `{link, toxic, attributes, stream, toxicity}`, `DELETE inject/<id>`, `POST clear`.
+  A request for a fault that would do nothing (`bandwidth` without a rate, toxicity 0)
+  or that the fault server would refuse gets a 400 naming the field.
 
 What a person injects goes through the same `Injector` as the experiment runner, so it
 is journaled (a crash leaves nothing behind that `python -m faults cleanup` cannot
@@ -22,23 +26,34 @@ Locust quits.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, send_file
+from flask import Blueprint, Response, jsonify, request, send_file, url_for
 from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from analysis.capture import run_dir_of  # also registers --run-dir and the capture
 from faults.client import ENV_URL, FaultClient, FaultServerError
-from faults.experiment import REPO_ROOT, STREAMS, TOXIC_ATTRIBUTES, TOXICS
+from faults.experiment import (
+    ATTRIBUTE_UNITS,
+    DOWN,
+    EFFECT_ATTRIBUTES,
+    REPO_ROOT,
+    STREAMS,
+    TOXIC_ATTRIBUTES,
+    TOXICS,
+    attribute_problem,
+    whole_numbers,
+)
 from faults.timeline import Injector
 
-PAGE = Path(__file__).with_name("panel.html")
+SCRIPT = Path(__file__).with_name("panel.js")
 STATE_TTL_S = 2.0  # the tab refreshes with the stats every 2 s; one fault-server read each
 TAB_KEY = "faults"
 
@@ -71,31 +86,42 @@ def parse_request(body: Any, links: list[str]) -> dict[str, Any]:
     attributes = body.get("attributes") or {}
     if not isinstance(attributes, dict):
         raise PanelError(400, "attributes must be an object")
-    for key, value in attributes.items():
-        if key not in TOXIC_ATTRIBUTES.get(toxic, ()):
-            known = ", ".join(TOXIC_ATTRIBUTES.get(toxic, ())) or "none"
-            raise PanelError(
-                400, f"attributes.{key} is not an attribute of {toxic}; known: {known}"
-            )
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise PanelError(400, f"attributes.{key} must be a number")
+    if problem := attribute_problem(toxic, attributes):
+        raise PanelError(400, f"{problem[0]} {problem[1]}")
     stream = body.get("stream", "downstream")
     if stream not in STREAMS:
         raise PanelError(400, f"stream {stream!r} is not known; known: {', '.join(STREAMS)}")
     toxicity = body.get("toxicity", 1.0)
-    if (
-        isinstance(toxicity, bool)
-        or not isinstance(toxicity, int | float)
-        or not 0 <= toxicity <= 1
-    ):
-        raise PanelError(400, "toxicity must be a number from 0 to 1")
+    if isinstance(toxicity, bool) or not isinstance(toxicity, int | float) or not 0 < toxicity <= 1:
+        raise PanelError(
+            400, "toxicity must be a number above 0 and at most 1 (0 would never apply it)"
+        )
     return {
         "link": link,
         "toxic": toxic,
-        "attributes": attributes,
+        "attributes": whole_numbers(attributes),
         "stream": stream,
         "toxicity": float(toxicity),
     }
+
+
+def attributes_text(toxic: str, attributes: dict[str, Any]) -> str:
+    """`latency=300ms, jitter=50ms`: what a person reads in the tab."""
+    units = ATTRIBUTE_UNITS.get(toxic, {})
+    return ", ".join(f"{k}={v}{units.get(k, '')}" for k, v in attributes.items()) or "-"
+
+
+def fault_text(
+    link: str, toxic: str, attributes: dict[str, Any], stream: str, toxicity: float
+) -> str:
+    """`latency latency=300ms on postgres (upstream, toxicity 0.5)`, for the tab."""
+    if toxic == DOWN:
+        return f"{link} down"
+    attrs = f" {attributes_text(toxic, attributes)}" if attributes else ""
+    extra = [stream] if stream != "downstream" else []
+    if toxicity < 1:
+        extra.append(f"toxicity {toxicity:g}")
+    return f"{toxic}{attrs} on {link}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 class Panel:
@@ -145,31 +171,58 @@ class Panel:
             "error": error,
             "links": links,
             "injected": [
-                {"id": a.id, "link": a.link, "toxic": a.toxic, "what": a.what, "since": a.start}
+                {
+                    "id": a.id,
+                    "link": a.link,
+                    "toxic": a.toxic,
+                    "what": a.what,
+                    "text": fault_text(a.link, a.toxic, a.attributes, a.stream, a.toxicity),
+                    "since": a.start,
+                }
                 for a in self.injector.active.values()
             ],
-            "toxics": {name: list(TOXIC_ATTRIBUTES.get(name, ())) for name in TOXICS},
+            "toxics": {
+                name: {
+                    "attributes": [
+                        {"name": a, "unit": ATTRIBUTE_UNITS[name][a]}
+                        for a in TOXIC_ATTRIBUTES.get(name, ())
+                    ],
+                    "needs": list(EFFECT_ATTRIBUTES.get(name, ())),
+                }
+                for name in TOXICS
+            },
             "streams": list(STREAMS),
         }
         self._state_at = time.monotonic()
         return self._state
 
     def rows(self) -> list[dict[str, Any]]:
-        """The Faults tab's table: one row per link."""
+        """The Faults tab's table: one row per toxic (one per link without any)."""
         state = self.state()
         if state["error"]:
-            return [{"link": "(fault server)", "state": "unavailable", "toxics": state["error"]}]
-        return [
-            {
-                "link": link["name"],
-                "state": "up" if link["enabled"] else "DOWN",
-                "toxics": ", ".join(
-                    f"{t['type']} {t['attributes']} ({t['stream']})" for t in link["toxics"]
+            return [{"link": "(fault server)", "state": "unavailable", "toxic": state["error"]}]
+        ours = {a.name for a in self.injector.active.values() if a.toxic != DOWN}
+        ours_down = {a.link for a in self.injector.active.values() if a.toxic == DOWN}
+        rows = []
+        for link in state["links"]:
+            up = link["enabled"]
+            row = {"link": link["name"], "state": "up" if up else "DOWN"}
+            if not up:
+                row["added"] = "this tab" if link["name"] in ours_down else "elsewhere"
+            if not link["toxics"]:
+                rows.append({**row, "toxic": "-"})
+            for t in link["toxics"]:
+                rows.append(
+                    {
+                        **row,
+                        "toxic": t["type"],
+                        "stream": t["stream"],
+                        "attributes": attributes_text(t["type"], t["attributes"]),
+                        "toxicity": f"{t['toxicity']:g}",
+                        "added": "this tab" if t["name"] in ours else "elsewhere",
+                    }
                 )
-                or "-",
-            }
-            for link in state["links"]
-        ]
+        return rows
 
     def inject(self, body: Any) -> dict[str, Any]:
         links = [link["name"] for link in self.state(fresh=True)["links"]]
@@ -212,10 +265,10 @@ def install(environment: Environment, panel: Panel) -> None:
     auth = web_ui.auth_required_if_enabled
     blueprint = Blueprint("loadkit_faults", __name__)
 
-    @blueprint.route("/faults")
+    @blueprint.route("/faults/panel.js")
     @auth
-    def page() -> Response:
-        return send_file(PAGE, mimetype="text/html")
+    def script() -> Response:
+        return send_file(SCRIPT, mimetype="text/javascript")
 
     @blueprint.route("/faults/api/state")
     @auth
@@ -252,6 +305,13 @@ def install(environment: Environment, panel: Panel) -> None:
 
     @app.after_request
     def add_table(response: Response) -> Response:
+        if request.endpoint == "locust.index" and response.mimetype == "text/html":
+            # The tab's controls: Locust's extended tabs render a table and nothing else.
+            tag = f'<script src="{url_for("loadkit_faults.script")}" defer></script>'
+            page = response.get_data(as_text=True)
+            if "</body>" in page and tag not in page:
+                response.set_data(page.replace("</body>", f"{tag}\n</body>", 1))
+            return response
         if request.path.rstrip("/").endswith("/stats/requests") and response.is_json:
             data = response.get_json()
             if isinstance(data, dict):
@@ -270,13 +330,13 @@ def install(environment: Environment, panel: Panel) -> None:
             "structure": [
                 {"key": "link", "title": "Link"},
                 {"key": "state", "title": "State"},
-                {"key": "toxics", "title": "Toxics"},
+                {"key": "toxic", "title": "Toxic"},
+                {"key": "stream", "title": "Stream"},
+                {"key": "attributes", "title": "Attributes"},
+                {"key": "toxicity", "title": "Toxicity"},
+                {"key": "added", "title": "Added"},
             ],
         },
-    ]
-    args["extended_csv_files"] = [
-        *args.get("extended_csv_files", []),
-        {"href": "/faults", "title": "Faults panel: add and remove toxics"},
     ]
 
 
@@ -299,6 +359,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
     global _panel
     if environment.web_ui is None or isinstance(environment.runner, WorkerRunner):
         return  # headless or a worker: faults are injected by one process only
+    # The tab reads the fault server every 2 s; httpx would log each read at INFO.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     opts = environment.parsed_options
     url = (getattr(opts, "faults_url", "") if opts is not None else "") or default_faults_url()
     _panel = Panel(environment, url)

@@ -104,6 +104,23 @@ def test_a_misspelled_link_names_the_file_field_and_known_links(tmp_path: Path) 
             'load.locustfile "nope.py"',
         ),
         ('at = "20s"', 'at = "2s"', "faults[0].at 2s starts inside the warm-up"),
+        # a fault that does nothing, or one the fault server would refuse (as in the panel)
+        (
+            'toxic = "latency"\nattributes = { latency = 300 }',
+            'toxic = "bandwidth"',
+            "faults[0].attributes bandwidth needs rate (KB/s) above 0",
+        ),
+        ("latency = 300", "latency = 0", "faults[0].attributes latency needs latency (ms)"),
+        (
+            "latency = 300 }",
+            "latency = 300 }\ntoxicity = 0",
+            "faults[0].toxicity is 0: the toxic would never apply",
+        ),
+        (
+            "latency = 300",
+            "latency = 2.5",
+            "faults[0].attributes.latency must be a whole number of ms, got 2.5",
+        ),
     ],
 )
 def test_mistakes_are_reported_with_the_field(
