@@ -446,6 +446,10 @@ def _fault(r: _Reader, raw: Any, where: str, links: tuple[str, ...], during: Tol
             )
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise r.fail(f"{where}.attributes.{key}", f"must be a number, got {_kind(value)}")
+        if not math.isfinite(value) or value < 0 or value != int(value):
+            # Sizes, rates and durations, for every toxic alike: the embedded server refuses
+            # the rest, and a real Toxiproxy accepts them and may crash on the first byte.
+            raise r.fail(f"{where}.attributes.{key}", f"must be a whole number >= 0, got {value}")
     stream = raw.get("stream", "downstream")
     if stream not in STREAMS:
         raise r.fail(f"{where}.stream", f'"{stream}" is not a stream; known: {", ".join(STREAMS)}')
