@@ -22,6 +22,7 @@ Locust quits.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import tomllib
@@ -79,6 +80,9 @@ def parse_request(body: Any, links: list[str]) -> dict[str, Any]:
             )
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise PanelError(400, f"attributes.{key} must be a number")
+        if not math.isfinite(value) or value < 0 or value != int(value):
+            # As in experiment files: a real Toxiproxy takes a negative and may crash on it.
+            raise PanelError(400, f"attributes.{key} must be a whole number >= 0, got {value}")
     stream = body.get("stream", "downstream")
     if stream not in STREAMS:
         raise PanelError(400, f"stream {stream!r} is not known; known: {', '.join(STREAMS)}")

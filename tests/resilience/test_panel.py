@@ -130,6 +130,10 @@ def test_the_panel_lists_links_adds_and_removes_toxics(
             "attributes.delay is not an attribute of latency",
         ),
         (
+            {"link": "postgres", "toxic": "bandwidth", "attributes": {"rate": -1}},
+            "attributes.rate must be a whole number >= 0, got -1",
+        ),
+        (
             {"link": "postgres", "toxic": "latency", "toxicity": 2},
             "toxicity must be a number from 0 to 1",
         ),
