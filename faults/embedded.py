@@ -35,7 +35,7 @@ _live: set[subprocess.Popen[bytes]] = set()
 
 
 class FaultServerStartError(RuntimeError):
-    """The server process died or did not answer in time; the message has its stderr tail."""
+    """The server process died or did not answer in time; the message has its output tail."""
 
 
 def toxiproxy_server_binary() -> str | None:
@@ -72,15 +72,19 @@ def embedded_fault_server(
 
 @contextmanager
 def real_toxiproxy_server(
-    binary: str | None = None, host: str = "127.0.0.1", port: int | None = None
+    binary: str | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[str]:
-    """Run a real `toxiproxy-server` (it cannot report port 0, so a free port is picked)."""
+    """Run a real `toxiproxy-server` (it cannot report port 0, so a free port is picked);
+    `args` are extra flags such as ``-runtime-metrics``."""
     binary = binary or toxiproxy_server_binary()
     if binary is None:
         raise FaultServerStartError("toxiproxy-server is not on PATH")
     port = port or free_port(host)
     with _server_process(
-        [binary, "-host", host, "-port", str(port)], url=f"http://{host}:{port}"
+        [binary, "-host", host, "-port", str(port), *args], url=f"http://{host}:{port}"
     ) as url:
         yield url
 
@@ -106,12 +110,16 @@ def fault_server(**kw: Any) -> Iterator[FaultClient]:
 def _server_process(
     command: Sequence[str], *, announce: bool = False, url: str | None = None
 ) -> Iterator[str]:
-    """Start `command`, find its URL (announced on stdout, or given), wait for /version."""
+    """Start `command`, find its URL (announced on stdout, or given), wait for /version.
+
+    A server that does not announce (the real toxiproxy-server logs every request to
+    stdout) writes stdout into the same file as stderr: a pipe nobody reads fills after
+    64 KiB and the server then blocks on its next log line, answering nothing."""
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(
             list(command),
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if announce else stderr,
             stderr=stderr,
             start_new_session=True,  # own process group: we stop it and all its children
         )
@@ -187,7 +195,7 @@ def _failure(
     tail = stderr.read()[-2000:].decode(errors="replace").strip() or "(empty)"
     code = process.poll()
     status = f", exit code {code}" if code is not None else ""
-    return f"fault server `{' '.join(command)}` {reason}{status}; stderr tail:\n{tail}"
+    return f"fault server `{' '.join(command)}` {reason}{status}; output tail:\n{tail}"
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:

@@ -112,9 +112,9 @@ def proxy_spec(body: Any) -> ProxySpec:
 
 
 def proxy_specs(body: Any) -> list[ProxySpec]:
-    """The populate body and the --config file: a JSON array of proxies, names unique."""
-    if isinstance(body, dict) and isinstance(body.get("proxies"), list):
-        body = body["proxies"]
+    """The populate body and the --config file: a bare JSON array of proxies, names
+    unique. A ``{"proxies": [...]}`` wrapper is refused, as Toxiproxy refuses it: a body
+    that only works here would break against a real server."""
     if not isinstance(body, list):
         raise bad(f"expected a JSON array of proxies, got {type(body).__name__}")
     specs = [proxy_spec(entry) for entry in body]

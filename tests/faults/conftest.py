@@ -3,6 +3,10 @@
 Client and compatibility tests run against every available target: always the embedded
 server; also a real `toxiproxy-server` when it is on PATH or $TOXIPROXY_URL names one.
 A server named by $TOXIPROXY_URL must be a scratch one: the tests delete all its proxies.
+
+A case where the real server is known to break the contract carries
+`@pytest.mark.real_toxiproxy_bug("why")`: on the real target it is a strict xfail, so it
+turns red once the real server is fixed; on the embedded server it is a plain test.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ def embedded_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def real_url() -> Iterator[str]:
+    """A fresh real server for each test: it checks no attribute ranges and some accepted
+    values crash it (bandwidth rate -1, slicer average_size 0), so a case that kills or
+    wedges it must not take every later case down too."""
     external = os.environ.get(ENV_URL)
     if external:
         yield external
@@ -35,10 +42,7 @@ def real_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(
-    scope="session",
-    params=["embedded", pytest.param("real", marks=pytest.mark.real_toxiproxy)],
-)
+@pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real_toxiproxy)])
 def target_url(request: pytest.FixtureRequest) -> str:
     """Base URL of the server under test, once per target."""
     name = "embedded_url" if request.param == "embedded" else "real_url"
@@ -54,6 +58,16 @@ def fault_client(target_url: str) -> Iterator[FaultClient]:
             yield client
         finally:
             _clean(client)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        bug = item.get_closest_marker("real_toxiproxy_bug")
+        callspec = getattr(item, "callspec", None)
+        if bug is None or callspec is None or callspec.params.get("target_url") != "real":
+            continue
+        reason = f"real toxiproxy-server bug: {bug.args[0]}"
+        item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def _clean(client: FaultClient) -> None:

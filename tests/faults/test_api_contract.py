@@ -6,6 +6,8 @@ written for the real server would see them.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -13,21 +15,37 @@ from typing import Any
 import httpx
 import pytest
 
-from faults.embedded import free_port
+from faults.client import ENV_URL
+from faults.embedded import free_port, real_toxiproxy_server
+from faults.experiment import TOXIC_ATTRIBUTES
 
 PROXY_KEYS = {"name", "listen", "upstream", "enabled", "toxics"}
 TOXIC_KEYS = {"name", "type", "stream", "toxicity", "attributes"}
+LOGGER_LEAK = (
+    'every proxy object carries its internal zerolog field as "Logger": {} '
+    '(Proxy.Logger has no json:"-" tag)'
+)
+NO_RANGE_CHECKS = (
+    "it checks no attribute or toxicity range and answers 200; some such values crash it "
+    "once data flows (bandwidth rate -1: slice bounds panic; slicer average_size -1: "
+    "stack overflow)"
+)
 
 
 @pytest.fixture
-def api(target_url: str) -> Iterator[httpx.Client]:
+def api(target_url: str, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
     """Raw HTTP to a server with no proxies, left with none."""
     with httpx.Client(base_url=target_url, timeout=5, trust_env=False) as http:
         _delete_all(http)
         try:
             yield http
         finally:
-            _delete_all(http)
+            try:
+                _delete_all(http)
+            except httpx.TransportError:
+                # A real server that a real_toxiproxy_bug case crashed was this test's own.
+                if request.node.callspec.params["target_url"] != "real":
+                    raise
 
 
 def _delete_all(http: httpx.Client) -> None:
@@ -55,6 +73,23 @@ def connectable(listen: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def echo_through(listen: str, payload: bytes) -> bytes:
+    """What comes back through the proxy to an echo upstream (short if it stalls or dies)."""
+    host, port = listen.rsplit(":", 1)
+    received = b""
+    try:
+        with socket.create_connection((host, int(port)), timeout=3) as sock:
+            sock.sendall(payload)
+            while len(received) < len(payload):
+                data = sock.recv(65536)
+                if not data:
+                    break
+                received += data
+    except OSError:
+        pass  # a timeout or a reset: return what arrived
+    return received
 
 
 # -- server ------------------------------------------------------------------------------
@@ -105,13 +140,30 @@ def test_create_proxy_shape_and_defaults(api: httpx.Client, echo_upstream: str) 
     assert response.status_code == 201
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert set(body) == PROXY_KEYS
+    assert set(body) >= PROXY_KEYS
     assert (body["name"], body["upstream"], body["enabled"], body["toxics"]) == (
         "db",
         echo_upstream,
         True,
         [],
     )
+
+
+@pytest.mark.real_toxiproxy_bug(LOGGER_LEAK)
+@pytest.mark.parametrize("answer", ["create", "list", "get", "update", "populate"])
+def test_proxy_objects_have_exactly_the_contract_keys(
+    api: httpx.Client, echo_upstream: str, answer: str
+) -> None:
+    created = make_proxy(api, echo_upstream)
+    entry = {"name": "db", "upstream": echo_upstream, "listen": created["listen"]}
+    body = {
+        "create": lambda: created,
+        "list": lambda: api.get("/proxies").json()["db"],
+        "get": lambda: api.get("/proxies/db").json(),
+        "update": lambda: api.patch("/proxies/db", json={"enabled": False}).json(),
+        "populate": lambda: api.post("/populate", json=[entry]).json()["proxies"][0],
+    }[answer]()
+    assert set(body) == PROXY_KEYS
 
 
 def test_create_proxy_reports_bound_listen(api: httpx.Client, echo_upstream: str) -> None:
@@ -245,7 +297,7 @@ def test_populate_shape_and_idempotence(api: httpx.Client, echo_upstream: str) -
     body = response.json()
     assert set(body) == {"proxies"} and len(body["proxies"]) == 1
     proxy = body["proxies"][0]
-    assert set(proxy) == PROXY_KEYS
+    assert set(proxy) >= PROXY_KEYS
     assert (proxy["name"], proxy["listen"], proxy["enabled"]) == ("db", listen, True)
     api.post("/proxies/db/toxics", json={"type": "latency", "attributes": {"latency": 1}})
     again = api.post("/populate", json=entries)
@@ -261,6 +313,15 @@ def test_populate_validates_everything_first(api: httpx.Client, echo_upstream: s
     assert response.status_code == 400
     body = response.json()
     assert body["status"] == 400 and body["error"].startswith("missing required field")
+    assert api.get("/proxies").json() == {}
+
+
+def test_populate_takes_a_bare_array_only(api: httpx.Client, echo_upstream: str) -> None:
+    entry = {"name": "db", "listen": "127.0.0.1:0", "upstream": echo_upstream}
+    response = api.post("/populate", json={"proxies": [entry]})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["status"] == 400 and body["error"].startswith("bad request body: ")
     assert api.get("/proxies").json() == {}
 
 
@@ -316,6 +377,68 @@ def test_create_toxic_errors(
     make_proxy(api, echo_upstream)
     api.post("/proxies/db/toxics", json={"type": "latency"})
     assert_error(api.post("/proxies/db/toxics", json=body), status, message)
+
+
+OUT_OF_RANGE = [
+    *[
+        pytest.param({"type": kind, "attributes": {name: -1}}, name, id=f"{kind}-{name}=-1")
+        for kind, names in TOXIC_ATTRIBUTES.items()
+        for name in names
+    ],
+    pytest.param({"type": "latency", "toxicity": 1.5}, "toxicity", id="toxicity=1.5"),
+    pytest.param({"type": "latency", "toxicity": -0.5}, "toxicity", id="toxicity=-0.5"),
+]
+
+
+@pytest.mark.real_toxiproxy_bug(NO_RANGE_CHECKS)
+@pytest.mark.parametrize(("body", "field"), OUT_OF_RANGE)
+def test_create_toxic_out_of_range_is_400(
+    api: httpx.Client, echo_upstream: str, body: dict[str, Any], field: str
+) -> None:
+    """Every toxic alike: attributes are counts or durations (>= 0), toxicity a
+    probability (0..1); anything else is refused with a message naming the field."""
+    make_proxy(api, echo_upstream)
+    response = api.post("/proxies/db/toxics", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error.startswith("bad request body: ") and field in error
+    assert api.get("/proxies/db/toxics").json() == []
+
+
+@pytest.mark.real_toxiproxy_bug(NO_RANGE_CHECKS)
+@pytest.mark.parametrize(("body", "field"), OUT_OF_RANGE)
+def test_update_toxic_out_of_range_is_400_and_changes_nothing(
+    api: httpx.Client, echo_upstream: str, body: dict[str, Any], field: str
+) -> None:
+    make_proxy(api, echo_upstream)
+    created = api.post("/proxies/db/toxics", json={"type": body["type"], "name": "t"}).json()
+    update = {key: value for key, value in body.items() if key != "type"}
+    response = api.patch("/proxies/db/toxics/t", json=update)
+    assert response.status_code == 400, response.text
+    assert field in response.json()["error"]
+    assert api.get("/proxies/db/toxics/t").json() == created
+
+
+@pytest.mark.real_toxiproxy_bug(
+    "rate 0 stalls the link: its slicing loop sends p.Data[:0] every 100 ms forever, "
+    "though its own `Rate <= 0` branch means no limit"
+)
+def test_bandwidth_rate_0_means_no_limit(api: httpx.Client, echo_upstream: str) -> None:
+    created = make_proxy(api, echo_upstream)
+    toxic = {"type": "bandwidth", "attributes": {"rate": 0}}
+    assert api.post("/proxies/db/toxics", json=toxic).status_code == 200
+    assert echo_through(created["listen"], b"x" * 10_000) == b"x" * 10_000
+
+
+@pytest.mark.real_toxiproxy_bug(
+    "a slicer with average_size 0 (the default) recurses until the stack overflows, "
+    "and the whole server exits"
+)
+def test_slicer_with_default_attributes_forwards(api: httpx.Client, echo_upstream: str) -> None:
+    created = make_proxy(api, echo_upstream)
+    assert api.post("/proxies/db/toxics", json={"type": "slicer"}).status_code == 200
+    assert echo_through(created["listen"], b"hello") == b"hello"
+    assert api.get("/version").status_code == 200
 
 
 def test_create_toxic_bad_body(api: httpx.Client, echo_upstream: str) -> None:
@@ -414,10 +537,14 @@ def test_reset_enables_all_and_removes_all_toxics(api: httpx.Client, echo_upstre
     assert a["upstream"] == proxies["a"]["upstream"]
 
 
-def test_metrics_is_prometheus_text(api: httpx.Client, target_url: str, embedded_url: str) -> None:
-    if target_url != embedded_url:
-        pytest.skip("the real server serves /metrics only with -proxy-metrics/-runtime-metrics")
-    response = api.get("/metrics")
+def test_metrics_is_prometheus_text(target_url: str, request: pytest.FixtureRequest) -> None:
+    with contextlib.ExitStack() as stack:
+        if request.node.callspec.params["target_url"] == "real":
+            if os.environ.get(ENV_URL):
+                pytest.skip(f"${ENV_URL} names a real server started without metrics flags")
+            # The real server serves /metrics only when started with a metrics flag.
+            target_url = stack.enter_context(real_toxiproxy_server(args=["-runtime-metrics"]))
+        response = httpx.get(f"{target_url}/metrics", timeout=5, trust_env=False)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert "# TYPE" in response.text

@@ -80,7 +80,7 @@ def test_a_server_that_dies_at_start_reports_its_stderr(tmp_path: Path) -> None:
     with pytest.raises(FaultServerStartError) as caught, embedded_fault_server(config=config):
         pass
     message = str(caught.value)
-    assert "stderr tail" in message and "broken.json" in message
+    assert "output tail" in message and "broken.json" in message
     assert time.monotonic() - start < 15
 
 
@@ -211,3 +211,47 @@ def test_a_server_binary_that_exits_reports_code_and_stderr(tmp_path: Path) -> N
         pass
     assert "exit code 2" in str(caught.value)
     assert "flag provided but not defined" in str(caught.value)
+
+
+CHATTY_SERVER = """\
+import http.server, sys
+args = sys.argv[1:]
+address = (args[args.index("-host") + 1], int(args[args.index("-port") + 1]))
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        print("x" * 4096, flush=True)  # a log line per request on stdout, as Toxiproxy does
+        body = b'{"version": "chatty"}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer(address, Handler).serve_forever()
+"""
+
+
+def test_a_server_that_logs_to_stdout_keeps_answering(tmp_path: Path) -> None:
+    """64 answers are 256 KiB of stdout: an undrained pipe would stall it after 16."""
+    from faults.embedded import real_toxiproxy_server
+
+    binary = tmp_path / "toxiproxy-server"
+    binary.write_text(f"#!{sys.executable}\n{CHATTY_SERVER}")
+    binary.chmod(0o755)
+    with real_toxiproxy_server(str(binary)) as url, FaultClient(url, timeout=5) as client:
+        assert [client.version() for _ in range(64)] == ["chatty"] * 64
+
+
+@pytest.mark.real_toxiproxy
+def test_the_real_server_keeps_answering_past_a_pipe_of_logs() -> None:
+    """Each request logs ~250 bytes on stdout; 600 of them pass a 64 KiB pipe."""
+    from faults.embedded import real_toxiproxy_server, toxiproxy_server_binary
+
+    if toxiproxy_server_binary() is None:
+        pytest.skip("no real toxiproxy-server on PATH")
+    with real_toxiproxy_server() as url, FaultClient(url, timeout=5) as client:
+        versions = {client.version() for _ in range(600)}
+    assert len(versions) == 1

@@ -92,6 +92,12 @@ def test_a_misspelled_link_names_the_file_field_and_known_links(tmp_path: Path) 
             "delay = 300",
             "faults[0].attributes.delay is not an attribute of latency",
         ),
+        (
+            "latency = 300",
+            "latency = -1",
+            "faults[0].attributes.latency is -1; it must be from 0 to",
+        ),
+        ("latency = 300", "latency = inf", "faults[0].attributes.latency must be a whole number"),
         ('at = "20s"', 'at = "20 secs"', 'faults[0].at "20 secs" is not a duration'),
         ('for = "20s"', 'for = "50s"', "faults[0].for the fault ends at 70s"),
         ('error_rate = "< 1%"', 'error_rate = "less than 1"', "hypothesis.error_rate"),

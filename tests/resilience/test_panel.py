@@ -160,6 +160,10 @@ def test_the_panel_lists_links_adds_and_removes_toxics(
             {"link": "postgres", "toxic": "latency", "attributes": {"latency": 9}, "toxicity": 0},
             "toxicity must be a number above 0 and at most 1 (0 would never apply it)",
         ),
+        (
+            {"link": "postgres", "toxic": "bandwidth", "attributes": {"rate": -1}},
+            "attributes.rate is -1; it must be from 0 to",
+        ),
         ([1, 2], "body must be a JSON object"),
         # a toxic that would do nothing, yet be recorded as a fault window
         (

@@ -38,9 +38,11 @@ def toxic(name: str) -> Callable[[type[T]], type[T]]:
     return register
 
 
-def attr(default: int = 0, *, minimum: int = 0) -> Any:
-    """An int attribute; ``minimum`` is the smallest value the API accepts."""
-    return dataclasses.field(default=default, metadata={"min": minimum})
+def attr(default: int = 0) -> Any:
+    """An int attribute. Every attribute of every toxic is a size, a rate or a duration,
+    so the API takes 0..INT_MAX for all of them alike (Toxiproxy checks no range at all,
+    and crashes on some negatives)."""
+    return dataclasses.field(default=default)
 
 
 def build(type_name: str, values: Mapping[str, Any], base: Any = None) -> Any:
@@ -59,10 +61,9 @@ def build(type_name: str, values: Mapping[str, Any], base: Any = None) -> Any:
             raise ApiError(
                 400, f"bad request body: attribute {field.name} must be an integer, got {value!r}"
             )
-        low = field.metadata.get("min", 0)
-        if not low <= value <= INT_MAX:
+        if not 0 <= value <= INT_MAX:
             raise ApiError(
-                400, f"bad request body: attribute {field.name} must be in [{low}, {INT_MAX}]"
+                400, f"bad request body: attribute {field.name} must be in [0, {INT_MAX}]"
             )
         current[field.name] = value
     return cls(**current)
