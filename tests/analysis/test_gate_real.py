@@ -133,5 +133,5 @@ def test_gate_quiet_without_change_and_loud_on_2x_slowdown(
     print("\n".join(seen))
     assert quiet == [[]] * 5, seen
     # Every slowed run fails, and it names the slowed endpoint (not only the overall p95).
-    assert all("/item: p95 +25%" in failed for failed in loud), seen
-    assert not any(f.startswith("/list") for failed in loud for f in failed), seen
+    assert all("GET /item: p95 +25%" in failed for failed in loud), seen
+    assert not any(f.startswith("GET /list") for failed in loud for f in failed), seen
