@@ -3,8 +3,12 @@
 Layout: ``samples.parquet`` (at most ``cap`` requests per name, drawn uniformly with a
 fixed seed, with their time so blocks can still be resampled), ``counts.parquet``
 (every request and error per name and second, so throughput and error rate stay exact)
-and ``baseline.json`` (source run, its meta, duration, cap). A 10-minute run of ten
-names stays around 1 MB.
+and ``baseline.json`` (source run, its meta, duration, cap, and ``keys``). A 10-minute
+run of ten names stays around 1 MB.
+
+Rows are keyed by method and name (``"GET /api/vods"``), see :func:`analysis.load.request_keys`.
+Baselines saved before that (no ``keys`` in ``baseline.json``) merged GET and POST of one
+path and cannot be split again: loading one asks for it to be saved anew.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from analysis.load import InputError, Run, empty_faults
 DEFAULT_ROOT = Path("config/baselines")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SAMPLE_COLUMNS = ["t", "name", "latency_ms", "corrected_ms", "has_intended", "ok"]
+KEYS = "method name"  # what a row's ``name`` holds; recorded in baseline.json
 
 
 def check_name(name: str) -> str:
@@ -60,6 +65,7 @@ def save_baseline(run: Run, name: str, root: Path = DEFAULT_ROOT, cap: int = 20_
         "created": time.time(),
         "duration_s": run.duration_s,
         "cap_per_name": cap,
+        "keys": KEYS,
         "requests": int(run.counts["n"].sum()),
         "meta": {k: v for k, v in run.meta.items() if k != "options"},
     }
@@ -67,10 +73,15 @@ def save_baseline(run: Run, name: str, root: Path = DEFAULT_ROOT, cap: int = 20_
     return folder
 
 
+def known_baselines(root: Path = DEFAULT_ROOT) -> list[str]:
+    """Names of the stored baselines under ``root`` (folders holding a baseline.json)."""
+    return sorted(p.parent.name for p in Path(root).glob("*/baseline.json"))
+
+
 def load_baseline(name: str, root: Path = DEFAULT_ROOT) -> Run:
     folder = Path(root) / check_name(name)
     if not folder.is_dir():
-        known = sorted(p.name for p in Path(root).glob("*/baseline.json"))
+        known = known_baselines(root)
         raise InputError(
             f"{folder}: no baseline named {name!r}; known: {', '.join(known) or 'none'}"
             " (create one with `python -m analysis baseline save RUN --name NAME`)"
@@ -83,6 +94,14 @@ def load_baseline(name: str, root: Path = DEFAULT_ROOT) -> Run:
         raise InputError(f"{exc.filename}: missing from baseline {name!r}") from exc
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise InputError(f"{folder}: baseline {name!r} is corrupt ({exc})") from exc
+    if not isinstance(info, dict) or "duration_s" not in info:
+        raise InputError(f"{folder}/baseline.json: expected an object with duration_s")
+    if info.get("keys") != KEYS:
+        raise InputError(
+            f"{folder}: baseline {name!r} predates rows keyed by method and name (it mixes "
+            f"GET and POST of one path); save it again (`make baseline` or "
+            f"`python -m analysis baseline save RUN --name {name}`)"
+        )
     missing = [c for c in SAMPLE_COLUMNS if c not in samples]
     if missing or samples.empty:
         raise InputError(f"{folder}/samples.parquet: empty or missing columns {missing}")

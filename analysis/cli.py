@@ -18,13 +18,14 @@ from analysis import charts
 from analysis.baseline import DEFAULT_ROOT, load_baseline, save_baseline
 from analysis.compare import DEFAULT_METRICS, compare_runs
 from analysis.config import GateConfig, load_config
+from analysis.display import history_view
 from analysis.experiment_report import read_experiment
 from analysis.gate import evaluate, gate_metrics, passed
 from analysis.history import HISTORY_METRICS, change_points, collect
 from analysis.html import render_report
 from analysis.junit import gate_junit
 from analysis.load import InputError, Run, load_run
-from analysis.markdown import gate_markdown, summary_table
+from analysis.markdown import changes_table, gate_markdown, summary_table
 from analysis.stats import summarise
 
 DEFAULT_CONFIG = Path("config/gate.toml")
@@ -77,8 +78,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     base = _baseline(args.baseline, args.root)
     run = load_run(args.run)
     changes = compare_runs(base, run, config.settings)
-    with pd.option_context("display.width", 200, "display.max_rows", 500):
-        print(changes.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    st = config.settings
+    print(f"## Comparison: {args.run} against baseline `{args.baseline}`\n")
+    print(changes_table(changes))
+    print(
+        f"\nchange [CI]: {st.confidence:.0%} block-bootstrap interval; n/a where there is "
+        f"too little data (note says which minimum of {args.config} was not met)"
+    )
     return 0
 
 
@@ -128,8 +134,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if frame.empty:
         raise InputError(f"{args.runs}: no readable runs")
     cps = change_points(frame[args.metric].to_numpy())
-    frame["change_point"] = [i in cps for i in range(len(frame))]
-    print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(history_view(frame, cps).to_string(index=False))
     print(f"change points in {args.metric}: " + (", ".join(frame["run"][cps]) or "none"))
     if args.chart:
         fig = charts.trend(frame, args.metric, cps)

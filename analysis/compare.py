@@ -36,7 +36,9 @@ class Change:
     """One metric of one name: point estimates and a CI of the change.
 
     ``change`` is current/baseline - 1 for "ratio" metrics and current - baseline for
-    error_rate ("diff"). The CI bounds are in the same unit as ``change``.
+    error_rate ("diff"). The CI bounds are in the same unit as ``change``. When there is
+    too little data for a CI, ``enough`` is False and ``shortfall`` says which condition
+    was not met ("only 12 requests in the run, 200 needed"), so a skip can be acted on.
     """
 
     name: str
@@ -49,6 +51,7 @@ class Change:
     n_baseline: int
     n_current: int
     enough: bool
+    shortfall: str = ""
 
 
 def bin_index(latency_ms: np.ndarray) -> np.ndarray:
@@ -167,7 +170,13 @@ def _latency_changes(
             continue
         qs = tuple(float(quantile_of(m) or 0.0) for m in wanted)
         nb, nc = len(base), len(cur)
-        enough = _enough(base, cur, settings)
+        lacking = _shortfall(
+            (nb, _blocks_with_requests(base, settings.block_s)),
+            (nc, _blocks_with_requests(cur, settings.block_s)),
+            f"blocks of {settings.block_s:g} s with requests",
+            settings,
+        )
+        enough = not lacking
         point_b = np.quantile(base[column].to_numpy(), qs) if nb else np.full(len(qs), np.nan)
         point_c = np.quantile(cur[column].to_numpy(), qs) if nc else np.full(len(qs), np.nan)
         if enough:
@@ -191,8 +200,17 @@ def _latency_changes(
             lo = hi = float("nan")
             # A high percentile rests on the few requests above it: with fewer than
             # min_tail of them it moves from run to run whatever the CI says.
-            tail = min(nb, nc) * (1.0 - qs[j])
-            if enough and tail >= settings.min_tail:
+            side, n_side = ("baseline", nb) if nb <= nc else ("run", nc)
+            tail = n_side * (1.0 - qs[j])
+            why = lacking
+            if not why and tail < settings.min_tail:
+                why = (
+                    f"only {tail:.0f} requests above {metric} in the {side}, "
+                    f"{settings.min_tail} needed"
+                )
+            if not why and not point_b[j] > 0:
+                why = f"baseline {metric} is 0 ms, no ratio"
+            if not why:
                 lo, hi = _interval(rc[:, j] / rb[:, j] - 1.0, settings.confidence)
             out.append(
                 Change(
@@ -205,24 +223,35 @@ def _latency_changes(
                     hi,
                     nb,
                     nc,
-                    enough and tail >= settings.min_tail,
+                    not why,
+                    why,
                 )
             )
     return out
 
 
-def _enough(base: pd.DataFrame, cur: pd.DataFrame, settings: Settings) -> bool:
-    if min(len(base), len(cur)) < settings.min_samples:
-        return False
-    nblocks = [
-        int(
-            np.count_nonzero(
-                np.bincount(np.floor(f["t"].to_numpy() / settings.block_s).astype(np.int64))
-            )
-        )
-        for f in (base, cur)
-    ]
-    return min(nblocks) >= settings.min_blocks
+def _blocks_with_requests(samples: pd.DataFrame, block_s: float) -> int:
+    if samples.empty:
+        return 0
+    blocks = np.floor(samples["t"].to_numpy() / block_s).astype(np.int64)
+    return int(np.count_nonzero(np.bincount(blocks - blocks.min())))
+
+
+def _shortfall(
+    base: tuple[int, int], cur: tuple[int, int], blocks_are: str, settings: Settings
+) -> str:
+    """Which minimum a comparison misses, as one phrase; "" when both sides have enough.
+
+    ``base`` and ``cur`` are (requests, blocks); ``blocks_are`` says what was counted.
+    """
+    sides = (("baseline", *base), ("run", *cur))
+    for side, n, _ in sides:
+        if n < settings.min_samples:
+            return f"only {n} requests in the {side}, {settings.min_samples} needed"
+    for side, _, blocks in sides:
+        if blocks < settings.min_blocks:
+            return f"only {blocks} {blocks_are} in the {side}, {settings.min_blocks} needed"
+    return ""
 
 
 def _count_changes(
@@ -237,7 +266,9 @@ def _count_changes(
     bb = _block_counts(base, dur_b, settings.block_s)
     bc = _block_counts(cur, dur_c, settings.block_s)
     nb, nc = int(bb["n"].sum()), int(bc["n"].sum())
-    enough = min(nb, nc) >= settings.min_samples and min(len(bb), len(bc)) >= settings.min_blocks
+    blocks_are = f"blocks of {settings.block_s:g} s"
+    lacking = _shortfall((nb, len(bb)), (nc, len(bc)), blocks_are, settings)
+    enough = not lacking
     out = []
     if "error_rate" in metrics:
         pb = bb["errors"].sum() / nb if nb else float("nan")
@@ -257,7 +288,7 @@ def _count_changes(
                 _rng(settings.seed, "cur-err", name),
             )
             lo, hi = _interval(rc - rb, settings.confidence)
-        out.append(Change(name, "error_rate", pb, pc, pc - pb, lo, hi, nb, nc, enough))
+        out.append(Change(name, "error_rate", pb, pc, pc - pb, lo, hi, nb, nc, enough, lacking))
     if "throughput" in metrics:
         pb = nb / (len(bb) * settings.block_s)
         pc = nc / (len(bc) * settings.block_s)
@@ -283,6 +314,7 @@ def _count_changes(
                 nb,
                 nc,
                 enough,
+                lacking,
             )
         )
     return out

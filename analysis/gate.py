@@ -8,6 +8,7 @@ about); large-but-not-significant ones pass with a note (a noisy run cannot prov
 
 from __future__ import annotations
 
+import difflib
 import math
 
 import pandas as pd
@@ -21,6 +22,7 @@ CHECK_COLUMNS = [
     "check",
     "scope",
     "kind",
+    "metric",
     "threshold",
     "observed",
     "baseline",
@@ -64,17 +66,27 @@ def decide(
     return "pass", "no significant change"
 
 
+def _unknown_name(scope: str, names: list[str]) -> str:
+    """Why a named check found no row, with the rows it probably meant."""
+    near = [n for n in names if n.split(" ", 1)[-1] == scope]
+    near += difflib.get_close_matches(scope, [n for n in names if n not in near], n=3)
+    hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+    return f'no requests named {scope!r} in the run (rows are "METHOD name"){hint}'
+
+
 def _absolute_row(run: Run, scope: str, rule: Absolute) -> dict[str, object]:
     samples = run.samples if scope == OVERALL else run.samples[run.samples["name"] == scope]
     if samples.empty:
+        names = sorted(str(n) for n in run.samples["name"].unique())
         return {
             "check": f"{scope}: {rule.text}",
             "scope": scope,
             "kind": "absolute",
+            "metric": rule.metric,
             "threshold": rule.text,
             "observed": math.nan,
             "status": "fail",
-            "detail": f"no requests named {scope!r} in the run",
+            "detail": _unknown_name(scope, names),
         }
     value = metric_value(samples, run.duration_s, rule.metric)
     ok = rule.passes(value)
@@ -82,6 +94,7 @@ def _absolute_row(run: Run, scope: str, rule: Absolute) -> dict[str, object]:
         "check": f"{scope}: {rule.text}",
         "scope": scope,
         "kind": "absolute",
+        "metric": rule.metric,
         "threshold": rule.text,
         "observed": value,
         "status": "pass" if ok else "fail",
@@ -130,18 +143,14 @@ def relative_checks(
         status, why = decide(
             c["change"], c["ci_low"], c["ci_high"], rule, delta, config.settings.min_effect_ms
         )
-        if status == "skip":
-            st = config.settings
-            why = (
-                f"{why}: needs {st.min_samples} requests in {st.min_blocks} blocks of "
-                f"{st.block_s:g} s and, for a percentile, {st.min_tail} above it "
-                f"(baseline {c['n_baseline']}, current {c['n_current']} requests)"
-            )
+        if status == "skip" and c.get("shortfall"):
+            why = str(c["shortfall"])
         rows.append(
             {
                 "check": f"{scope}: {rule.text}",
                 "scope": scope,
                 "kind": "relative",
+                "metric": rule.metric,
                 "threshold": rule.text,
                 "observed": c["current"],
                 "baseline": c["baseline"],
@@ -184,3 +193,9 @@ def evaluate(
 
 def passed(checks: pd.DataFrame) -> bool:
     return not (checks["status"] == "fail").any()
+
+
+def tally(checks: pd.DataFrame) -> dict[str, int]:
+    """Checks per status: a gate that skipped most of its checks says so in its headline."""
+    counts = checks["status"].value_counts() if not checks.empty else pd.Series(dtype=int)
+    return {s: int(counts.get(s, 0)) for s in ("pass", "fail", "skip")}

@@ -8,7 +8,9 @@ from typing import Any
 import pandas as pd
 
 from analysis import charts
+from analysis.display import changes_view, checks_view, headline, summary_view
 from analysis.experiment_report import experiment_sections
+from analysis.gate import tally
 from analysis.load import Run
 from analysis.stats import timeseries
 
@@ -20,8 +22,15 @@ img{max-width:100%;margin:0.5em 0}
 """
 
 
-def _table(frame: pd.DataFrame, index: bool = True) -> str:
-    return frame.to_html(index=index, float_format=lambda x: f"{x:.4g}", border=0, na_rep="-")
+def _table(frame: pd.DataFrame) -> str:
+    """A frame already formatted as text (:mod:`analysis.display`), escaped."""
+    return frame.to_html(index=False, border=0, na_rep="n/a", escape=True)
+
+
+def _faults(faults: pd.DataFrame) -> pd.DataFrame:
+    return faults.assign(
+        start=[f"{x:.1f} s" for x in faults["start"]], end=[f"{x:.1f} s" for x in faults["end"]]
+    )
 
 
 def render_report(
@@ -68,18 +77,19 @@ def render_report(
     if experiment is not None:
         parts += experiment_sections(experiment)
     if checks is not None and not checks.empty:
-        failed = int((checks["status"] == "fail").sum())
-        verdict = "pass" if failed == 0 else "fail"
+        counts = tally(checks)
+        verdict = "pass" if counts["fail"] == 0 else "fail"
         parts.append(f"<h2>Gate: <span class='{verdict}'>{verdict.upper()}</span></h2>")
-        parts.append(_table(checks, index=False))
+        parts.append(f"<p>{html.escape(headline(counts))}</p>")
+        parts.append(_table(checks_view(checks)))
     heading = "Summary" if experiment is None else "Summary of the whole run, faults included"
-    parts += [f"<h2>{heading}</h2>", _table(summary)]
+    parts += [f"<h2>{heading}</h2>", _table(summary_view(summary))]
     if not run.faults.empty:
-        parts += ["<h2>Fault windows</h2>", _table(run.faults, index=False)]
+        parts += ["<h2>Fault windows (seconds since start)</h2>", _table(_faults(run.faults))]
     for heading, fig in figures:
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         parts.append(f"<img alt='{html.escape(heading)}' src='{charts.to_data_uri(fig)}'>")
     if changes is not None and not changes.empty:
-        parts += ["<h2>All changes vs baseline</h2>", _table(changes, index=False)]
+        parts += ["<h2>All changes vs baseline</h2>", _table(changes_view(changes))]
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 from junitparser import Failure, JUnitXml, Skipped, TestCase, TestSuite
 
+from analysis.display import NONE, checks_view
 
-def _describe(row: pd.Series) -> str:
+
+def _describe(row: pd.Series, shown: pd.Series) -> str:
+    """The threshold, why, and the values as the Markdown table shows them."""
     parts = [f"{row['threshold']}: {row['detail']}"]
-    for key in ("observed", "baseline", "change", "ci_low", "ci_high"):
-        value = row.get(key)
-        if isinstance(value, float) and not math.isnan(value):
-            parts.append(f"{key}={value:.6g}")
+    for key in ("observed", "baseline", "change [CI]"):
+        if shown[key] != NONE:
+            parts.append(f"{key} {shown[key]}")
     return "; ".join(parts)
 
 
 def gate_junit(checks: pd.DataFrame, suite_name: str = "performance-gate") -> str:
     """The checks as a JUnit XML document (string)."""
     suite = TestSuite(suite_name)
-    for _, row in checks.iterrows():
+    view = checks_view(checks)
+    for (_, row), (_, shown) in zip(checks.iterrows(), view.iterrows(), strict=True):
         case = TestCase(str(row["check"]), classname=f"gate.{row['kind']}")
-        text = _describe(row)
+        text = _describe(row, shown)
         if row["status"] == "fail":
             case.result = [Failure(message=text)]
         elif row["status"] == "skip":

@@ -30,7 +30,9 @@ class Run:
 
     ``samples`` columns: ``t`` (seconds since run start), ``name``, ``latency_ms``,
     ``corrected_ms`` (from intended start; equals latency_ms when none), ``ok``,
-    ``error``. ``counts`` has one row per (name, second): ``n``, ``errors``; it is kept
+    ``error``. ``name`` is Locust's stats key, method and name (``"GET /api/vods"``,
+    ``"WORKFLOW upload->published"``), so reads and writes of one path are never mixed.
+    ``counts`` has one row per (name, second): ``n``, ``errors``; it is kept
     apart because a stored baseline caps samples but keeps every count.
     """
 
@@ -123,6 +125,28 @@ def read_faults(run_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows) if rows else empty_faults()
 
 
+def request_keys(requests: pd.DataFrame) -> pd.Categorical:
+    """``"METHOD name"`` per request, the key Locust's own statistics use (pure).
+
+    Locust names a request by its URL or ``name=`` and keeps the method apart; grouping by
+    the name alone would put ``GET /api/vods`` and ``POST /api/vods`` in one row. Files
+    without a ``type`` column (or a request without one) keep the bare name.
+    """
+    names = pd.Categorical(requests["name"].astype(str))
+    if "type" not in requests:
+        return names
+    types = pd.Categorical(requests["type"].astype("category"))
+    n_names = max(len(names.categories), 1)
+    pair = types.codes.astype(np.int64) * n_names + names.codes
+    pairs, codes = np.unique(pair, return_inverse=True)
+    labels = []
+    for p in pairs:
+        t, n = divmod(int(p), n_names)
+        name = str(names.categories[n])
+        labels.append(name if t < 0 else f"{types.categories[t]} {name}")
+    return pd.Categorical.from_codes(codes.reshape(-1), categories=labels)
+
+
 def to_samples(requests: pd.DataFrame, t0: float) -> pd.DataFrame:
     """Requests in capture format -> analysis samples relative to ``t0`` (pure)."""
     latency_ms = requests["latency_us"].to_numpy(dtype=np.float64) / 1000.0
@@ -136,7 +160,7 @@ def to_samples(requests: pd.DataFrame, t0: float) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "t": t_start - t0,
-            "name": requests["name"].astype("category").array,
+            "name": request_keys(requests),
             "latency_ms": latency_ms,
             "corrected_ms": np.maximum(corrected, latency_ms),
             "has_intended": ~np.isnan(intended),

@@ -29,10 +29,11 @@ def synthetic_requests(
     t0: float = 1_700_000_000.0,
     open_model: bool = True,
 ) -> pd.DataFrame:
-    """``n`` requests over ``duration_s``; ``slow`` multiplies one name's latency;
-    ``faults`` is ``(start_s, end_s, factor)`` relative to ``t0``."""
+    """``n`` GET requests over ``duration_s``; ``slow`` multiplies the latency of a row
+    (keyed like the analysis, ``"GET /api/2"``); ``faults`` is ``(start_s, end_s, factor)``
+    relative to ``t0``."""
     rng = np.random.default_rng(seed)
-    labels = np.array([f"GET /api/{i}" for i in range(names)])
+    labels = np.array([f"/api/{i}" for i in range(names)])
     weights = np.linspace(1.0, 3.0, names)
     name_idx = rng.choice(names, size=n, p=weights / weights.sum())
     t = np.sort(rng.uniform(0.0, duration_s, size=n))
@@ -41,7 +42,7 @@ def synthetic_requests(
     median_ms = 5.0 + 10.0 * name_idx
     latency = median_ms * rng.lognormal(0.0, 0.5, size=n) * load
     for name, factor in (slow or {}).items():
-        latency[labels[name_idx] == name] *= factor
+        latency[labels[name_idx] == name.removeprefix("GET ")] *= factor
     for start, end, factor in faults or []:
         latency[(t >= start) & (t < end)] *= factor
     ok = rng.random(n) >= error_rate

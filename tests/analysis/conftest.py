@@ -11,6 +11,30 @@ import pytest
 from analysis.load import Run, per_second_counts
 from analysis.synthetic import synthetic_requests, write_run
 
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT_CONFIG = ROOT / "config" / "gate.toml"
+
+
+def without_named_checks(text: str) -> str:
+    """The gate config minus its ``[absolute.names]`` entries (rows of the real workload,
+    "GET /api/vods"...), which a synthetic run does not have."""
+    out, in_names = [], False
+    for line in text.splitlines():
+        if line.startswith("["):
+            in_names = line.strip() == "[absolute.names]"
+        elif in_names and line.strip() and not line.lstrip().startswith("#"):
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+@pytest.fixture
+def gate_config(tmp_path: Path) -> Path:
+    """The project's config/gate.toml, every setting and rule, for synthetic runs."""
+    path = tmp_path / "gate.toml"
+    path.write_text(without_named_checks(PROJECT_CONFIG.read_text()))
+    return path
+
 
 def make_samples(
     latency_ms: list[float],

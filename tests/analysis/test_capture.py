@@ -39,6 +39,11 @@ class Visitor(FastHttpUser):
         self.client.get("/page")
 
     @task(1)
+    def edit(self):
+        # Same name, other method: Locust keeps it apart, and so must the analysis.
+        self.client.post("/page", data=b"x")
+
+    @task(1)
     def scheduled(self):
         # An open-model caller would have wanted to start 50 ms ago.
         self.client.get("/scheduled", context={"intended_start": time.time() - 0.05})
@@ -64,10 +69,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with server.lock:
             server.hits += 1
         body = b"nope" if self.path == "/fail" else b"hello"
+        if self.command == "POST":
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"created"
         self.send_response(500 if self.path == "/fail" else 200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    do_POST = do_GET
 
     def log_message(self, *args: object) -> None:
         pass
@@ -131,7 +141,7 @@ def run_locust(tmp_path: Path, port: int, *extra: str) -> tuple[Path, dict[str, 
             proc.wait()
     assert proc.returncode == 0, out
     entries = json.loads(Path(f"{stats}.json").read_text())
-    return run_dir, {e["name"]: e for e in entries}
+    return run_dir, {f"{e['method']} {e['name']}": e for e in entries}
 
 
 @pytest.mark.parametrize("processes", [None, 2], ids=["single", "processes2"])
@@ -146,6 +156,9 @@ def test_capture_records_every_request_exactly(
     run = load_run(run_dir)
     assert len(run.samples) == server.hits > 50
 
+    # One row per method and name, as Locust keys its own statistics.
+    assert {"GET /page", "POST /page"} <= set(run.samples["name"])
+    assert set(locust_stats) <= set(run.samples["name"])
     # Same counts and same (exactly averaged) latencies as Locust's own accounting. With
     # --processes Locust's master may miss the workers' last report (one reason we do not
     # gate on its numbers), so there it can only count fewer requests than we do.
@@ -166,10 +179,10 @@ def test_capture_records_every_request_exactly(
     assert got.to_numpy() == pytest.approx(expected, rel=1e-12)
 
     # Outcomes, errors, intended start and who recorded what.
-    fails = run.samples[run.samples["name"] == "/fail"]
+    fails = run.samples[run.samples["name"] == "GET /fail"]
     assert not fails["ok"].any() and fails["error"].str.contains("500").all()
-    sched = run.samples[run.samples["name"] == "/scheduled"]
-    pages = run.samples[run.samples["name"] == "/page"]
+    sched = run.samples[run.samples["name"] == "GET /scheduled"]
+    pages = run.samples[run.samples["name"] == "GET /page"]
     assert sched["has_intended"].all() and not pages["has_intended"].any()
     assert (sched["corrected_ms"] - sched["latency_ms"] >= 49.0).all()
     assert set(table["pid"]) == {int(p.stem.split("-")[1]) for p in parts}
@@ -177,7 +190,7 @@ def test_capture_records_every_request_exactly(
         assert set(table["worker"]) == set(range(processes))
 
     # The request type is kept: faults.runner tells WORKFLOW entries from HTTP by it.
-    assert set(read_requests(run_dir)["type"].astype(str)) == {"GET"}
+    assert set(read_requests(run_dir)["type"].astype(str)) == {"GET", "POST"}
 
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["locust_version"] and meta["end"] > meta["start"]
