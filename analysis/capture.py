@@ -11,6 +11,10 @@ cost stays small: a request appends one tuple to a list (no I/O); rows are writt
 row groups every ``FLUSH_ROWS`` requests or ``FLUSH_SECONDS`` and at stop/quit. A
 million requests take about 10-15 MB on disk with dictionary-encoded names.
 
+The file is closed at Locust's ``quit`` event (or at exit), not at ``quitting``: on
+SIGTERM Locust fires ``quitting`` before it stops the users, which may then finish
+their tasks for up to ``--stop-timeout``; their requests still belong in the file.
+
 Layout of a run folder (``--run-dir``, default ``$LOADKIT_RUN_DIR`` or
 ``runs/<UTC timestamp>-<locustfile stem>``)::
 
@@ -83,6 +87,7 @@ class Recorder:
         self.pid = os.getpid()
         self.last_flush = time.monotonic()
         self._writer: pq.ParquetWriter | None = None
+        self.closed = False
 
     def add(self, row: tuple[Any, ...]) -> None:
         self.rows.append(row)
@@ -94,6 +99,9 @@ class Recorder:
         if not self.rows:
             return
         rows, self.rows = self.rows, []
+        if self.closed:  # a new writer would truncate the file and lose what it holds
+            log.warning("%d requests after %s was closed are not recorded", len(rows), self.path)
+            return
         cols = list(zip(*rows, strict=True))
         n = len(rows)
         table = pa.table(
@@ -120,6 +128,7 @@ class Recorder:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        self.closed = True
 
 
 _recorder: Recorder | None = None
@@ -262,5 +271,11 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
 
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
+    if _recorder is not None:  # users may still run (SIGTERM): flush now, close at quit
+        _recorder.flush()
+
+
+@events.quit.add_listener
+def _on_quit(**_: Any) -> None:
     if _recorder is not None:
         _recorder.close()
