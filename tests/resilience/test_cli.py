@@ -48,6 +48,26 @@ def test_a_missing_or_malformed_experiment_exits_2_with_the_reason(tmp_path: Pat
     assert "Traceback" not in answer.stderr
 
 
+def test_an_unknown_experiment_name_lists_the_known_ones() -> None:
+    known = sorted(p.stem for p in (REPO / "config/experiments").glob("*.toml"))
+    expected = f"error: unknown experiment nope; known: {', '.join(known)}"
+    for given in ("nope", "config/experiments/nope.toml"):
+        answer = faults("run", given)
+        assert answer.returncode == 2
+        assert answer.stderr.strip() == expected
+    # -o: never (re)install the venv from a test; BIN: this interpreter's
+    make = ["make", "--no-print-directory", "-o", ".venv/.installed", "experiment"]
+    made = subprocess.run(
+        [*make, "NAME=nope", f"BIN={Path(sys.executable).parent}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 2
+    assert expected in made.stderr and "Traceback" not in made.stderr
+
+
 def test_an_external_target_without_its_toxiproxy_is_refused(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TOXIPROXY_URL"}
     answer = faults(
