@@ -3,7 +3,7 @@
     python -m faults run NAME|FILE [--host URL] [--run-dir DIR] [--no-audit] [--report]
                                           NAME: config/experiments/NAME.toml
     python -m faults list                 the catalogue: one line per experiment
-    python -m faults check [FILE ...]     validate experiment files (all by default)
+    python -m faults check [FILE|DIR ...] validate experiment files (all by default)
     python -m faults cleanup [--all]      remove faults left by killed runs
     python -m faults resilience [--only GLOB] [--out DIR]   the catalogue and its scorecard
     python -m faults scorecard RUN_DIR ... [--out DIR]      a scorecard of finished runs
@@ -48,7 +48,7 @@ def experiment_file(given: str) -> Path:
     that are, since that is what a mistyped `make experiment NAME=...` needs to see.
     """
     path = Path(given)
-    if path.is_file():
+    if path.exists():  # a file, or a folder that load_experiment refuses by name
         return path
     bare_name = path.parent == Path(".") and path.suffix in ("", ".toml")
     if bare_name or path.resolve().parent == CATALOGUE.resolve():
@@ -114,7 +114,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    files = [Path(f) for f in args.files] or catalogue_files()
+    files: list[Path] = []
+    for given in map(Path, args.files):
+        if not given.is_dir():
+            files.append(given)
+            continue
+        inside = sorted(given.glob("*.toml"))  # a folder: every experiment file in it
+        if not inside:
+            print(f"error: {given} is a folder without .toml experiment files", file=sys.stderr)
+            return 2
+        files += inside
+    files = files or catalogue_files()
     bad = 0
     for path in files:
         try:
@@ -228,7 +238,9 @@ def parser() -> argparse.ArgumentParser:
         func=cmd_list
     )
     check = sub.add_parser("check", help="validate experiment files")
-    check.add_argument("files", nargs="*")
+    check.add_argument(
+        "files", nargs="*", help="experiment files or folders of them (default: the catalogue)"
+    )
     check.set_defaults(func=cmd_check)
     clean = sub.add_parser("cleanup", help="remove faults left by killed runs")
     clean.add_argument("--all", action="store_true", help="also those of running processes")

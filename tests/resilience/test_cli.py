@@ -68,6 +68,19 @@ def test_an_unknown_experiment_name_lists_the_known_ones() -> None:
     assert expected in made.stderr and "Traceback" not in made.stderr
 
 
+def test_check_of_a_folder_checks_the_files_in_it(tmp_path: Path) -> None:
+    catalogue = faults("check", "config/experiments")
+    count = len(list((REPO / "config/experiments").glob("*.toml")))
+    assert catalogue.returncode == 0, catalogue.stderr
+    assert catalogue.stdout.strip() == f"{count} of {count} experiment files are valid"
+    empty = faults("check", str(tmp_path))
+    assert empty.returncode == 2
+    assert empty.stderr.strip() == f"error: {tmp_path} is a folder without .toml experiment files"
+    run = faults("run", str(tmp_path))
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"error: {tmp_path} is a folder, not an experiment file"
+
+
 def test_an_external_target_without_its_toxiproxy_is_refused(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TOXIPROXY_URL"}
     answer = faults(
