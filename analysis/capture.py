@@ -16,7 +16,7 @@ SIGTERM Locust fires ``quitting`` before it stops the users, which may then fini
 their tasks for up to ``--stop-timeout``; their requests still belong in the file.
 
 Layout of a run folder (``--run-dir``, default ``$LOADKIT_RUN_DIR`` or
-``runs/<UTC timestamp>-<locustfile stem>``)::
+``runs/<UTC timestamp>-<locustfile stems joined by +>``)::
 
     requests-<pid>.parquet   one per process that ran users (workers, or the single process)
     meta.json                written by the master or the single process
@@ -59,11 +59,18 @@ _IMPORT_STAMP = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def default_run_dir(locustfile: str | None) -> Path:
-    """`$LOADKIT_RUN_DIR`, else `runs/<UTC timestamp>-<locustfile stem>`."""
+    """`$LOADKIT_RUN_DIR`, else `runs/<UTC timestamp>-<stems>`.
+
+    The stems are those of every file of ``-f`` (``-f vod.py,auth.py``: ``vod+auth``),
+    so a mixed run is not named after its last file; past three, ``+N-more``.
+    """
     if env := os.environ.get(ENV_RUN_DIR):
         return Path(env)
-    stem = Path(locustfile).stem if locustfile else "locust"
-    return Path("runs") / f"{_IMPORT_STAMP}-{stem}"
+    stems = [Path(f.strip()).stem for f in (locustfile or "").split(",")]
+    stems = [s for s in stems if s and s != "-"] or ["locust"]
+    if len(stems) > 3:
+        stems = [*stems[:3], f"{len(stems) - 3}-more"]
+    return Path("runs") / f"{_IMPORT_STAMP}-{'+'.join(stems)}"
 
 
 def run_dir_of(environment: Environment) -> Path:
@@ -199,7 +206,7 @@ def _add_arguments(parser: Any) -> None:
         type=str,
         default=os.environ.get(ENV_RUN_DIR, ""),
         help="Folder for exact per-request results (analysis.capture); "
-        f"default ${ENV_RUN_DIR} or runs/<UTC timestamp>-<locustfile stem>",
+        f"default ${ENV_RUN_DIR} or runs/<UTC timestamp>-<stems of the -f files, joined by +>",
     )
 
 

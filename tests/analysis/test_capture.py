@@ -239,3 +239,40 @@ def test_requests_finished_after_a_sigterm_are_kept_with_the_rest(
     assert "Got SIGTERM signal" in err
     [part] = run_dir.glob("requests-*.parquet")
     assert pq.read_table(part).num_rows == server.hits
+
+
+IDLE_LOCUSTFILE = """
+import gevent
+import analysis.capture  # noqa: F401
+from locust import User, constant, task
+
+
+class Idle{n}(User):
+    wait_time = constant(0.1)
+
+    @task
+    def idle(self):
+        gevent.sleep(0.05)
+"""
+
+
+def test_the_default_run_folder_names_every_locustfile(tmp_path: Path) -> None:
+    """`-f a.py,b.py` without --run-dir: runs/<UTC stamp>-a+b, not after the last file."""
+    files = []
+    for n, stem in enumerate(("alpha", "beta")):
+        path = tmp_path / f"{stem}.py"
+        path.write_text(IDLE_LOCUSTFILE.format(n=n))
+        files.append(str(path))
+    env = {k: v for k, v in os.environ.items() if k != "LOADKIT_RUN_DIR"}
+    answer = subprocess.run(
+        [str(LOCUST), "-f", ",".join(files), "--headless", "-u", "2", "-r", "2", "-t", "1s"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert run_dir.name.endswith("Z-alpha+beta"), run_dir.name
+    assert (run_dir / "meta.json").exists()
