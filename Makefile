@@ -33,7 +33,7 @@ demo: $(STAMP)
 # One resilience experiment: make experiment NAME=postgres-down (config/experiments/NAME.toml)
 experiment: $(STAMP)
 	@test -n "$(NAME)" || { echo "usage: make experiment NAME=<one of: $$(ls config/experiments | sed 's/\.toml$$//' | tr '\n' ' ')>"; exit 2; }
-	$(BIN)/python -m faults run config/experiments/$(NAME).toml
+	$(BIN)/python -m faults run $(NAME)
 
 # The whole catalogue on one stack (bounded: 30 min), then runs/resilience-*/scorecard.{md,png}
 resilience: $(STAMP)

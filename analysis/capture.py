@@ -11,8 +11,12 @@ cost stays small: a request appends one tuple to a list (no I/O); rows are writt
 row groups every ``FLUSH_ROWS`` requests or ``FLUSH_SECONDS`` and at stop/quit. A
 million requests take about 10-15 MB on disk with dictionary-encoded names.
 
+The file is closed at Locust's ``quit`` event (or at exit), not at ``quitting``: on
+SIGTERM Locust fires ``quitting`` before it stops the users, which may then finish
+their tasks for up to ``--stop-timeout``; their requests still belong in the file.
+
 Layout of a run folder (``--run-dir``, default ``$LOADKIT_RUN_DIR`` or
-``runs/<UTC timestamp>-<locustfile stem>``)::
+``runs/<UTC timestamp>-<locustfile stems joined by +>``)::
 
     requests-<pid>.parquet   one per process that ran users (workers, or the single process)
     meta.json                written by the master or the single process
@@ -55,11 +59,18 @@ _IMPORT_STAMP = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def default_run_dir(locustfile: str | None) -> Path:
-    """`$LOADKIT_RUN_DIR`, else `runs/<UTC timestamp>-<locustfile stem>`."""
+    """`$LOADKIT_RUN_DIR`, else `runs/<UTC timestamp>-<stems>`.
+
+    The stems are those of every file of ``-f`` (``-f vod.py,auth.py``: ``vod+auth``),
+    so a mixed run is not named after its last file; past three, ``+N-more``.
+    """
     if env := os.environ.get(ENV_RUN_DIR):
         return Path(env)
-    stem = Path(locustfile).stem if locustfile else "locust"
-    return Path("runs") / f"{_IMPORT_STAMP}-{stem}"
+    stems = [Path(f.strip()).stem for f in (locustfile or "").split(",")]
+    stems = [s for s in stems if s and s != "-"] or ["locust"]
+    if len(stems) > 3:
+        stems = [*stems[:3], f"{len(stems) - 3}-more"]
+    return Path("runs") / f"{_IMPORT_STAMP}-{'+'.join(stems)}"
 
 
 def run_dir_of(environment: Environment) -> Path:
@@ -83,6 +94,7 @@ class Recorder:
         self.pid = os.getpid()
         self.last_flush = time.monotonic()
         self._writer: pq.ParquetWriter | None = None
+        self.closed = False
 
     def add(self, row: tuple[Any, ...]) -> None:
         self.rows.append(row)
@@ -94,6 +106,9 @@ class Recorder:
         if not self.rows:
             return
         rows, self.rows = self.rows, []
+        if self.closed:  # a new writer would truncate the file and lose what it holds
+            log.warning("%d requests after %s was closed are not recorded", len(rows), self.path)
+            return
         cols = list(zip(*rows, strict=True))
         n = len(rows)
         table = pa.table(
@@ -120,6 +135,7 @@ class Recorder:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        self.closed = True
 
 
 _recorder: Recorder | None = None
@@ -190,7 +206,7 @@ def _add_arguments(parser: Any) -> None:
         type=str,
         default=os.environ.get(ENV_RUN_DIR, ""),
         help="Folder for exact per-request results (analysis.capture); "
-        f"default ${ENV_RUN_DIR} or runs/<UTC timestamp>-<locustfile stem>",
+        f"default ${ENV_RUN_DIR} or runs/<UTC timestamp>-<stems of the -f files, joined by +>",
     )
 
 
@@ -262,5 +278,11 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
 
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
+    if _recorder is not None:  # users may still run (SIGTERM): flush now, close at quit
+        _recorder.flush()
+
+
+@events.quit.add_listener
+def _on_quit(**_: Any) -> None:
     if _recorder is not None:
         _recorder.close()

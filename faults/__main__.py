@@ -1,9 +1,9 @@
 """`python -m faults`: run resilience experiments and look after what they inject.
 
-    python -m faults run config/experiments/NAME.toml [--host URL] [--run-dir DIR] [--no-audit]
-                         [--report]
+    python -m faults run NAME|FILE [--host URL] [--run-dir DIR] [--no-audit] [--report]
+                                          NAME: config/experiments/NAME.toml
     python -m faults list                 the catalogue: one line per experiment
-    python -m faults check [FILE ...]     validate experiment files (all by default)
+    python -m faults check [FILE|DIR ...] validate experiment files (all by default)
     python -m faults cleanup [--all]      remove faults left by killed runs
     python -m faults resilience [--only GLOB] [--out DIR]   the catalogue and its scorecard
     python -m faults scorecard RUN_DIR ... [--out DIR]      a scorecard of finished runs
@@ -41,12 +41,31 @@ def catalogue_files(only: str | None = None) -> list[Path]:
     return files
 
 
+def experiment_file(given: str) -> Path:
+    """An experiment file, or the name of one in the catalogue (`postgres-down`).
+
+    A name, or a path into the catalogue, that is not there is refused with the names
+    that are, since that is what a mistyped `make experiment NAME=...` needs to see.
+    """
+    path = Path(given)
+    if path.exists():  # a file, or a folder that load_experiment refuses by name
+        return path
+    bare_name = path.parent == Path(".") and path.suffix in ("", ".toml")
+    if bare_name or path.resolve().parent == CATALOGUE.resolve():
+        candidate = CATALOGUE / f"{path.stem}.toml"
+        if candidate.is_file():
+            return candidate
+        known = ", ".join(f.stem for f in catalogue_files())
+        raise ExperimentError(f"unknown experiment {path.stem}; known: {known}")
+    return path  # load_experiment says why it cannot be read
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from analysis.experiment_report import verdict_word
     from faults.runner import RunError, default_run_dir, execute, external_target, reference_stack
     from faults.scorecard import render_report
 
-    experiment = load_experiment(args.experiment)
+    experiment = load_experiment(experiment_file(args.experiment))
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(experiment)
     try:
         if args.host:
@@ -97,7 +116,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    files = [Path(f) for f in args.files] or catalogue_files()
+    files: list[Path] = []
+    for given in map(Path, args.files):
+        if not given.is_dir():
+            files.append(given)
+            continue
+        inside = sorted(given.glob("*.toml"))  # a folder: every experiment file in it
+        if not inside:
+            print(f"error: {given} is a folder without .toml experiment files", file=sys.stderr)
+            return 2
+        files += inside
+    files = files or catalogue_files()
     bad = 0
     for path in files:
         try:
@@ -199,7 +228,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m faults", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run one experiment")
-    run.add_argument("experiment", help="config/experiments/NAME.toml")
+    run.add_argument(
+        "experiment", help="an experiment file, or NAME of config/experiments/NAME.toml"
+    )
     run.add_argument("--host", help="an external Archivist (needs TOXIPROXY_URL, DATABASE_URL)")
     run.add_argument("--run-dir", help="run folder (default runs/<UTC stamp>-<name>)")
     run.add_argument("--no-audit", dest="audit", action="store_false", help="skip the audit")
@@ -209,7 +240,9 @@ def parser() -> argparse.ArgumentParser:
         func=cmd_list
     )
     check = sub.add_parser("check", help="validate experiment files")
-    check.add_argument("files", nargs="*")
+    check.add_argument(
+        "files", nargs="*", help="experiment files or folders of them (default: the catalogue)"
+    )
     check.set_defaults(func=cmd_check)
     clean = sub.add_parser("cleanup", help="remove faults left by killed runs")
     clean.add_argument("--all", action="store_true", help="also those of running processes")

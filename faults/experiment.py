@@ -361,6 +361,8 @@ class _Reader:
 def load_experiment(path: str | Path, links: tuple[str, ...] | None = None) -> Experiment:
     """Read and validate one experiment file; ExperimentError names file and field."""
     path = Path(path)
+    if path.is_dir():
+        raise ExperimentError(f"{path} is a folder, not an experiment file")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

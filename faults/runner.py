@@ -18,6 +18,7 @@ import csv
 import ctypes
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import signal
@@ -231,42 +232,81 @@ def wait_for_start(process: subprocess.Popen[bytes], run_dir: Path) -> float:
     )
 
 
-def current_rates(run_dir: Path) -> tuple[float, float] | None:
-    """Latest aggregated (requests/s, failures/s) from Locust's stats history CSV."""
+@dataclass(frozen=True)
+class Totals:
+    """Locust's running totals (every entry it counts, HTTP and WORKFLOW) at one moment."""
+
+    requests: int
+    failures: int
+
+
+def current_totals(run_dir: Path) -> Totals | None:
+    """Latest aggregated totals from Locust's stats history CSV (a row a second).
+
+    Totals, not Locust's Requests/s and Failures/s: those are a rolling 10 s window,
+    which after a phase change still shows the previous phase.
+    """
     path = run_dir / "locust_stats_history.csv"
     try:
         with path.open("rb") as f:
+            header = f.readline().decode(errors="replace")
             f.seek(max(0, path.stat().st_size - 4096))
             tail = f.read().decode(errors="replace").splitlines()
     except OSError:
         return None
+    columns = next(csv.reader([header]), [])
+    try:
+        name, total, failed = (
+            columns.index(c) for c in ("Name", "Total Request Count", "Total Failure Count")
+        )
+    except ValueError:
+        return None
     for line in reversed(tail):
         row = next(csv.reader([line]), [])
-        if len(row) > 5 and row[3] == "Aggregated":
+        if len(row) == len(columns) and row[name] == "Aggregated":
             with contextlib.suppress(ValueError):
-                return float(row[4]), float(row[5])
+                return Totals(int(row[total]), int(row[failed]))
     return None
 
 
 class Progress:
-    """One updating line on a terminal; a line every few seconds otherwise."""
+    """One updating line on a terminal; a line every few seconds otherwise.
 
-    def __init__(self, out: IO[str], total: float) -> None:
+    The counts are those of the current stretch: requests that ENDED since the phase or
+    the set of active faults last changed (give or take the second of Locust's stats
+    history), so a line labelled `during` shows only what happened during that fault.
+    Locust counts a request when it ends, so one that started in a fault and timed out
+    after it is counted in the next stretch; the verdict goes by start time.
+    """
+
+    def __init__(self, out: IO[str], total: float, every: float | None = None) -> None:
         self.out = out
         self.total = total
         self.tty = out.isatty()
-        self.last = 0.0
+        self.every = every if every is not None else (0.5 if self.tty else 5.0)
+        self.last = -math.inf
+        self.stretch: tuple[str, tuple[str, ...]] | None = None
+        self.since = 0.0
+        self.base: Totals | None = None
 
-    def show(
-        self, phase: str, elapsed: float, rates: tuple[float, float] | None, active: list[str]
-    ):
+    def show(self, phase: str, elapsed: float, totals: Totals | None, active: list[str]) -> None:
+        stretch = (phase, tuple(active))
+        if stretch != self.stretch:
+            self.stretch, self.since = stretch, elapsed
+            self.base = totals or Totals(0, 0)
         now = time.monotonic()
-        if now - self.last < (0.5 if self.tty else 5.0):
+        if now - self.last < self.every:
             return
         self.last = now
-        rps = f"{rates[0]:6.1f} req/s {rates[1]:5.1f} fail/s" if rates else "  (no stats yet)"
+        if totals is None or self.base is None:
+            counts = "(no stats yet)"
+        else:
+            n = totals.requests - self.base.requests
+            failed = totals.failures - self.base.failures
+            share = f" ({failed / n:.1%})" if n else ""
+            counts = f"since {self.since:.0f}s {n} requests ended, {failed} failed{share}"
         faults = ", ".join(active) if active else "no fault"
-        line = f"{phase:<7} {elapsed:5.0f}/{self.total:.0f}s {rps} | {faults}"
+        line = f"{phase:<7} {elapsed:5.0f}/{self.total:.0f}s | {counts} | {faults}"
         if self.tty:
             self.out.write("\r" + line[:160].ljust(160))
         else:
@@ -327,7 +367,7 @@ def run_load(
                 progress.show(
                     phase_at(experiment, elapsed),
                     elapsed,
-                    current_rates(run_dir),
+                    current_totals(run_dir),
                     timeline.active,
                 )
                 if time.time() > deadline:

@@ -4,15 +4,25 @@ One ``LoadTestShape`` reads the choice from ``environment.parsed_options`` at ev
 so the web UI can change it like any other option. ``--shape none`` (the default) keeps
 Locust's usual behaviour: ``--users``/``--spawn-rate`` until ``--run-time``. Every shape
 is a list of stages and ends by itself after the last one; ``--run-time`` can cut it short.
+
+SIGTERM: a headless Locust with a shape class blocks in the shape before it installs its
+own SIGTERM handler, so a ``kill`` (and the experiment runner's stop) ended the process at
+once, without the quitting hooks that close the capture Parquet, the ledger and meta.json.
+So a headless run without ``--shape`` drops the shape class (it is then exactly a plain
+Locust run), and a headless run with one gets a SIGTERM handler that stops the test the
+way Locust's own would.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import LoadTestShape, events
+from locust.env import Environment
 
 from locustfiles.stages import SHAPE_NAMES, SHAPES_TOML, Stage, stages_of
 from locustfiles.tomlconfig import ConfigError
@@ -78,3 +88,27 @@ def _check_shape(environment: Any, **_: Any) -> None:
             stages_of(name, Path(opts.shapes_file))
         except ConfigError as exc:
             raise SystemExit(f"error: {exc}") from None
+
+
+@events.init.add_listener
+def _headless_stops_on_sigterm(environment: Environment, **_: Any) -> None:
+    """Keep SIGTERM a clean stop in headless runs (see the module docstring).
+
+    The web UI keeps the shape class whatever ``--shape`` says, so a shape can be picked
+    there; its SIGTERM handler is installed before anything blocks.
+    """
+    opts = environment.parsed_options
+    if opts is None or not getattr(opts, "headless", False):
+        return
+    if not isinstance(environment.shape_class, SelectableShape):
+        return
+    if (getattr(opts, "shape", "none") or "none") == "none":
+        environment.shape_class = None  # plain users/rate/run-time, Locust's own SIGTERM
+        return
+
+    def stop_on_sigterm() -> None:
+        log.info("Got SIGTERM signal; stopping the shape test")
+        if environment.runner is not None:  # quitting blocks: not in the signal callback
+            gevent.spawn(environment.runner.quit)
+
+    gevent.signal_handler(signal.SIGTERM, stop_on_sigterm)

@@ -17,7 +17,7 @@ from typing import TextIO
 
 import psutil
 
-from testbed.guardian import StackRecord, stop_leftovers
+from testbed.guardian import StackRecord, refuse_if_running, stop_leftovers
 from testbed.stack import Stack, StackError, StackSettings, start_stack
 from testbed.stack_settings import DEFAULT_CONFIG, PORT_NAMES, PROXY_NAMES, REGRESSIONS
 
@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                 settings.state_dir = args.state_dir.resolve()
             return status(settings) if args.command == "status" else down(settings.state_dir)
         settings = settings_from(args)
+        refuse_if_running(settings.state_dir)  # before saying "starting"
         if args.fresh:
             stop_leftovers(settings.state_dir)  # refuses while a stack runs from it
             wipe_state(settings.state_dir)

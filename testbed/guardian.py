@@ -161,20 +161,26 @@ class StackRecord:
             return None
 
 
+def refuse_if_running(state_dir: Path) -> None:
+    """StackError if a stack runs from `state_dir` (its owner is alive), naming what to do."""
+    record = StackRecord.read(state_dir / "pids.json")
+    if record is not None and record.owner.process() is not None:
+        raise StackError(
+            f"a stack is already running from {state_dir} (pid {record.owner.pid}); "
+            f"stop it first: python -m testbed down --state-dir {state_dir}"
+        )
+
+
 def stop_leftovers(state_dir: Path, log: IO[str] | None = None) -> list[str]:
     """Stop what a dead stack of `state_dir` left running; returns the names stopped.
 
     A stack whose owner still runs is not a leftover: that is an error naming what to do.
     """
+    refuse_if_running(state_dir)
     path = state_dir / "pids.json"
     record = StackRecord.read(path)
     if record is None:
         return []
-    if record.owner.process() is not None:
-        raise StackError(
-            f"a stack runs from {state_dir} (pid {record.owner.pid}); stop it first: "
-            f"python -m testbed down --state-dir {state_dir}"
-        )
     stopped = stop_recorded(list(record.children.values()), log)
     path.unlink(missing_ok=True)
     return stopped

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from tests.locustfiles.conftest import processes_args
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).with_name("locust")
+
+SLOW_S = 0.5
 
 LOCUSTFILE = """
 import time
@@ -53,6 +56,20 @@ class Visitor(FastHttpUser):
         self.client.get("/fail")
 """
 
+# Every user is always in the middle of a request, so a stop lets each finish one.
+SLOW_LOCUSTFILE = """
+import analysis.capture  # noqa: F401
+from locust import FastHttpUser, constant, task
+
+
+class Waiter(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def slow(self):
+        self.client.get("/slow")
+"""
+
 
 class Counter(http.server.ThreadingHTTPServer):
     daemon_threads = True
@@ -68,6 +85,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         assert isinstance(server, Counter)
         with server.lock:
             server.hits += 1
+        if self.path == "/slow":
+            time.sleep(SLOW_S)
         body = b"nope" if self.path == "/fail" else b"hello"
         if self.command == "POST":
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -195,3 +214,78 @@ def test_capture_records_every_request_exactly(
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["locust_version"] and meta["end"] > meta["start"]
     assert meta["options"]["run_dir"] == str(run_dir)
+
+
+def test_requests_finished_after_a_sigterm_are_kept_with_the_rest(
+    server: Counter, tmp_path: Path
+) -> None:
+    """On SIGTERM Locust fires `quitting` before it stops the users; requests they finish
+    within --stop-timeout come after it, and must neither be lost nor truncate the file."""
+    locustfile = tmp_path / "slow.py"
+    locustfile.write_text(SLOW_LOCUSTFILE)
+    run_dir = tmp_path / "run"
+    cmd = [str(LOCUST), "-f", str(locustfile), "--headless", "-u", "4", "-r", "4", "-t", "60s"]
+    cmd += ["--stop-timeout", "5", "-H", f"http://127.0.0.1:{server.server_address[1]}"]
+    cmd += ["--run-dir", str(run_dir), "--only-summary"]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while server.hits < 12:  # a few rounds of requests, then the stop
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the load never reached the server"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err[-3000:]
+    assert "Got SIGTERM signal" in err
+    [part] = run_dir.glob("requests-*.parquet")
+    assert pq.read_table(part).num_rows == server.hits
+
+
+IDLE_LOCUSTFILE = """
+import gevent
+import analysis.capture  # noqa: F401
+from locust import User, constant, task
+
+
+class Idle{n}(User):
+    wait_time = constant(0.1)
+
+    @task
+    def idle(self):
+        gevent.sleep(0.05)
+"""
+
+
+def test_the_default_run_folder_names_every_locustfile(tmp_path: Path) -> None:
+    """`-f a.py,b.py` without --run-dir: runs/<UTC stamp>-a+b, not after the last file."""
+    files = []
+    for n, stem in enumerate(("alpha", "beta")):
+        path = tmp_path / f"{stem}.py"
+        path.write_text(IDLE_LOCUSTFILE.format(n=n))
+        files.append(str(path))
+    env = {k: v for k, v in os.environ.items() if k != "LOADKIT_RUN_DIR"}
+    answer = subprocess.run(
+        [str(LOCUST), "-f", ",".join(files), "--headless", "-u", "2", "-r", "2", "-t", "1s"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert run_dir.name.endswith("Z-alpha+beta"), run_dir.name
+    assert (run_dir / "meta.json").exists()

@@ -48,6 +48,39 @@ def test_a_missing_or_malformed_experiment_exits_2_with_the_reason(tmp_path: Pat
     assert "Traceback" not in answer.stderr
 
 
+def test_an_unknown_experiment_name_lists_the_known_ones() -> None:
+    known = sorted(p.stem for p in (REPO / "config/experiments").glob("*.toml"))
+    expected = f"error: unknown experiment nope; known: {', '.join(known)}"
+    for given in ("nope", "config/experiments/nope.toml"):
+        answer = faults("run", given)
+        assert answer.returncode == 2
+        assert answer.stderr.strip() == expected
+    # -o: never (re)install the venv from a test; BIN: this interpreter's
+    make = ["make", "--no-print-directory", "-o", ".venv/.installed", "experiment"]
+    made = subprocess.run(
+        [*make, "NAME=nope", f"BIN={Path(sys.executable).parent}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 2
+    assert expected in made.stderr and "Traceback" not in made.stderr
+
+
+def test_check_of_a_folder_checks_the_files_in_it(tmp_path: Path) -> None:
+    catalogue = faults("check", "config/experiments")
+    count = len(list((REPO / "config/experiments").glob("*.toml")))
+    assert catalogue.returncode == 0, catalogue.stderr
+    assert catalogue.stdout.strip() == f"{count} of {count} experiment files are valid"
+    empty = faults("check", str(tmp_path))
+    assert empty.returncode == 2
+    assert empty.stderr.strip() == f"error: {tmp_path} is a folder without .toml experiment files"
+    run = faults("run", str(tmp_path))
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"error: {tmp_path} is a folder, not an experiment file"
+
+
 def test_an_external_target_without_its_toxiproxy_is_refused(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TOXIPROXY_URL"}
     answer = faults(

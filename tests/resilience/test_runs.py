@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from faults.client import FaultClient
@@ -194,6 +195,20 @@ def test_ctrl_c_removes_the_fault_and_stops_locust(
     assert window["link"] == "redis" and "rolled back" in window["what"]
     assert locust_of(run_dir) == []
     assert list(journal_dir.glob("*.jsonl")) == []
+    assert_locust_kept_its_files(run_dir)
+
+
+def assert_locust_kept_its_files(run_dir: Path) -> None:
+    """Locust, stopped with SIGTERM by the runner, closed its capture and flushed its ledger."""
+    assert "Got SIGTERM signal" in (run_dir / "locust.log").read_text()
+    [requests] = run_dir.glob("requests-*.parquet")
+    rows = pq.read_table(requests).to_pandas()  # readable: the file was closed
+    assert len(rows) > 0
+    creates = rows[(rows["type"] == "POST") & (rows["name"] == "/api/vods") & rows["ok"]]
+    ledger = [json.loads(line) for p in run_dir.glob("ledger-*.jsonl") for line in p.open()]
+    assert sum(e["kind"] == "created" for e in ledger) == len(creates)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["end"] > meta["start"]
 
 
 def test_a_sigkilled_runner_leaves_a_journal_that_cleanup_uses(

@@ -459,13 +459,34 @@ def test_leftovers_are_stopped_only_when_pid_and_start_time_match(state_root: Pa
         live_owner = Record.of("orchestrator", os.getpid())
         assert live_owner is not None
         StackRecord(live_owner, {"s1": recycled}).write(path)
-        with pytest.raises(StackError, match=r"a stack runs from .*python -m testbed down"):
+        with pytest.raises(StackError, match=r"already running from .*python -m testbed down"):
             stop_leftovers(state_root)
         assert path.exists()
     finally:
         for proc in sleepers:
             proc.kill()
             proc.wait(5)
+
+
+def test_up_while_a_stack_runs_says_so_and_starts_nothing(state_root: Path) -> None:
+    """The check comes first: no "starting the stack" line before the refusal."""
+    owner = Record.of("orchestrator", os.getpid())  # a live owner: this test process
+    assert owner is not None
+    StackRecord(owner, {}).write(state_root / "pids.json")
+    answer = subprocess.run(
+        [sys.executable, "-m", "testbed", "up", "--free-ports", "--state-dir", str(state_root)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
+    assert answer.returncode == 2
+    assert answer.stdout == ""
+    assert answer.stderr.splitlines() == [
+        f"error: a stack is already running from {state_root} (pid {os.getpid()}); "
+        f"stop it first: python -m testbed down --state-dir {state_root}"
+    ]
+    assert (state_root / "pids.json").exists()  # left as it was
 
 
 def test_existing_servers_are_used_and_left_running(state_root: Path) -> None:
