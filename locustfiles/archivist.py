@@ -336,6 +336,8 @@ class ApiClient:
             url += "?" + query_string(query)
         auth = self.auth_headers(verb) if authed else None
         hdrs = {**auth, **headers} if auth and headers else dict(auth or headers or {})
+        if self.profile.headers:
+            hdrs = {**self.profile.headers, **hdrs}
         full_url, resp, content, started, elapsed_ms, problem = self._exchange(
             verb, url, hdrs, json_body, raw
         )

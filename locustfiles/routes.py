@@ -73,6 +73,8 @@ class Profile:
     defects: dict[str, Defect] = field(default_factory=dict)
     # The Locust user classes written for this deployment (empty: the contract's users).
     users: tuple[str, ...] = ()
+    # Sent with every request: e.g. X-Forwarded-Proto for an app behind a TLS proxy.
+    headers: dict[str, str] = field(default_factory=dict)
 
     def expected(self, key: str, default: tuple[int, ...] = (200,)) -> tuple[int, ...]:
         """The statuses `key` answers when the deployment works as its code intends."""
@@ -120,6 +122,9 @@ class Profile:
             raise ConfigError(
                 f"{path}: errors.shape {shape!r}: expected {' or '.join(ERROR_SHAPES)}"
             )
+        headers = data.get("headers", {})
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise ConfigError(f"{path}: [headers] must map header names to strings")
         users = data.get("users", [])
         if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
             raise ConfigError(f"{path}: users must be a list of Locust user class names")
@@ -143,6 +148,7 @@ class Profile:
             expect=expect,
             defects=defects,
             users=tuple(users),
+            headers={str(k): v for k, v in headers.items()},
         )
         needed = {"bearer": ["login"], "csrf": [profile.csrf_route], "none": []}[mode]
         for key in [*needed, profile.health_route]:

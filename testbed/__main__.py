@@ -106,9 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--regression", choices=REGRESSIONS, help="start the API with a regression")
     up.add_argument(
         "--app",
-        choices=known_apps(REPO_ROOT),
-        help="which Archivist to run: the reference API, or a real checkout hosted as "
-        "config/apps/APP.toml says (default: from config)",
+        metavar="APP",
+        help="which Archivist to run: " + ", ".join(known_apps(REPO_ROOT)) + " (a real "
+        "checkout, hosted as config/apps/APP.toml says), or a hosting spec's .toml path "
+        "(default: from config)",
     )
     up.add_argument(
         "--app-src", type=Path, metavar="PATH", help="the checkout --app runs (never edited)"

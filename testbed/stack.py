@@ -491,7 +491,12 @@ class Stack:
         if self.hosted is None:
             return httpx.get(f"{self.api_url}/api/health", timeout=2.0).status_code == 200
         # Its health takes seconds (it asks Celery), and its certificate is our self-signed one.
-        answer = httpx.get(f"{self.api_url}{self.hosted.health}", timeout=15.0, verify=False)
+        answer = httpx.get(
+            f"{self.api_url}{self.hosted.health}",
+            headers=self.hosted.probe_headers,
+            timeout=15.0,
+            verify=False,
+        )
         return answer.status_code in self.hosted.ok_status
 
     def _worker_check(self, part: _Part) -> Callable[[], bool]:

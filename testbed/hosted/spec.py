@@ -36,6 +36,7 @@ class HostedApp:
     tls: bool
     health: str
     ok_status: tuple[int, ...]
+    probe_headers: dict[str, str]  # sent with the stack's health probe (behind a TLS proxy)
     web_argv: tuple[str, ...]
     worker_argv: tuple[str, ...]
     redis_proxy_port: int | None
@@ -64,9 +65,11 @@ def known_apps(root: Path) -> list[str]:
 
 
 def load_app(root: Path, name: str) -> HostedApp:
-    path = apps_dir(root) / f"{name}.toml"
+    """config/apps/NAME.toml, or a hosting spec's own path (NAME.toml anywhere: a variant)."""
+    path = Path(name) if name.endswith(".toml") else apps_dir(root) / f"{name}.toml"
     if not path.is_file():
         raise StackError(f"--app {name}: unknown app; known: {', '.join(known_apps(root))}")
+    name = path.stem
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -102,6 +105,9 @@ def _parse(name: str, path: Path, data: dict[str, Any]) -> HostedApp:
     if not isinstance(ok, list) or not all(isinstance(s, int) for s in ok):
         raise StackError(f"{path}: [web] ok_status must be a list of status codes")
     web_argv = strings(web.get("argv"), "[web] argv")
+    probe = web.get("probe_headers", {})
+    if not isinstance(probe, dict) or not all(isinstance(v, str) for v in probe.values()):
+        raise StackError(f"{path}: [web] probe_headers must map header names to strings")
     worker_argv = strings(worker.get("argv", []), "[worker] argv")
     if not web_argv:
         raise StackError(f"{path}: [web] argv is empty")
@@ -121,6 +127,7 @@ def _parse(name: str, path: Path, data: dict[str, Any]) -> HostedApp:
         tls=bool(web.get("tls", False)),
         health=str(web.get("health", "/api/health")),
         ok_status=tuple(ok),
+        probe_headers={str(k): v for k, v in probe.items()},
         web_argv=web_argv,
         worker_argv=worker_argv,
         redis_proxy_port=port,

@@ -81,6 +81,7 @@ def _up(*args: str) -> subprocess.CompletedProcess[str]:
         (["--app", "archivist-flask"], "needs app_src (--app-src PATH)"),
         (["--app", "archivist-flask", "--app-src", "/nonexistent"], "not a directory"),
         (["--app-src", "."], "given for the reference app; pick one with --app"),
+        (["--app", "nginx", "--app-src", "."], "unknown app; known: reference, archivist-flask"),
     ],
 )
 def test_bad_app_arguments_are_one_line_errors(args: list[str], message: str) -> None:
