@@ -224,3 +224,20 @@ def _link_bytes(stack: Stack) -> dict[str, float]:
             proxy = line.split('proxy="', 1)[1].split('"', 1)[0]
             totals[proxy] = totals.get(proxy, 0.0) + float(line.rsplit(" ", 1)[1])
     return totals
+
+
+@pytest.mark.timeout(900)
+def test_a_crash_of_the_real_app_stops_the_whole_stack(archivist_stack: Stack) -> None:
+    """Last in this module: it ends the module's stack. gunicorn's master dies by SIGKILL;
+    the watchdog stops everything, its workers and the Celery worker included."""
+    stack = archivist_stack
+    api = psutil.Process(stack.pids()["api"])
+    children = api.children(recursive=True)
+    assert children, "gunicorn runs no workers"
+    os.kill(api.pid, signal.SIGKILL)  # not stack.kill: that one is a stop on purpose
+    assert stack.wait(60), "the stack did not stop after its web app crashed"
+    assert stack.failure is not None and "api" in stack.failure
+    _, alive = psutil.wait_procs(children, timeout=10)  # SIGKILLed; init reaps them
+    assert [p.pid for p in alive] == [], "gunicorn workers survived"
+    assert not psutil.pid_exists(stack.pids()["worker"]), "the Celery worker survived"
+    assert port_is_free("127.0.0.1", 6379)
