@@ -49,8 +49,8 @@ from locust.runners import MasterRunner
 
 import analysis.capture  # noqa: F401  (registers the capture plug-in for every locustfile)
 from analysis.capture import run_dir_of
-from locustfiles import cookies, target
-from locustfiles.routes import WRITE_METHODS, MissingRoute, Profile
+from locustfiles import cookies, source_address, target
+from locustfiles.routes import WRITE_METHODS, MissingRoute, Profile, users_for
 from locustfiles.tomlconfig import CONFIG_DIR, ConfigError, load_toml
 
 WORKLOAD_TOML = CONFIG_DIR / "workload.toml"
@@ -63,6 +63,15 @@ _compact_json = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps mak
 
 class SkippedTask(RescheduleTask):
     """The deployment lacks a route this task needs: the task is skipped, not failed."""
+
+
+class RateLimited(CatchResponseError):
+    """429: the service's rate limit, an outcome of its own in the failure statistics."""
+
+
+class KnownDefect(CatchResponseError):
+    """An answer the route profile lists as the app's own defect (``[defects]``), counted
+    apart from the failures the workload cannot explain."""
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -210,6 +219,7 @@ class Reply:
     ok: bool
     problem: str = ""
     _body: Any = field(default=_UNPARSED, repr=False, compare=False)
+    headers: Any = field(default=None, repr=False, compare=False)
 
     @property
     def body(self) -> Any:
@@ -248,7 +258,16 @@ def query_string(query: Mapping[str, Any]) -> str:
 _quoted = lru_cache(maxsize=4096)(quote_plus)
 
 
-def judge(reply: Reply, expect: Iterable[int], code: str | None) -> str:
+def flat_error_problem(reply: Reply) -> str:
+    """'' if an error answer has the Flask Archivist's shape: {"error": "<text>", ...} or an
+    HTML page (what Flask and its extensions answer on their own), else why not."""
+    if (reply.content or b"").lstrip()[:1] == b"<":
+        return ""
+    err = reply.body.get("error") if isinstance(reply.body, dict) else None
+    return "" if isinstance(err, str) else 'error body is neither {"error": "<text>"} nor HTML'
+
+
+def judge(reply: Reply, expect: Iterable[int], code: str | None, shape: str = "contract") -> str:
     """Why an answer is unacceptable ('' if acceptable)."""
     if reply.status < 400 and reply.status in expect:
         return ""  # the common case, kept cheap
@@ -257,6 +276,8 @@ def judge(reply: Reply, expect: Iterable[int], code: str | None) -> str:
         snippet = (reply.content or b"")[:200].decode("utf-8", "replace")
         return f"status {reply.status}, expected {'/'.join(map(str, expected))} {snippet}".strip()
     if reply.status >= 400:
+        if shape == "flat":
+            return flat_error_problem(reply)
         return error_shape_problem(reply.body, code)
     return ""
 
@@ -270,6 +291,7 @@ class Session:
     refresh_token: str = ""
     expires_at: float = 0.0
     csrf_token: str = ""
+    cookie: str = ""  # "name=value" of a CSRF profile's session cookie
 
 
 @dataclass
@@ -288,7 +310,7 @@ class ApiClient:
         *,
         vod_id: object = None,
         json_body: Any = None,
-        raw: str | None = None,
+        raw: str | bytes | None = None,
         query: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         expect: Iterable[int] = (200,),
@@ -314,12 +336,15 @@ class ApiClient:
             url += "?" + query_string(query)
         auth = self.auth_headers(verb) if authed else None
         hdrs = {**auth, **headers} if auth and headers else dict(auth or headers or {})
+        if self.profile.headers:
+            hdrs = {**self.profile.headers, **hdrs}
         full_url, resp, content, started, elapsed_ms, problem = self._exchange(
             verb, url, hdrs, json_body, raw
         )
         reply = Reply(resp.status_code or 0, content, False)
+        reply.headers = getattr(resp, "headers", None)
         if not problem:
-            problem = judge(reply, expect, code)
+            problem = judge(reply, expect, code, self.profile.error_shape)
             if not problem and check is not None:
                 problem = check(reply.body)
         # The request's one event, with our verdict, as catch_response would report it.
@@ -328,7 +353,7 @@ class ApiClient:
             name=name or (route.name if route else url),
             response_time=elapsed_ms,
             response_length=len(content) if content else 0,
-            exception=CatchResponseError(problem) if problem else None,
+            exception=self._outcome(route_key, reply.status, problem) if problem else None,
             context=self.user.context(),
             response=resp,
             start_time=started,
@@ -339,8 +364,22 @@ class ApiClient:
             self._acknowledge(route_key, vod_id, json_body, hdrs, reply)
         return reply
 
+    def _outcome(self, route_key: str, status: int, problem: str) -> CatchResponseError:
+        """The failure's class: rate limited, a defect the profile lists, or unexplained."""
+        if status == 429:
+            return RateLimited(f"429 rate limited: {problem}")
+        defect = self.profile.defects.get(route_key)
+        if defect is not None and status in defect.status:
+            return KnownDefect(f"known defect of the app ({route_key}): {defect.why}")
+        return CatchResponseError(problem)
+
     def _exchange(
-        self, verb: str, url: str, headers: dict[str, str], json_body: Any, raw: str | None
+        self,
+        verb: str,
+        url: str,
+        headers: dict[str, str],
+        json_body: Any,
+        raw: str | bytes | None,
     ) -> tuple[str, Any, bytes | None, float, float, str]:
         """Send one request the way FastHttpSession.request does, without reporting it.
 
@@ -401,10 +440,30 @@ class ApiClient:
             return self._bearer
         if mode == "csrf" and method in WRITE_METHODS:
             if not self.session.csrf_token:
-                reply = self.send(self.profile.csrf_route, authed=False)
-                self.session.csrf_token = str(reply.get(self.profile.csrf_field, ""))
-            return {self.profile.csrf_header: self.session.csrf_token}
+                self.fetch_csrf_token()
+            headers = {self.profile.csrf_header: self.session.csrf_token}
+            if self.session.cookie:
+                headers["Cookie"] = self.session.cookie
+            if self.profile.referer:
+                headers["Referer"] = f"{self.user.client.base_url}/"
+            return headers
         return {}
+
+    def fetch_csrf_token(self) -> Reply:
+        """GET the CSRF token, and keep the session cookie that holds its secret.
+
+        The cookie is sent back by hand: a Secure cookie (Flask in production) never
+        leaves a cookie jar over plain HTTP, and the token is worthless without it.
+        """
+        reply = self.send(self.profile.csrf_route, authed=False)
+        self.session.csrf_token = str(reply.get(self.profile.csrf_field, ""))
+        wanted = self.profile.session_cookie
+        if wanted and reply.headers is not None:
+            for header in reply.headers.getlist("set-cookie"):
+                name, _, rest = header.partition("=")
+                if name.strip() == wanted:
+                    self.session.cookie = f"{wanted}={rest.split(';', 1)[0]}"
+        return reply
 
     def login(self, username: str, password: str | None = None) -> Reply:
         """Log in (bearer profiles); a CSRF or no-auth profile has nothing to do."""
@@ -631,9 +690,14 @@ class ArchivistUser(FastHttpUser):
 
     abstract = True
 
+    # Profiles this user class is written for (config/routes/*.toml `users`); empty: the
+    # contract's users, spawned for every profile that lists no users of its own.
+    for_profiles: tuple[str, ...] = ()
+
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         cookies.install(self.client)  # same cookies, less CPU per request (see cookies.py)
+        self.source_address = source_address.bind_user(self)
         self.api = ApiClient(self, profile_of(environment))
         self.settings = workload()
         seed = os.environ.get("LOADKIT_SEED")
@@ -723,6 +787,26 @@ def _drop_users_without_tasks(environment: Environment, **_: Any) -> None:
     if not kept:
         raise SystemExit(f"error: no user class has tasks for tags {sorted(tags or [])}")
     environment.user_classes[:] = kept
+
+
+@events.init.add_listener
+def _users_of_the_profile(environment: Environment, **_: Any) -> None:
+    """`--routes archivist-flask` spawns that deployment's users, not the contract's."""
+    try:
+        profile = profile_of(environment)
+    except ConfigError:
+        return  # _check_config reports it
+    kept = users_for(profile, list(environment.user_classes), ArchivistUser)
+    if not kept:
+        raise SystemExit(
+            f"error: no user class of these locustfiles is written for profile "
+            f"{profile.name!r} (it names {', '.join(profile.users) or 'none'})"
+        )
+    environment.user_classes[:] = kept
+    if isinstance(environment.user_classes_by_name, dict):
+        for name in list(environment.user_classes_by_name):
+            if environment.user_classes_by_name[name] not in kept:
+                del environment.user_classes_by_name[name]
 
 
 @events.init.add_listener

@@ -8,7 +8,7 @@ profiles are testable on their own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -35,6 +35,20 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Defect:
+    """A known defect of the deployment: on this route it answers `status`, for `why`.
+
+    Such answers are counted as the app's own failures, apart from the toolkit's.
+    """
+
+    status: tuple[int, ...]
+    why: str
+
+
+ERROR_SHAPES = ("contract", "flat")
+
+
+@dataclass(frozen=True)
 class Profile:
     """Routes, auth mode and health check of one Archivist deployment."""
 
@@ -48,6 +62,23 @@ class Profile:
     health_ok_status: tuple[int, ...] = (200,)
     health_field: str = "status"
     health_ok_values: tuple[str, ...] = ("ok",)
+    # A CSRF profile: the session cookie holding the token's secret, sent back by hand
+    # (a Secure cookie never leaves the jar over HTTP), and whether writes need a Referer
+    # (Flask-WTF over HTTPS refuses a write without a same-origin one).
+    session_cookie: str = ""
+    referer: bool = False
+    # "contract": {"error": {"code", "message"}}; "flat": {"error": "<text>", ...}
+    error_shape: str = "contract"
+    expect: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    defects: dict[str, Defect] = field(default_factory=dict)
+    # The Locust user classes written for this deployment (empty: the contract's users).
+    users: tuple[str, ...] = ()
+    # Sent with every request: e.g. X-Forwarded-Proto for an app behind a TLS proxy.
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def expected(self, key: str, default: tuple[int, ...] = (200,)) -> tuple[int, ...]:
+        """The statuses `key` answers when the deployment works as its code intends."""
+        return self.expect.get(key, default)
 
     def has(self, key: str) -> bool:
         return key in self.routes
@@ -76,6 +107,27 @@ class Profile:
                 raise ConfigError(f'{path}: routes.{key} = "{spec}": expected "METHOD /path"')
             routes[key] = Route(method.upper(), template)
         auth, health = data.get("auth", {}), data.get("health", {})
+        expect = {
+            str(k): _statuses(path, f"expect.{k}", v) for k, v in data.get("expect", {}).items()
+        }
+        defects = {str(k): _defect(path, str(k), v) for k, v in data.get("defects", {}).items()}
+        unknown = sorted((set(expect) | set(defects)) - set(routes))
+        if unknown:
+            raise ConfigError(
+                f"{path}: [expect]/[defects] name unknown route(s) {', '.join(unknown)}"
+            )
+        errors = data.get("errors", {})
+        shape = errors.get("shape", "contract")
+        if shape not in ERROR_SHAPES:
+            raise ConfigError(
+                f"{path}: errors.shape {shape!r}: expected {' or '.join(ERROR_SHAPES)}"
+            )
+        headers = data.get("headers", {})
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise ConfigError(f"{path}: [headers] must map header names to strings")
+        users = data.get("users", [])
+        if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+            raise ConfigError(f"{path}: users must be a list of Locust user class names")
         mode = auth.get("mode", "bearer")
         if mode not in ("bearer", "csrf", "none"):
             raise ConfigError(f"{path}: auth.mode {mode!r}: expected bearer, csrf or none")
@@ -90,12 +142,50 @@ class Profile:
             health_ok_status=tuple(health.get("ok_status", [200])),
             health_field=health.get("field", "status"),
             health_ok_values=tuple(health.get("ok_values", ["ok"])),
+            session_cookie=str(auth.get("session_cookie", "")),
+            referer=bool(auth.get("referer", False)),
+            error_shape=shape,
+            expect=expect,
+            defects=defects,
+            users=tuple(users),
+            headers={str(k): v for k, v in headers.items()},
         )
         needed = {"bearer": ["login"], "csrf": [profile.csrf_route], "none": []}[mode]
         for key in [*needed, profile.health_route]:
             if key not in routes:
                 raise ConfigError(f"{path}: auth/health need route {key!r} in [routes]")
         return profile
+
+
+def users_for(profile: Profile, classes: list[type], base: type) -> list[type]:
+    """The user classes to spawn for `profile`: the ones it names, or, if it names none,
+    every `base` subclass not written for another deployment (`for_profiles` empty).
+    Classes that are not `base` subclasses (shapes, other plug-ins' users) always stay."""
+
+    def wanted(cls: type) -> bool:
+        if not issubclass(cls, base):
+            return True
+        if profile.users:
+            return cls.__name__ in profile.users
+        return not getattr(cls, "for_profiles", ())
+
+    return [cls for cls in classes if wanted(cls)]
+
+
+def _statuses(path: Path, where: str, value: object) -> tuple[int, ...]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(s, int) and 100 <= s <= 599 for s in value)
+    ):
+        raise ConfigError(f"{path}: {where} = {value!r}: expected a list of HTTP statuses")
+    return tuple(value)
+
+
+def _defect(path: Path, key: str, value: object) -> Defect:
+    if not isinstance(value, dict) or not isinstance(value.get("why"), str):
+        raise ConfigError(f'{path}: defects.{key}: expected {{ status = [...], why = "..." }}')
+    return Defect(_statuses(path, f"defects.{key}.status", value.get("status")), value["why"])
 
 
 class MissingRoute(LookupError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -22,6 +23,9 @@ from typing import Any
 from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
+
+from testbed.hosted.spec import REFERENCE, load_app
+from testbed.processes import StackError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_TOML = REPO_ROOT / "config" / "stack.toml"
@@ -53,14 +57,21 @@ def add_arguments(parser: Any) -> None:
 def stack_ports(path: Path = STACK_TOML) -> dict[str, Any]:
     try:
         data = tomllib.loads(Path(path).read_text())
-        return {"host": data.get("host", "127.0.0.1"), **data["ports"]}
+        return {"host": data.get("host", "127.0.0.1"), "app": data.get("app"), **data["ports"]}
     except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
         raise SystemExit(f"error: {path}: cannot read the stack's [ports]: {exc}") from None
 
 
 def default_api_url(path: Path = STACK_TOML) -> str:
+    """The stack's API; HTTPS when the stack hosts a real app that serves it (config/apps)."""
     ports = stack_ports(path)
-    return f"http://{ports['host']}:{ports['api']}"
+    scheme = "http"
+    if ports["app"] not in (None, REFERENCE):
+        try:
+            scheme = "https" if load_app(REPO_ROOT, str(ports["app"])).tls else "http"
+        except StackError as exc:
+            raise SystemExit(f"error: {path}: {exc}") from None
+    return f"{scheme}://{ports['host']}:{ports['api']}"
 
 
 def default_cablecast_url(path: Path = STACK_TOML) -> str:
@@ -74,8 +85,10 @@ def stack_config_of(environment: Environment) -> Path:
 
 def answers(url: str, timeout: float = 2.0) -> bool:
     """Whether an HTTP server answers at `url` (any status counts: it is running)."""
+    # The stack's own HTTPS (a hosted app) has a self-signed certificate.
+    context = ssl._create_unverified_context() if url.startswith("https://127.") else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout):
+        with urllib.request.urlopen(url, timeout=timeout, context=context):
             return True
     except urllib.error.HTTPError:
         return True

@@ -27,6 +27,7 @@ from locustfiles.archivist import (
     fake_vod,
     workload,
 )
+from locustfiles.flask_archivist import ArchivistFlaskOperator  # noqa: F401  (--routes archivist-flask)
 from locustfiles.shapes import SelectableShape  # noqa: F401  (Locust finds the shape here)
 
 VOD = workload().section("vod")

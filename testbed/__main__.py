@@ -18,8 +18,15 @@ from typing import TextIO
 import psutil
 
 from testbed.guardian import StackRecord, refuse_if_running, stop_leftovers
+from testbed.hosted.spec import known_apps
 from testbed.stack import Stack, StackError, StackSettings, start_stack
-from testbed.stack_settings import DEFAULT_CONFIG, PORT_NAMES, PROXY_NAMES, REGRESSIONS
+from testbed.stack_settings import (
+    DEFAULT_CONFIG,
+    PORT_NAMES,
+    PROXY_NAMES,
+    REGRESSIONS,
+    REPO_ROOT,
+)
 
 EXAMPLES = """\
 examples:
@@ -28,6 +35,9 @@ examples:
   python -m testbed up --api-port 9000 --regression slow-list
   DATABASE_URL=postgresql://me@127.0.0.1:5432/archivist python -m testbed up
                                             use that PostgreSQL, start none of our own
+  python -m testbed up --app archivist-flask --app-src ~/src/Archivist
+                                            host a real Archivist checkout instead of the
+                                            reference API (config/apps/archivist-flask.toml)
   python -m testbed status                  what the stack in .stack/ runs
   python -m testbed down                    stop the stack of .stack/, or what a killed one left
 
@@ -95,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--regression", choices=REGRESSIONS, help="start the API with a regression")
     up.add_argument(
+        "--app",
+        metavar="APP",
+        help="which Archivist to run: " + ", ".join(known_apps(REPO_ROOT)) + " (a real "
+        "checkout, hosted as config/apps/APP.toml says), or a hosting spec's .toml path "
+        "(default: from config)",
+    )
+    up.add_argument(
+        "--app-src", type=Path, metavar="PATH", help="the checkout --app runs (never edited)"
+    )
+    up.add_argument(
         "--exit-with-parent",
         action="store_true",
         help="stop the stack when the process that started this one exits (for tools such as "
@@ -149,6 +169,10 @@ def settings_from(args: argparse.Namespace) -> StackSettings:
         changes["workers"] = args.workers
     if args.regression:
         changes["app_env"] = settings.app_env | {"ARCHIVIST_REGRESSION": args.regression}
+    if args.app is not None:
+        changes["app"] = args.app
+    if args.app_src is not None:
+        changes["app_src"] = args.app_src
     settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
     settings.validate()
     return settings
@@ -207,7 +231,7 @@ def _print_ready(stack: Stack) -> None:
     assert stack.startup_seconds is not None
     lines = [
         f"stack ready in {stack.startup_seconds:.1f} s",
-        f"  API          {stack.api_url}",
+        f"  API          {stack.api_url}  ({stack.hosted.title if stack.hosted else 'reference'})",
         f"  fault server {stack.fault_url}  (proxies: {', '.join(sorted(stack.faults.proxies()))})",
         f"  Cablecast    {stack.cablecast_url}  (direct; the app goes through the proxy)",
         f"  PostgreSQL   {stack.database_url}  (direct)",

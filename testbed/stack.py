@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
 import shutil
 import sys
@@ -34,7 +35,10 @@ import redis
 
 from faults.client import FaultClient, FaultServerError, ProxyConfigError, load_proxies
 from testbed import postgres as pg
+from testbed.api.settings import AppConfig, ConfigError
 from testbed.guardian import Guardian, Record, StackRecord, stop_leftovers
+from testbed.hosted import launch as hosted_launch
+from testbed.hosted.venv import ensure_venv
 from testbed.ports import check_ports_free
 from testbed.postgres import EmbeddedPostgres
 from testbed.processes import ManagedProcess, StackError, wait_healthy
@@ -83,7 +87,9 @@ class Stack:
         self.state_dir = settings.state_dir.resolve()
         self.log_dir = self.state_dir / "logs"
         host, ports = settings.host, settings.ports
-        self.api_url = f"http://{host}:{ports['api']}"
+        self.hosted = settings.hosted_app()
+        scheme = "https" if self.hosted is not None and self.hosted.tls else "http"
+        self.api_url = f"{scheme}://{host}:{ports['api']}"
         self.cablecast_url = f"http://{host}:{ports['cablecast']}{CABLECAST_BASE}"
         self.fault_url = settings.toxiproxy_url or f"http://{host}:{ports['fault_api']}"
         self.startup_seconds: float | None = None
@@ -226,7 +232,14 @@ class Stack:
                     + ", ".join(leftovers),
                     file=sys.stderr,
                 )
-        check_ports_free(settings.host, settings.wanted_ports())
+        settings = self._pin_hosted_ports()
+        wanted = settings.wanted_ports()
+        if self.hosted is not None and self.hosted.redis_proxy_port:
+            wanted[f"the redis proxy, where {self.hosted.name} expects Redis"] = wanted.pop(
+                "redis proxy"
+            )
+        check_ports_free(settings.host, wanted)
+        venv = self._hosted_venv()
         # A bad proxies.json fails here, before anything has started.
         proxies = self._proxies = self._proxy_config()
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -236,7 +249,10 @@ class Stack:
         try:
             self._up_dependencies()
             self._populate(proxies)
-            self._define_apps()
+            if venv is not None:
+                self._define_hosted(venv)
+            else:
+                self._define_apps()
             self._launch("api")
             self._wait("api")
             for name in self._app_names():
@@ -324,6 +340,59 @@ class Stack:
             self._faults.version()
         except FaultServerError as exc:
             raise StackError(f"fault server at {self.fault_url} does not answer: {exc}") from None
+
+    def _pin_hosted_ports(self) -> StackSettings:
+        """The hosted app's fixed Redis address (its limiter ignores the environment)."""
+        port = self.hosted.redis_proxy_port if self.hosted is not None else None
+        if port:
+            self.settings = dataclasses.replace(
+                self.settings, proxy_ports=self.settings.proxy_ports | {"redis": port}
+            )
+        return self.settings
+
+    def _hosted_venv(self) -> Path | None:
+        """Build (once) the hosted app's venv before anything starts: it takes minutes."""
+        if self.hosted is None:
+            return None
+        assert self.settings.app_src is not None  # validated with the settings
+        return ensure_venv(self.hosted, self.settings.app_src, REPO_ROOT, say=_say)
+
+    def _define_hosted(self, venv: Path) -> None:
+        """The real app's web and worker processes, their env through the proxies, its schema."""
+        s, hosted = self.settings, self.hosted
+        assert hosted is not None and s.app_src is not None
+        proxy = s.proxy_ports
+        cablecast_root = f"http://{s.host}:{proxy['cablecast']}"
+        try:
+            creds = AppConfig.load().cablecast
+        except ConfigError as exc:
+            raise StackError(str(exc)) from None
+        redis_url = _with_address(self.redis_url, s.host, proxy["redis"])
+        values = {
+            "host": s.host,
+            "port": str(s.ports["api"]),
+            "database_url": _with_address(self.database_url, s.host, proxy["postgres"]),
+            "redis_url": redis_url,
+            "redis_host": s.host,
+            "redis_port": str(proxy["redis"]),
+            "cablecast_url": cablecast_root + CABLECAST_BASE,
+            "cablecast_root": cablecast_root,
+            "cablecast_user": creds.username,
+            "cablecast_password": creds.password,
+            "cablecast_location": str(creds.location_id),
+        }
+        launch = hosted_launch.prepare(
+            hosted, s.app_src, venv, REPO_ROOT, self.state_dir / hosted.name, values
+        )
+        self.app_env = launch.env
+        hosted_launch.create_schema(launch, self.log_dir / "schema.log")
+        self._add("api", launch.web, self._api_ready, s.timeouts["api"], cwd=launch.cwd)
+        self._parts["api"].base_env = launch.env
+        if launch.worker and s.workers > 0:
+            self._add("worker", launch.worker, _never, s.timeouts["api"], cwd=launch.cwd)
+            part = self._parts["worker"]
+            part.check = self._worker_check(part)
+            part.base_env = launch.env
 
     def _proxy_config(self) -> list[dict[str, object]]:
         """config/proxies.json with listen/upstream rewritten to this stack's addresses."""
@@ -419,7 +488,16 @@ class Stack:
         return httpx.get(f"{self.cablecast_url}/systeminfo", timeout=1.0).status_code == 200
 
     def _api_ready(self) -> bool:
-        return httpx.get(f"{self.api_url}/api/health", timeout=2.0).status_code == 200
+        if self.hosted is None:
+            return httpx.get(f"{self.api_url}/api/health", timeout=2.0).status_code == 200
+        # Its health takes seconds (it asks Celery), and its certificate is our self-signed one.
+        answer = httpx.get(
+            f"{self.api_url}{self.hosted.health}",
+            headers=self.hosted.probe_headers,
+            timeout=15.0,
+            verify=False,
+        )
+        return answer.status_code in self.hosted.ok_status
 
     def _worker_check(self, part: _Part) -> Callable[[], bool]:
         """Healthy once the worker holds a connection to Redis (through its proxy).
@@ -441,8 +519,15 @@ class Stack:
 
     # -- processes -----------------------------------------------------------------
 
-    def _add(self, name: str, argv: list[str], check: Callable[[], bool], timeout: float) -> None:
-        process = ManagedProcess(name, argv, self.log_dir / f"{name}.log", cwd=REPO_ROOT)
+    def _add(
+        self,
+        name: str,
+        argv: list[str],
+        check: Callable[[], bool],
+        timeout: float,
+        cwd: Path = REPO_ROOT,
+    ) -> None:
+        process = ManagedProcess(name, argv, self.log_dir / f"{name}.log", cwd=cwd)
         self._parts[name] = _Part(process, check, timeout)
 
     def _adopt(self, name: str, process: ManagedProcess | None, check: Callable[[], bool]) -> None:
@@ -514,6 +599,11 @@ class Stack:
                 print(f"stack watchdog: {self.failure}", file=sys.stderr, flush=True)
             self.stop()
             return
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError):  # a closed stdout must not stop a start
+        print(text, flush=True)
 
 
 def _this_process() -> Record:

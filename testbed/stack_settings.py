@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from testbed.hosted.spec import REFERENCE, HostedApp, known_apps, load_app
 from testbed.ports import free_ports
 from testbed.processes import StackError
 
@@ -52,11 +53,21 @@ class StackSettings:
     app_env: dict[str, str] = field(default_factory=dict)
     # the ports were picked free: a start that loses one to a race may pick again
     free_ports: bool = False
+    # which Archivist runs: REFERENCE (testbed/api) or a config/apps/NAME.toml hosting a
+    # real checkout found at app_src
+    app: str = REFERENCE
+    app_src: Path | None = None
 
     def __post_init__(self) -> None:
         # Accept plain strings from callers; everything inside works with Paths.
         self.state_dir = Path(self.state_dir)
         self.proxies_file = Path(self.proxies_file)
+        if self.app_src is not None:
+            self.app_src = Path(self.app_src).expanduser().resolve()
+
+    def hosted_app(self) -> HostedApp | None:
+        """The hosting spec of a real checkout, or None for the reference API."""
+        return None if self.app == REFERENCE else load_app(REPO_ROOT, self.app)
 
     @classmethod
     def from_config(
@@ -108,6 +119,16 @@ class StackSettings:
             for name, port in values.items():
                 if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
                     raise StackError(f"[{table}] {name} = {port!r}: must be a port 1..65535")
+        if self.app != REFERENCE:
+            hosted = load_app(REPO_ROOT, self.app)  # unknown app: a clear error
+            if self.app_src is None:
+                raise StackError(f"app = {self.app!r} needs app_src (--app-src PATH): its checkout")
+            hosted.check_checkout(self.app_src)
+        elif self.app_src is not None:
+            raise StackError(
+                f"app_src {self.app_src} given for the reference app; pick one with --app "
+                f"({', '.join(known_apps(REPO_ROOT)[1:])})"
+            )
         if not isinstance(self.workers, int) or not 0 <= self.workers <= 16:
             raise StackError(f"workers = {self.workers!r}: must be 0..16")
         regression = self.app_env.get("ARCHIVIST_REGRESSION")
@@ -154,7 +175,7 @@ def _parse(path: Path) -> StackSettings:
         raise StackError(f"{path}: not valid TOML: {exc}") from None
     known = {
         "host", "state_dir", "proxies_file", "database", "workers",
-        "ports", "proxy_ports", "postgres", "timeouts",
+        "ports", "proxy_ports", "postgres", "timeouts", "app", "app_src",
     }  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
@@ -194,4 +215,6 @@ def _parse(path: Path) -> StackSettings:
         postgres_settings={k: str(v) for k, v in table("postgres").items()},
         workers=data.get("workers", defaults.workers),
         timeouts=timeouts,
+        app=str(data.get("app", REFERENCE)),
+        app_src=relative(data["app_src"], "app_src") if data.get("app_src") else None,
     )

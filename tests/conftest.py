@@ -1,4 +1,5 @@
-"""Session fixtures shared by every test package: the reference stack, started on demand.
+"""Session fixtures shared by every test package: the reference stack, started on demand,
+and the real Archivist hosted in it (where ARCHIVIST_SRC names a checkout).
 
 Nothing here starts (or even imports the stack's modules) unless a test asks for `stack`,
 so sessions that never touch the testbed pay nothing for it.
@@ -6,7 +7,9 @@ so sessions that never touch the testbed pay nothing for it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -22,6 +25,33 @@ def stack() -> Iterator[Stack]:
 
     with temporary_state_dir() as state_dir:
         settings = StackSettings.from_config(free_ports=True, state_dir=state_dir)
+        with running_stack(settings) as running:
+            yield running
+
+
+def archivist_src() -> Path:
+    """The checkout of the real Archivist named by ARCHIVIST_SRC, else the test is skipped."""
+    src = os.environ.get("ARCHIVIST_SRC", "")
+    if not src:
+        pytest.skip("ARCHIVIST_SRC not set (a checkout of the real Archivist to host)")
+    return Path(src)
+
+
+@pytest.fixture(scope="module")
+def archivist_stack() -> Iterator[Stack]:
+    """The stack hosting the real Archivist of ARCHIVIST_SRC (web app + Celery worker).
+
+    Its Redis proxy listens on 127.0.0.1:6379 (the app's rate limiter is hard-wired there),
+    so only one such stack can run at a time: one per test module, stopped at its end (a
+    module may also start its own). Its venv is built once and cached.
+    """
+    from testbed.stack import StackSettings, running_stack, temporary_state_dir
+
+    src = archivist_src()
+    with temporary_state_dir("testbed-archivist-") as state_dir:
+        settings = StackSettings.from_config(
+            free_ports=True, state_dir=state_dir, app="archivist-flask", app_src=src
+        )
         with running_stack(settings) as running:
             yield running
 
@@ -49,7 +79,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     traceback: the worker's side of a stuck job is otherwise gone with the session's
     temporary state directory."""
     report = yield
-    running = getattr(item, "funcargs", {}).get("stack")
+    funcargs = getattr(item, "funcargs", {})
+    running = funcargs.get("stack") or funcargs.get("archivist_stack")
     if report.when == "call" and report.failed and running is not None:
         for name in ("api", "worker", "cablecast"):
             report.sections.append((f"{name}.log (tail)", running.log_tail(name, 60)))

@@ -20,7 +20,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from testbed.api.settings import AppConfig
-from testbed.cablecast.store import CHANNELS, LOCATIONS, VOD_CONFIGURATIONS, Page, Store
+from testbed.cablecast.store import (
+    CHANNELS,
+    LOCATIONS,
+    QUALITIES,
+    VOD_CONFIGURATIONS,
+    Page,
+    Store,
+)
 
 BASE = "/cablecastapi/v1"
 MAX_PAGE_SIZE = 500
@@ -139,6 +146,25 @@ def build_app(store: Store, config: AppConfig) -> ASGIApp:
             raise BadRequest(404, "vod not found")
         return JSONResponse({"vod": found})
 
+    async def chapters(request: Request) -> Response:
+        """A VOD's chapters (what the real Archivist's client reads and writes)."""
+        vod_id = _row_id(request)
+        if store.get_vod(vod_id) is None:
+            raise BadRequest(404, "vod not found")
+        if request.method == "POST":
+            chapter = await _singular(request, "chapter")
+            title, start = chapter.get("title"), chapter.get("startTime", 0)
+            if not isinstance(title, str) or not title.strip():
+                raise BadRequest(400, "chapter.title is required")
+            if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+                raise BadRequest(400, f"chapter.startTime {start!r} must be seconds >= 0")
+            extra = {
+                k: v for k, v in chapter.items() if k not in ("id", "vod", "title", "startTime")
+            }
+            return JSONResponse({"chapter": store.create_chapter(vod_id, title, start, extra)})
+        offset, page_size = _paging(request)
+        return JSONResponse(store.list_chapters(vod_id, offset, page_size).envelope("chapters"))
+
     async def systeminfo(request: Request) -> Response:
         return JSONResponse(
             {"systemInfo": {"version": config.simulator.version, "simulated": True}}
@@ -155,7 +181,9 @@ def build_app(store: Store, config: AppConfig) -> ASGIApp:
         Route(f"{BASE}/shows/{{id:int}}", show, methods=["GET"]),
         Route(f"{BASE}/vods", vods, methods=["GET", "POST"]),
         Route(f"{BASE}/vods/{{id:int}}", vod, methods=["GET"]),
+        Route(f"{BASE}/vods/{{id:int}}/chapters", chapters, methods=["GET", "POST"]),
         Route(f"{BASE}/locations", _static("locations", LOCATIONS), methods=["GET"]),
+        Route(f"{BASE}/qualities", _static("qualities", QUALITIES), methods=["GET"]),
         Route(f"{BASE}/channels", _static("channels", CHANNELS), methods=["GET"]),
         Route(
             f"{BASE}/vodconfigurations",

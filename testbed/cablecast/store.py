@@ -24,6 +24,10 @@ CREATE TABLE IF NOT EXISTS vods (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     show INTEGER NOT NULL REFERENCES shows(id), vod_configuration INTEGER NOT NULL,
     created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS chapters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    vod INTEGER NOT NULL REFERENCES vods(id), title TEXT NOT NULL,
+    start_time INTEGER NOT NULL, body TEXT NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS received (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, method TEXT NOT NULL,
     path TEXT NOT NULL, query TEXT NOT NULL, status INTEGER NOT NULL, body TEXT);
@@ -34,6 +38,7 @@ CHANNELS = [
     {"id": 1, "name": "Public Access", "primaryLocation": 1},
     {"id": 2, "name": "Government", "primaryLocation": 2},
 ]
+QUALITIES = [{"id": 1, "name": "Low"}, {"id": 2, "name": "Medium"}, {"id": 3, "name": "High"}]
 VOD_CONFIGURATIONS = [
     {"id": 1, "name": "H.264 1080p", "location": 1},
     {"id": 2, "name": "H.264 720p", "location": 1},
@@ -163,6 +168,29 @@ class Store:
         vod = self.get_vod(vod_id)
         assert vod is not None
         return vod
+
+    # -- chapters (of a VOD) ---------------------------------------------------------------
+    def _chapter(self, row: sqlite3.Row) -> dict[str, Any]:
+        extra = json.loads(row["body"])
+        return {**extra, "id": row["id"], "vod": row["vod"], "title": row["title"],
+                "startTime": row["start_time"]}  # fmt: skip
+
+    def list_chapters(self, vod_id: int, offset: int, page_size: int) -> Page:
+        count = self._all("SELECT count(*) AS n FROM chapters WHERE vod=?", (vod_id,))[0]["n"]
+        rows = self._all(
+            "SELECT * FROM chapters WHERE vod=? ORDER BY start_time, id LIMIT ? OFFSET ?",
+            (vod_id, page_size, offset),
+        )
+        return Page([self._chapter(r) for r in rows], offset, page_size, count)
+
+    def create_chapter(
+        self, vod_id: int, title: str, start_time: int, extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        chapter_id = self._insert(
+            "INSERT INTO chapters (vod, title, start_time, body, created_at) VALUES (?,?,?,?,?)",
+            (vod_id, title, start_time, json.dumps(extra), time.time()),
+        )
+        return self._chapter(self._all("SELECT * FROM chapters WHERE id=?", (chapter_id,))[0])
 
     # -- audit --------------------------------------------------------------------------
     def record(self, method: str, path: str, query: str, status: int, body: bytes | None) -> None:

@@ -133,3 +133,31 @@ def test_what_the_simulator_received_survives_its_restart(clean_faults: Stack) -
     assert after["count"] >= before["count"]
     kept = httpx.get(f"{stack.cablecast_url}/shows/{created['id']}", timeout=10)
     assert kept.json()["show"]["title"] == title
+
+
+def test_vod_chapters_and_qualities_answer_what_the_real_archivist_client_calls(
+    stack: Stack,
+) -> None:
+    """core/cablecast_client.py of the real Archivist reads and writes /vods/{id}/chapters
+    and lists /qualities; a 404 there would hide every chapter route behind an empty list."""
+    with httpx.Client(base_url=stack.cablecast_url, timeout=10) as http:
+        show = http.post("/shows", json={"show": {"title": "chapters"}}, auth=AUTH).json()["show"]
+        vod = http.post(
+            "/vods", json={"vod": {"show": show["id"], "vodConfiguration": 1}}, auth=AUTH
+        ).json()["vod"]
+        path = f"/vods/{vod['id']}/chapters"
+        assert http.get(path).json()["chapters"] == []
+        chapter = {"chapter": {"title": "Public comment", "startTime": 95, "body": "x"}}
+        assert http.post(path, json=chapter).status_code == 401
+        made = http.post(path, json=chapter, auth=AUTH)
+        assert made.status_code == 200
+        assert made.json()["chapter"] | {"id": 0} == {
+            "id": 0, "vod": vod["id"], "title": "Public comment", "startTime": 95, "body": "x"
+        }  # fmt: skip
+        listed = http.get(path).json()
+        assert listed["chapters"] == [made.json()["chapter"]] and listed["meta"]["count"] == 1
+        assert http.post(path, json={"title": "flat"}, auth=AUTH).status_code == 400
+        no_title = {"chapter": {"startTime": 1}}
+        assert http.post(path, json=no_title, auth=AUTH).status_code == 400
+        assert http.get("/vods/999999999/chapters").status_code == 404
+        assert [q["id"] for q in http.get("/qualities").json()["qualities"]] == [1, 2, 3]
