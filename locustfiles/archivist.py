@@ -169,6 +169,13 @@ class Ledger:
         if len(self.entries) >= LEDGER_FLUSH_ENTRIES:
             self.flush()
 
+    def record_ack(self, request: str, values: Mapping[str, Any]) -> None:
+        """An acknowledged write of a profile audited by tables ([audit] checks = "tables"):
+        the request and the answer's key fields its durable-write rules look up."""
+        self.entries.append({"ts": time.time(), "kind": "ack", "request": request, **values})
+        if len(self.entries) >= LEDGER_FLUSH_ENTRIES:
+            self.flush()
+
     def flush(self) -> None:
         if not self.entries or self.path is None:
             return
@@ -531,6 +538,12 @@ class ApiClient:
     def _acknowledge(
         self, route_key: str, vod_id: object, body: Any, headers: Mapping[str, str], reply: Reply
     ) -> None:
+        noted = self.profile.ledger_fields.get(route_key)
+        if noted is not None:
+            route = self.profile.routes[route_key]
+            values = {f: vod_id if f == "{id}" else reply.get(f) for f in noted}
+            LEDGER.record_ack(f"{route.method} {route.template}", {"values": values})
+            return
         if route_key == "create_vod" and isinstance(reply.body, dict) and "id" in reply.body:
             LEDGER.record(
                 "created",
