@@ -66,16 +66,16 @@ def test_a_run_that_exercised_everything_it_selected_has_no_problem() -> None:
 
 def test_a_task_that_ran_but_never_reached_its_route_is_a_problem() -> None:
     coverage = Coverage(
-        tasks={"Editor.publish": TaskTally(runs=3, idle=3)},
+        tasks={"Editor.publish": TaskTally(runs=5, idle=5)},
         users=Counter({"Editor": 1}),
         routes=Counter(),
     )
     found = findings(coverage, "contract", ("process_vod",), DECLARED, {"Editor.publish"})
     assert found.problems[-1] == (
         "route process_vod of profile contract was never exercised; tasks that use it ran: "
-        "Editor.publish (3 runs, 3 did nothing)"
+        "Editor.publish (5 runs, 5 did nothing)"
     )
-    assert "task Editor.publish did nothing in 3 of 3 runs" in found.notes
+    assert "task Editor.publish did nothing in 5 of 5 runs" in found.notes
 
 
 def test_the_tallies_of_several_processes_add_up() -> None:
@@ -86,3 +86,22 @@ def test_the_tallies_of_several_processes_add_up() -> None:
     assert merged.routes["health"] == 6
     lines = summary_lines(merged, findings(merged, "flask", FLASK_ROUTES, DECLARED, DECLARED))
     assert any(line.startswith("PROBLEM: user class Reader sent no request") for line in lines)
+
+
+def test_a_route_whose_task_ran_only_a_few_times_with_nothing_to_do_is_a_note() -> None:
+    """A short run: the one delete came before any VOD of its own existed."""
+    coverage = Coverage(
+        tasks={
+            "Editor.delete": TaskTally(runs=1, idle=1),
+            "Editor.health": TaskTally(runs=2, sent=2, requests=2),
+        },
+        users=Counter({"Editor": 1}),
+        routes=Counter({"health": 2}),
+    )
+    declared = {"Editor.delete": frozenset({"delete_vod"})}
+    found = findings(coverage, "contract", ("delete_vod",), declared, declared)
+    assert found.problems == ()
+    assert found.notes[0] == (
+        "route delete_vod not exercised: its tasks ran only 1 times: "
+        "Editor.delete (1 runs, 1 did nothing)"
+    )
