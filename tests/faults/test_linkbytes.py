@@ -11,11 +11,11 @@ from faults.linkbytes import difference, parse_metrics, total
 
 PAGE = """# HELP toxiproxy_proxy_received_bytes_total Bytes read from the source, per direction
 # TYPE toxiproxy_proxy_received_bytes_total counter
-toxiproxy_proxy_received_bytes_total{direction="upstream",listener="l",proxy="pg",upstream="u"} 120.0
-toxiproxy_proxy_received_bytes_total{direction="downstream",listener="l",proxy="pg",upstream="u"} 3.0
+toxiproxy_proxy_received_bytes_total{direction="upstream",proxy="pg"} 120.0
+toxiproxy_proxy_received_bytes_total{direction="downstream",proxy="pg"} 3.0
 # HELP toxiproxy_proxy_sent_bytes_total Bytes written to the destination, per direction
 # TYPE toxiproxy_proxy_sent_bytes_total counter
-toxiproxy_proxy_sent_bytes_total{direction="upstream",listener="l",proxy="pg",upstream="u"} 99.0
+toxiproxy_proxy_sent_bytes_total{direction="upstream",proxy="pg"} 99.0
 """
 
 
