@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import pandas as pd
 
@@ -20,6 +21,29 @@ img{max-width:100%;margin:0.5em 0}
 
 def _table(frame: pd.DataFrame, index: bool = True) -> str:
     return frame.to_html(index=index, float_format=lambda x: f"{x:.4g}", border=0, na_rep="-")
+
+
+def workload_sections(meta: dict[str, Any]) -> list[str]:
+    """What the workload did not do (skipped tasks and why, problems, notes) and the bytes
+    each link carried, from meta.json; nothing when the run recorded neither."""
+    parts: list[str] = []
+    coverage = meta.get("coverage")
+    if isinstance(coverage, dict):
+        parts.append("<h2>Workload: tasks skipped or not exercised</h2>")
+        for css, key, word in (
+            ("fail", "problems", "PROBLEM"),
+            ("", "skipped", "skipped"),
+            ("", "notes", "note"),
+        ):
+            items = coverage.get(key) or []
+            parts += [f"<p class='{css}'>{word}: {html.escape(str(i))}</p>" for i in items]
+        if not any(coverage.get(k) for k in ("problems", "skipped", "notes")):
+            parts.append("<p class='pass'>every selected task ran and sent requests</p>")
+    links = meta.get("links")
+    if isinstance(links, dict):
+        frame = pd.DataFrame(links).T.fillna(0).astype(int)
+        parts += ["<h2>Bytes per link (fault server)</h2>", _table(frame)]
+    return parts
 
 
 def render_report(
@@ -64,6 +88,7 @@ def render_report(
         parts.append(f"<h2>Gate: <span class='{verdict}'>{verdict.upper()}</span></h2>")
         parts.append(_table(checks, index=False))
     parts += ["<h2>Summary</h2>", _table(summary)]
+    parts += workload_sections(run.meta)
     if not run.faults.empty:
         parts += ["<h2>Fault windows</h2>", _table(run.faults, index=False)]
     for heading, fig in figures:
