@@ -1,17 +1,18 @@
 """`python -m faults`: run resilience experiments and look after what they inject.
 
     python -m faults run config/experiments/NAME.toml [--host URL] [--run-dir DIR] [--no-audit]
-                         [--report]
+                         [--report] [--routes PROFILE]
     python -m faults list                 the catalogue: one line per experiment
     python -m faults check [FILE ...]     validate experiment files (all by default)
     python -m faults cleanup [--all]      remove faults left by killed runs
     python -m faults resilience [--only GLOB] [--out DIR]   the catalogue and its scorecard
     python -m faults scorecard RUN_DIR ... [--out DIR]      a scorecard of finished runs
     python -m faults audit RUN_DIR --database-url URL [--redis-url URL] [--cablecast-url URL]
-                                          was anything the service acknowledged lost?
+                               [--routes PROFILE]  was anything the service acknowledged lost?
 
-Exit codes: 0 every check held, 1 a check failed, 2 the experiment could not be run
-(bad file, stack did not start, ...), 130 interrupted (faults removed). `audit`: 0 every
+Exit codes: 0 every check held, 1 a check failed or a fault hit nothing (its link carried
+no byte: no verdict), 2 the experiment could not be run (bad file, stack did not start, a
+silent workload, ...), 130 interrupted (faults removed). `audit`: 0 every
 acknowledged write was kept, 1 findings, 2 unusable input (no ledger, store unreachable).
 """
 

@@ -17,6 +17,11 @@ service acknowledged. The audit compares it with what is really there:
 
 Gathering (`fetch_*`) is apart from judging (`judge`, a pure function), so the rules are
 tested on small inputs. Every finding names the VOD and says what differs.
+
+Those are the reference stack's rules (`[audit] checks = "contract"` in
+config/routes/contract.toml). Another deployment's profile says what durable means there
+(`checks = "tables"`: for each acknowledged write, the table and key column that must hold
+it; `audit_tables`), or has no `[audit]`, and then the run says nothing was audited.
 """
 
 from __future__ import annotations
