@@ -180,8 +180,8 @@ class Injector:
                 self.journal.removed(active)  # nothing is in place
                 raise
             active.start = time.time()
+            self.active[ident] = active  # first: from here on, a rollback takes it out
             active.bytes_at_start = self._bytes_of(link)
-            self.active[ident] = active
             return active
 
     def _bytes_of(self, link: str) -> dict[str, int] | None:

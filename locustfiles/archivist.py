@@ -676,16 +676,17 @@ def _tallied(fn: Callable[..., Any]) -> Callable[..., Any]:
         key = f"{type(user).__name__}.{fn.__name__}"
         tally = COVERAGE.task(key)
         tally.runs += 1
-        before, skipped = user.api.sent, False
+        before, finished = user.api.sent, False
         try:
             missing = [r for r in needs if not user.api.profile.has(r)]
             if missing:
                 raise SkippedTask(
                     f"needs route {missing[0]!r}, not in profile {user.api.profile.name!r}"
                 )
-            return fn(user)
+            result = fn(user)
+            finished = True
+            return result
         except SkippedTask as exc:
-            skipped = True
             tally.skipped[str(exc)] += 1
             if (key, str(exc)) not in _logged_skips:
                 _logged_skips.add((key, str(exc)))
@@ -696,7 +697,7 @@ def _tallied(fn: Callable[..., Any]) -> Callable[..., Any]:
             tally.requests += sent
             if sent:
                 tally.sent += 1
-            elif not skipped:
+            elif finished:  # not skipped, not cut short (a stop, an error): did nothing
                 tally.idle += 1
 
     run.__dict__["_tallied"] = True
@@ -715,7 +716,9 @@ class ArchivistUser(FastHttpUser):
         tasks = []
         for t in cls.tasks:
             if callable(t) and not hasattr(t, "tasks") and not getattr(t, "_tallied", False):
-                t = wrapped.setdefault(t, _tallied(t))
+                if t not in wrapped:
+                    wrapped[t] = _tallied(t)
+                t = wrapped[t]
             tasks.append(t)
         cls.tasks = tasks
 

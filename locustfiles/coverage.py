@@ -36,7 +36,7 @@ class TaskTally:
     runs: int = 0
     sent: int = 0  # runs that sent at least one request
     requests: int = 0
-    idle: int = 0  # runs that sent nothing and were not skipped
+    idle: int = 0  # runs that finished without sending anything (not skipped, not cut short)
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> runs
 
     def to_json(self) -> dict[str, Any]:
