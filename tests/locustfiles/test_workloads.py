@@ -56,9 +56,11 @@ def mixed(stack, tmp_path_factory) -> LocustRun:
 
 @pytest.fixture(scope="module")
 def phase(stack, tmp_path_factory) -> LocustRun:
-    """Only the `external` and `system` tags of the VOD workload (`-T`), 3 users, 12 s."""
+    """Only the `external` and `system` tags of the VOD workload (`-T`), 3 users, 12 s,
+    with the contract's route profile named explicitly."""
     run_dir = tmp_path_factory.mktemp("phase")
     args = ["-f", "locustfiles/vod.py", "VodEditor", "--headless", "-u", "3", "-r", "3"]
+    args += ["--routes", "contract"]
     return run_locust([*args, "-t", "12s", "-T", "external", "system", *target(stack)], run_dir)
 
 
@@ -137,10 +139,10 @@ def test_ledger_matches_the_database(
 
 
 def test_a_contract_run_exercises_every_route_its_tasks_use(
-    mixed: LocustRun, two_processes: LocustRun
+    mixed: LocustRun, phase: LocustRun, two_processes: LocustRun
 ) -> None:
     """Nothing skipped, no class silent; with --processes the workers' tallies add up."""
-    for run in (mixed, two_processes):
+    for run in (mixed, phase, two_processes):
         coverage = meta_of(run)["coverage"]
         assert coverage["problems"] == [] and coverage["skipped"] == [], coverage
     tasks = meta_of(two_processes)["coverage"]["tasks"]
