@@ -161,6 +161,20 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def record_in_meta(run_dir: Path, **fields: Any) -> None:
+    """Add `fields` to the run's meta.json (other plug-ins' findings: task coverage, link
+    bytes), keeping what is there."""
+    path = run_dir / "meta.json"
+    meta: dict[str, Any] = {}
+    if path.exists():
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, ValueError):
+            meta = {}
+    meta.update(fields)
+    path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
 def _write_meta(environment: Environment, **extra: Any) -> None:
     import locust
 

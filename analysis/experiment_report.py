@@ -9,6 +9,7 @@ CLI printed (`verdict_word` of the same `ok`).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,13 @@ GATE_LEFT_OUT = (
 )
 
 
-def verdict_word(ok: bool) -> str:
-    """PASS or FAIL: the one word the CLI prints and the report shows."""
+def verdict_word(ok: bool, hit_nothing: Sequence[str] = ()) -> str:
+    """PASS, FAIL or FAULT HIT NOTHING: the one verdict the CLI prints and the report shows.
+
+    A fault on a link that carried no traffic tested nothing, so it gets no verdict either way.
+    """
+    if hit_nothing:
+        return "FAULT HIT NOTHING (no verdict): " + "; ".join(hit_nothing)
     return "PASS" if ok else "FAIL"
 
 
@@ -151,7 +157,7 @@ def audit_part(audit: dict[str, Any] | None) -> list[str]:
 
 def experiment_sections(report: dict[str, Any]) -> list[str]:
     """HTML fragments, verdict first: what a reader of an experiment run needs."""
-    word = verdict_word(bool(report["ok"]))
+    word = verdict_word(bool(report["ok"]), report["verdict"].get("hit_nothing", []))
     verdict = report["verdict"]
     parts = [
         f"<h2>Experiment verdict: <span class='{word.lower()}'>{word}</span></h2>",

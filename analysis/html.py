@@ -33,6 +33,29 @@ def _faults(faults: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def workload_sections(meta: dict[str, Any]) -> list[str]:
+    """What the workload did not do (skipped tasks and why, problems, notes) and the bytes
+    each link carried, from meta.json; nothing when the run recorded neither."""
+    parts: list[str] = []
+    coverage = meta.get("coverage")
+    if isinstance(coverage, dict):
+        parts.append("<h2>Workload: tasks skipped or not exercised</h2>")
+        for css, key, word in (
+            ("fail", "problems", "PROBLEM"),
+            ("", "skipped", "skipped"),
+            ("", "notes", "note"),
+        ):
+            items = coverage.get(key) or []
+            parts += [f"<p class='{css}'>{word}: {html.escape(str(i))}</p>" for i in items]
+        if not any(coverage.get(k) for k in ("problems", "skipped", "notes")):
+            parts.append("<p class='pass'>every selected task ran and sent requests</p>")
+    links = meta.get("links")
+    if isinstance(links, dict):
+        frame = pd.DataFrame(links).T.fillna(0).astype(int).rename_axis("link").reset_index()
+        parts += ["<h2>Bytes per link (fault server)</h2>", _table(frame)]
+    return parts
+
+
 def render_report(
     run: Run,
     summary: pd.DataFrame,
@@ -84,6 +107,7 @@ def render_report(
         parts.append(_table(checks_view(checks)))
     heading = "Summary" if experiment is None else "Summary of the whole run, faults included"
     parts += [f"<h2>{heading}</h2>", _table(summary_view(summary))]
+    parts += workload_sections(run.meta)
     if not run.faults.empty:
         parts += ["<h2>Fault windows (seconds since start)</h2>", _table(_faults(run.faults))]
     for heading, fig in figures:

@@ -1,30 +1,33 @@
 """`python -m faults`: run resilience experiments and look after what they inject.
 
     python -m faults run NAME|FILE [--host URL] [--run-dir DIR] [--no-audit] [--report]
-                                          NAME: config/experiments/NAME.toml
+                         [--routes PROFILE]   NAME: config/experiments/NAME.toml
     python -m faults list                 the catalogue: one line per experiment
     python -m faults check [FILE|DIR ...] validate experiment files (all by default)
     python -m faults cleanup [--all]      remove faults left by killed runs
     python -m faults resilience [--only GLOB] [--out DIR]   the catalogue and its scorecard
     python -m faults scorecard RUN_DIR ... [--out DIR]      a scorecard of finished runs
     python -m faults audit RUN_DIR --database-url URL [--redis-url URL] [--cablecast-url URL]
-                                          was anything the service acknowledged lost?
+                               [--routes PROFILE]  was anything the service acknowledged lost?
 
-Exit codes: 0 every check held, 1 a check failed, 2 the experiment could not be run
-(bad file, stack did not start, ...), 130 interrupted (faults removed). `audit`: 0 every
+Exit codes: 0 every check held, 1 a check failed or a fault hit nothing (its link carried
+no byte: no verdict), 2 the experiment could not be run (bad file, stack did not start, a
+silent workload, ...), 130 interrupted (faults removed). `audit`: 0 every
 acknowledged write was kept, 1 findings, 2 unusable input (no ledger, store unreachable).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from types import FrameType
 
-from faults.experiment import REPO_ROOT, ExperimentError, load_experiment
+from faults.experiment import REPO_ROOT, Experiment, ExperimentError, load_experiment
 
 CATALOGUE = REPO_ROOT / "config" / "experiments"
 
@@ -66,6 +69,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from faults.scorecard import render_report
 
     experiment = load_experiment(experiment_file(args.experiment))
+    if args.routes:
+        experiment = with_routes(experiment, args.routes)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(experiment)
     try:
         if args.host:
@@ -80,9 +85,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(render_report(outcome.report))
     if args.report:
         html_report(run_dir)
-    word = verdict_word(outcome.ok)  # the word the HTML report shows too
+    word = verdict_word(outcome.ok, outcome.verdict.hit_nothing)  # as the HTML report shows
     print(f"verdict: {word}; details in {run_dir / 'verdict.json'}")
     return 0 if outcome.ok else 1
+
+
+def with_routes(experiment: Experiment, routes: str) -> Experiment:
+    """The experiment run with another route/auth profile (--routes), checked first."""
+    from faults.experiment import check_routes
+
+    def fail(where: str, message: str) -> ExperimentError:
+        return ExperimentError(f"--routes {routes!r}: {message}")
+
+    load = dataclasses.replace(experiment.load, routes=check_routes(routes, fail))
+    return dataclasses.replace(experiment, load=load)
 
 
 def html_report(run_dir: Path) -> None:
@@ -183,9 +199,27 @@ AUDIT_CHECKS = (
 )
 
 
+def run_routes(run_dir: Path) -> str:
+    """The route profile a run was made with (meta.json's options), else the contract."""
+    try:
+        routes = json.loads((run_dir / "meta.json").read_text())["options"]["routes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "contract"
+    return str(routes or "contract")
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
-    from faults.audit import AuditError, Sources, read_ledger, run_audit
+    from faults.audit import (
+        AuditError,
+        Sources,
+        audit_tables,
+        no_audit_note,
+        read_ledger,
+        run_audit,
+    )
     from faults.experiment import Audit
+    from locustfiles.routes import Profile
+    from locustfiles.tomlconfig import ConfigError
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
@@ -195,6 +229,26 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if not ledgers:
         print(f"error: {run_dir}: no ledger-*.jsonl (was the load run with it?)", file=sys.stderr)
         return 2
+    try:
+        profile = Profile.load(args.routes or run_routes(run_dir))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if (note := no_audit_note(profile)) is not None:
+        print(f"audit of {run_dir}: {note}")
+        return 0
+    if profile.audit is not None and profile.audit.checks == "tables":
+        try:
+            result = audit_tables(run_dir, args.database_url, profile, Audit())
+        except (AuditError, ValueError) as exc:
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 2
+        print(f"audit of {run_dir} (profile {profile.name}): checked {result.checked}")
+        for note in result.notes:
+            print(f"  note: {note}")
+        for finding in result.lost:
+            print(f"  lost: {finding.id}: {finding.problem}")
+        return 1 if result.lost else 0
     events = read_ledger(run_dir)
     if not events:
         print(f"error: {run_dir}: the ledger files hold no acknowledged write", file=sys.stderr)
@@ -235,6 +289,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--run-dir", help="run folder (default runs/<UTC stamp>-<name>)")
     run.add_argument("--no-audit", dest="audit", action="store_false", help="skip the audit")
     run.add_argument("--report", action="store_true", help="also write RUN/report.html")
+    run.add_argument(
+        "--routes",
+        help="route/auth profile of config/routes/ (overrides load.routes): which routes the "
+        "workload uses and what the audit checks",
+    )
     run.set_defaults(func=cmd_run)
     sub.add_parser("list", aliases=["catalogue"], help="list the catalogue").set_defaults(
         func=cmd_list
@@ -265,6 +324,11 @@ def parser() -> argparse.ArgumentParser:
         "2 unusable input.",
     )
     audit.add_argument("run_dir", metavar="RUN", help="run folder with ledger-<pid>.jsonl files")
+    audit.add_argument(
+        "--routes",
+        help="route/auth profile whose [audit] says what durable means "
+        "(default: the run's own, from meta.json)",
+    )
     audit.add_argument(
         "--database-url", required=True, help="the stack's PostgreSQL, e.g. postgresql://..."
     )

@@ -17,6 +17,11 @@ service acknowledged. The audit compares it with what is really there:
 
 Gathering (`fetch_*`) is apart from judging (`judge`, a pure function), so the rules are
 tested on small inputs. Every finding names the VOD and says what differs.
+
+Those are the reference stack's rules (`[audit] checks = "contract"` in
+config/routes/contract.toml). Another deployment's profile says what durable means there
+(`checks = "tables"`: for each acknowledged write, the table and key column that must hold
+it; `audit_tables`), or has no `[audit]`, and then the run says nothing was audited.
 """
 
 from __future__ import annotations
@@ -33,9 +38,11 @@ from typing import Any
 import httpx
 import psycopg
 import redis
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from faults.experiment import REPO_ROOT, Audit
+from locustfiles.routes import AuditRules, Profile
 
 IN_PROCESS = ("transcoding", "captioning", "publishing")
 TOMBSTONE_VERSION = 2**62  # testbed/api/cache.py: a delete leaves this version
@@ -64,7 +71,7 @@ class Sources:
 
 @dataclass(frozen=True)
 class Finding:
-    id: int
+    id: int | str  # a VOD id, or the key a `tables` rule looked up
     problem: str
 
 
@@ -497,3 +504,134 @@ def run_audit(run_dir: Path, sources: Sources, limits: Audit) -> AuditResult:
 def _safe(url: str) -> str:
     """A URL without its password, for messages."""
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+# -- per profile: what "durable" means is the profile's [audit] (config/routes/*.toml) ------
+
+
+def no_audit_note(profile: Profile) -> str | None:
+    """Why nothing is audited for this profile (None: it has an audit)."""
+    if profile.audit is None:
+        return (
+            f"profile {profile.name} defines no audit (no [audit] in its config/routes file): "
+            "nothing was audited"
+        )
+    return None
+
+
+def read_acks(run_dir: Path) -> list[dict[str, Any]]:
+    """The `ack` entries of the ledger (profiles audited by tables), oldest first."""
+    acks = []
+    for path in sorted(run_dir.glob("ledger-*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a torn last line
+            if isinstance(entry, dict) and entry.get("kind") == "ack":
+                acks.append(entry)
+    acks.sort(key=lambda e: float(e.get("ts", 0)))
+    return acks
+
+
+def judge_tables(
+    rules: AuditRules,
+    acks: list[dict[str, Any]],
+    present: dict[tuple[str, str], set[str]],
+    limits: Audit,
+) -> AuditResult:
+    """Each acknowledged write against its rules (pure): `present` maps (table, column) to
+    the keys found there among those looked up."""
+    result = AuditResult(limits=limits)
+    result.checked = {"acknowledged": len(acks)}
+    for rule in rules.durable:
+        keys = _keys_of(rule.request, rule.field, acks)
+        found = present.get((rule.table, rule.column), set())
+        result.checked[f"{rule.table}.{rule.column}"] = len(keys)
+        for key in keys:
+            if rule.absent and key in found:
+                result.lost.append(
+                    Finding(key, f"{rule.request} acknowledged, but {rule.table} still has it")
+                )
+            elif not rule.absent and key not in found:
+                result.lost.append(
+                    Finding(
+                        key,
+                        f"{rule.request} acknowledged, but no {rule.table} row has "
+                        f"{rule.column} = {key!r}",
+                    )
+                )
+    for request in rules.not_durable:
+        n = sum(1 for a in acks if a.get("request") == request)
+        if n:
+            result.notes.append(
+                f"{request}: {n} acknowledged, not audited: the app keeps nothing for it"
+            )
+    if not acks:
+        result.notes.append("the ledger holds no acknowledged write this profile audits")
+    return result
+
+
+def _keys_of(request: str, answer_field: str, acks: list[dict[str, Any]]) -> list[str]:
+    keys = []
+    for ack in acks:
+        if ack.get("request") != request:
+            continue
+        value = (ack.get("values") or {}).get(answer_field)
+        if value is not None and str(value) not in keys:
+            keys.append(str(value))
+    return keys
+
+
+def fetch_present(
+    database_url: str, profile: Profile, wanted: dict[tuple[str, str], list[str]]
+) -> dict[tuple[str, str], set[str]]:
+    """The keys of `wanted` found in each (table, column); AuditError names a missing table."""
+    present: dict[tuple[str, str], set[str]] = {}
+    try:
+        with psycopg.connect(database_url, connect_timeout=5) as conn:
+            for (table, column), keys in wanted.items():
+                query = sql.SQL("SELECT {col}::text FROM {table} WHERE {col}::text = ANY(%s)")
+                try:
+                    rows = conn.execute(
+                        query.format(col=sql.Identifier(column), table=sql.Identifier(table)),
+                        (keys,),
+                    ).fetchall()
+                except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+                    raise AuditError(
+                        f"profile {profile.name} audits {table}.{column}, which the database "
+                        f"{_safe(database_url)} lacks ({exc.diag.message_primary}): is it the "
+                        f"{profile.name} deployment's database?"
+                    ) from None
+                present[(table, column)] = {str(r[0]) for r in rows}
+    except psycopg.Error as exc:
+        raise AuditError(f"database {_safe(database_url)}: {exc}") from None
+    return present
+
+
+def audit_tables(run_dir: Path, database_url: str, profile: Profile, limits: Audit) -> AuditResult:
+    """The `tables` audit: every acknowledged durable write of the ledger is in its table."""
+    rules = profile.audit
+    if rules is None or rules.checks != "tables":
+        raise AuditError(f"profile {profile.name} is not audited by tables")
+    acks = read_acks(run_dir)
+    wanted: dict[tuple[str, str], list[str]] = {}
+    for rule in rules.durable:
+        keys = _keys_of(rule.request, rule.field, acks)
+        if keys:
+            wanted.setdefault((rule.table, rule.column), []).extend(keys)
+    present = fetch_present(database_url, profile, wanted) if wanted else {}
+    return judge_tables(rules, acks, present, limits)
+
+
+def audit_for_profile(
+    run_dir: Path, sources: Sources, limits: Audit, profile: Profile
+) -> AuditResult | None:
+    """The audit the profile defines (None when it defines none: see `no_audit_note`)."""
+    if profile.audit is None:
+        return None
+    if sources.database_url is None:
+        raise AuditError("the audit needs the database: set DATABASE_URL")
+    if profile.audit.checks == "tables":
+        return audit_tables(run_dir, sources.database_url, profile, limits)
+    return run_audit(run_dir, sources, limits)

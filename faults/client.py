@@ -220,6 +220,20 @@ class FaultClient:
 
     # -- server ----------------------------------------------------------------------
 
+    def link_bytes(self) -> dict[str, dict[str, int]]:
+        """Bytes read so far per proxy and direction, from `/metrics` (Prometheus text).
+
+        FaultServerError when the server has no metrics (a Toxiproxy without them)."""
+        from faults.linkbytes import parse_metrics
+
+        response = self._send("GET", "/metrics")
+        if not response.is_success:
+            raise FaultServerError(response.status_code, f"GET /metrics: {response.text[:200]!r}")
+        try:
+            return parse_metrics(response.text)
+        except ValueError as exc:
+            raise FaultServerError(response.status_code, f"GET /metrics: {exc}") from None
+
     def version(self) -> str:
         """The server's version string (JSON since 2.x; plain text on old servers)."""
         response = self._send("GET", "/version")

@@ -11,7 +11,9 @@ Shape (durations as "60s", "3m", "1m30s", "500ms" or a number of seconds)::
     title = "Database latency: reads slow, nothing lost"
     [load]                 locustfile, users, spawn_rate, duration, warmup, tags,
                            exclude_tags, user_classes, arrival_rate (open model), shape,
-                           options (any other Locust flag: { "stop-timeout" = 10 })
+                           options (any other Locust flag: { "stop-timeout" = 10 }),
+                           routes (route/auth profile of config/routes/, default contract:
+                           which routes the workload uses and what the audit checks)
     [[faults]]             link, toxic (a Toxiproxy type or "down"), attributes,
                            stream, toxicity, at (or start), for (or duration), and
                            optionally `during = {...}`: this fault's own during-tolerance
@@ -181,6 +183,7 @@ class Load:
     arrival_rate: float | None = None  # open model: requests/s per OpenModelReader user
     shape: str | None = None  # a load shape of locustfiles/shapes.py (config/shapes.toml)
     options: dict[str, Any] = field(default_factory=dict)
+    routes: str = "contract"  # route/auth profile (config/routes/NAME.toml): routes and audit
 
 
 @dataclass(frozen=True)
@@ -438,6 +441,7 @@ def _load(r: _Reader, raw: dict[str, Any]) -> Load:
         "arrival_rate",
         "shape",
         "options",
+        "routes",
     )
     r.only(raw, allowed, where)
     locustfile = r.require(raw, "locustfile", where)
@@ -476,7 +480,22 @@ def _load(r: _Reader, raw: dict[str, Any]) -> Load:
         arrival_rate=arrival_rate,
         shape=shape,
         options=dict(options),
+        routes=check_routes(raw.get("routes", "contract"), r.fail),
     )
+
+
+def check_routes(name: Any, fail: Callable[[str, str], ExperimentError]) -> str:
+    """A route/auth profile that exists and loads (its name, or a path to its .toml)."""
+    from locustfiles.routes import Profile
+    from locustfiles.tomlconfig import ConfigError
+
+    if not isinstance(name, str) or not name.strip():
+        raise fail("load.routes", "must be the name of a profile in config/routes/")
+    try:
+        Profile.load(name)
+    except ConfigError as exc:
+        raise fail("load.routes", str(exc).removeprefix(f"--routes {name!r}: ")) from None
+    return name
 
 
 def _fault(r: _Reader, raw: Any, where: str, links: tuple[str, ...], during: Tolerance) -> Fault:

@@ -35,11 +35,21 @@ from typing import IO, Any
 import pandas as pd
 
 from analysis import load
-from faults.audit import AuditError, AuditResult, Sources, drain, run_audit
+from faults.audit import (
+    AuditError,
+    AuditResult,
+    Sources,
+    audit_for_profile,
+    drain,
+    no_audit_note,
+)
 from faults.client import ENV_URL, FaultClient, FaultServerError
 from faults.experiment import REPO_ROOT, Experiment
+from faults.linkbytes import total
 from faults.timeline import Injector, Timeline, cleanup
 from faults.verdict import Verdict, Window, evaluate
+from locustfiles.routes import Profile
+from locustfiles.tomlconfig import ConfigError
 
 START_TIMEOUT_S = 90.0  # Locust import and first spawn on a loaded 2-core box
 STOP_GRACE_S = 60.0  # after the planned duration, before Locust is stopped by force
@@ -142,6 +152,10 @@ def locust_command(experiment: Experiment, target: Target, run_dir: Path) -> lis
         "--exit-code-on-error",
         "0",
         "--only-summary",
+        "--routes",
+        load.routes,
+        "--faults-url",  # bytes per link into meta.json (locustfiles/links.py)
+        target.fault_url,
     ]
     if "stop-timeout" not in load.options:
         command += ["--stop-timeout", "5"]  # users stop promptly; the ledger is flushed
@@ -390,16 +404,37 @@ def run_load(
             if problems:
                 raise RunError("could not remove every fault: " + "; ".join(problems))
         progress.say(f"Locust exited with code {process.returncode}")
+        silent = run_meta(run_dir).get("coverage", {}).get("problems") or []
+        if silent:
+            more = f" (and {len(silent) - 1} more in {run_dir / 'locust.log'})" * bool(silent[1:])
+            raise RunError(f"the workload was silent: {silent[0]}{more}")
         if process.returncode not in (0, None):
             raise RunError(
                 f"Locust failed (exit code {process.returncode}); last lines of "
                 f"{run_dir / 'locust.log'}:\n{_log_tail(run_dir)}"
             )
         end = start + experiment.load.duration
-        with contextlib.suppress(OSError, ValueError, TypeError):
-            end = float(json.loads((run_dir / "meta.json").read_text())["end"])
+        with contextlib.suppress(KeyError, ValueError, TypeError):
+            end = float(run_meta(run_dir)["end"])
         windows = [Window.from_json(w) for w in injector.windows]
         return start, end, windows
+
+
+def run_meta(run_dir: Path) -> dict[str, Any]:
+    """meta.json of the run ({} when missing or unreadable)."""
+    try:
+        meta = json.loads((run_dir / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def link_traffic(meta: dict[str, Any]) -> dict[str, int] | None:
+    """Bytes each link carried over the load (None: not measured)."""
+    links = meta.get("links")
+    if not isinstance(links, dict):
+        return None
+    return {link: total(d) for link, d in links.items() if isinstance(d, dict)}
 
 
 def read_requests(run_dir: Path) -> pd.DataFrame:
@@ -423,8 +458,42 @@ def judge(
         raise RunError(f"{run_dir}: the load made no HTTP request")
     overrides = {f.describe(): f.during for f in experiment.faults if f.during is not None}
     return evaluate(
-        requests, windows, experiment.hypothesis, start, end, experiment.load.warmup, overrides
+        requests,
+        windows,
+        experiment.hypothesis,
+        start,
+        end,
+        experiment.load.warmup,
+        overrides,
+        link_traffic(run_meta(run_dir)),
     )
+
+
+def run_profile_audit(
+    experiment: Experiment, run_dir: Path, target: Target, out: IO[str]
+) -> tuple[AuditResult | None, str | None]:
+    """The audit the run's route profile defines, or (None, why there is none)."""
+    try:
+        profile = Profile.load(experiment.load.routes)
+    except ConfigError as exc:
+        raise RunError(str(exc)) from None
+    if (note := no_audit_note(profile)) is not None:
+        print(f"audit: {note}", file=out)
+        return None, note
+    sources = Sources(
+        database_url=target.database_url,
+        redis_url=target.redis_url,
+        cablecast_url=target.cablecast_url,
+    )
+    if target.database_url is None:
+        raise RunError("the audit needs the database: set DATABASE_URL (or run with --no-audit)")
+    if profile.audit is not None and profile.audit.checks == "contract":
+        waited = drain(sources, experiment.audit.drain, run_dir)
+        print(f"drained the job queue in {waited:.1f}s; auditing", file=out)
+    try:
+        return audit_for_profile(run_dir, sources, experiment.audit, profile), None
+    except AuditError as exc:
+        raise RunError(f"audit: {exc}") from None
 
 
 def execute(
@@ -445,23 +514,10 @@ def execute(
     print(f"run folder {run_dir}", file=out)
     start, end, windows = run_load(experiment, target, run_dir, out)
     verdict = judge(experiment, run_dir, start, end, windows)
-    audit_result = None
+    meta = run_meta(run_dir)
+    audit_result, audit_note = None, None
     if audit and experiment.audit.enabled:
-        sources = Sources(
-            database_url=target.database_url,
-            redis_url=target.redis_url,
-            cablecast_url=target.cablecast_url,
-        )
-        if target.database_url is None:
-            raise RunError(
-                "the audit needs the database: set DATABASE_URL (or run with --no-audit)"
-            )
-        waited = drain(sources, experiment.audit.drain, run_dir)
-        print(f"drained the job queue in {waited:.1f}s; auditing", file=out)
-        try:
-            audit_result = run_audit(run_dir, sources, experiment.audit)
-        except AuditError as exc:
-            raise RunError(f"audit: {exc}") from None
+        audit_result, audit_note = run_profile_audit(experiment, run_dir, target, out)
     report = {
         "experiment": experiment.name,
         "title": experiment.title,
@@ -473,6 +529,10 @@ def execute(
         "windows": [w.__dict__ for w in windows],
         "verdict": verdict.to_json(),
         "audit": audit_result.to_json() if audit_result is not None else None,
+        "audit_note": audit_note,
+        "routes": experiment.load.routes,
+        "links": meta.get("links"),
+        "coverage": {k: meta.get("coverage", {}).get(k, []) for k in ("skipped", "notes")},
     }
     outcome = Outcome(verdict, audit_result, run_dir, report)
     report["ok"] = outcome.ok

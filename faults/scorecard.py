@@ -55,9 +55,20 @@ def render_report(report: dict[str, Any]) -> str:
         )
     for note in report["verdict"]["notes"]:
         lines.append(f"note: {note}")
+    for why in report["verdict"].get("hit_nothing", []):
+        lines.append(f"FAULT HIT NOTHING (no verdict): {why}")
+    links = report.get("links")
+    if isinstance(links, dict):
+        carried = ", ".join(f"{k} {sum(v.values())}" for k, v in sorted(links.items()))
+        lines.append(f"bytes per link over the load: {carried}")
+    coverage = report.get("coverage") or {}
+    for line in coverage.get("skipped", []):
+        lines.append(f"skipped: {line}")
+    for line in coverage.get("notes", []):
+        lines.append(f"workload note: {line}")
     audit = report.get("audit")
     if audit is None:
-        lines.append("audit: not run")
+        lines.append(f"audit: {report.get('audit_note') or 'not run'}")
     else:
         c, lim = audit["counts"], audit["limits"]
         lines.append(
@@ -88,6 +99,7 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "experiment": report["experiment"],
         "ok": bool(report.get("ok")),
+        "hit_nothing": bool(report["verdict"].get("hit_nothing")),
         "error_rate_during": max(errors) if errors else None,
         "p95_during_ms": max(p95s) if p95s else None,
         "recovery_s": None if never or not seconds else max(seconds),
@@ -128,7 +140,7 @@ def markdown(rows: list[dict[str, Any]], errors: dict[str, str]) -> str:
     for r in rows:
         recovery = "never" if not r["recovered"] else f"{r['recovery_s'] or 0:.1f}s"
         out.append(
-            f"| {r['experiment']} | {'PASS' if r['ok'] else '**FAIL**'} "
+            f"| {r['experiment']} | {_word(r)} "
             f"| {_pct(r['error_rate_during'])} | {_ms(r['p95_during_ms'])} | {recovery} "
             f"| {_na(r['lost'])} | {_na(r['duplicated'])} | {_na(r['inconsistent'])} "
             f"| {_na(r['stuck'])} |"
@@ -137,6 +149,12 @@ def markdown(rows: list[dict[str, Any]], errors: dict[str, str]) -> str:
         out.append(f"| {name} | **ERROR** | {error.splitlines()[0][:120]} | | | | | | |")
     out.append("")
     return "\n".join(out)
+
+
+def _word(row: dict[str, Any]) -> str:
+    if row.get("hit_nothing"):
+        return "**FAULT HIT NOTHING**"
+    return "PASS" if row["ok"] else "**FAIL**"
 
 
 def _na(value: Any) -> str:

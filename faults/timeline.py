@@ -29,6 +29,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fi
 
 from faults.client import FaultClient, FaultNotFound, FaultServerError, FaultServerUnavailable
 from faults.experiment import DOWN, REPO_ROOT, Fault
+from faults.linkbytes import difference
 
 JOURNAL_DIR = REPO_ROOT / "runs" / ".faults-journal"
 ENV_JOURNAL_DIR = "LOADKIT_FAULTS_JOURNAL"
@@ -53,9 +54,18 @@ class Active:
     toxicity: float
     what: str
     start: float = field(default_factory=time.time)
+    bytes_at_start: dict[str, int] | None = None  # the link's counters when it went in
 
-    def window(self, end: float, note: str = "") -> dict[str, Any]:
-        """The faults.jsonl line for this fault ending at `end`."""
+    def window(
+        self, end: float, note: str = "", bytes_at_end: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        """The faults.jsonl line for this fault ending at `end`.
+
+        `bytes` is what the link carried (per direction) while the fault was in place,
+        null when the fault server has no metrics."""
+        carried = None
+        if self.bytes_at_start is not None and bytes_at_end is not None:
+            carried = difference({"l": bytes_at_end}, {"l": self.bytes_at_start})["l"]
         return {
             "start": self.start,
             "end": end,
@@ -65,6 +75,7 @@ class Active:
             "stream": self.stream,
             "toxicity": self.toxicity,
             "what": self.what + note,
+            "bytes": carried,
         }
 
 
@@ -169,16 +180,25 @@ class Injector:
                 self.journal.removed(active)  # nothing is in place
                 raise
             active.start = time.time()
-            self.active[ident] = active
+            self.active[ident] = active  # first: from here on, a rollback takes it out
+            active.bytes_at_start = self._bytes_of(link)
             return active
+
+    def _bytes_of(self, link: str) -> dict[str, int] | None:
+        """The link's byte counters now; None when the server keeps no metrics."""
+        try:
+            return self.client.link_bytes().get(link)
+        except FaultServerError:
+            return None
 
     def remove(self, ident: str, note: str = "") -> dict[str, Any]:
         """Take one fault out; returns (and records) its window."""
         with self._lock:
             active = self.active[ident]
+            carried = self._bytes_of(active.link) if active.bytes_at_start is not None else None
             _undo(self.client, active.link, active.toxic, active.name)
             del self.active[ident]
-            window = active.window(time.time(), note)
+            window = active.window(time.time(), note, carried)
             self.journal.removed(active)
             self.windows.append(window)
             if self.run_dir is not None:

@@ -17,6 +17,7 @@ rolling `sustained` window first satisfy the after-tolerance.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -41,14 +42,19 @@ class Window:
     end: float
     link: str = ""
     what: str = ""
+    toxic: str = ""
+    bytes: int | None = None  # what the link carried during the window; None: not measured
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Window:
+        carried = data.get("bytes")
         return cls(
             start=float(data["start"]),
             end=float(data["end"]),
             link=str(data.get("link", "")),
             what=str(data.get("what", "")),
+            toxic=str(data.get("toxic", "")),
+            bytes=sum(int(v) for v in carried.values()) if isinstance(carried, dict) else None,
         )
 
 
@@ -113,15 +119,29 @@ class Verdict:
     phases: tuple[PhaseResult, ...]
     recoveries: tuple[Recovery, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    hit_nothing: tuple[str, ...] = field(default_factory=tuple)  # faults on idle links
 
     @property
     def ok(self) -> bool:
-        return all(p.ok for p in self.phases) and all(r.ok for r in self.recoveries)
+        return (
+            not self.hit_nothing
+            and all(p.ok for p in self.phases)
+            and all(r.ok for r in self.recoveries)
+        )
+
+    @property
+    def word(self) -> str:
+        """PASS, FAIL, or FAULT HIT NOTHING: no verdict, the fault tested nothing."""
+        if self.hit_nothing:
+            return "FAULT HIT NOTHING"
+        return "PASS" if self.ok else "FAIL"
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (NaN becomes null) for verdict.json."""
         data = {
             "ok": self.ok,
+            "word": self.word,
+            "hit_nothing": list(self.hit_nothing),
             "phases": [{**asdict(p), "ok": p.ok} for p in self.phases],
             "recoveries": [asdict(r) for r in self.recoveries],
             "notes": list(self.notes),
@@ -222,6 +242,24 @@ def recovery_time(
     return None
 
 
+def missed(window: Window, link_traffic: Mapping[str, int] | None) -> str:
+    """Why `window`'s fault hit nothing ('' if it hit something, or nobody can tell).
+
+    A toxic hit nothing when its link carried no byte while it was in place. A link taken
+    down carries nothing by design, so a `down` fault hit nothing when its link carried
+    nothing during the whole load (no part of the workload uses that link)."""
+    if window.toxic == "down":
+        if link_traffic is not None and link_traffic.get(window.link, None) == 0:
+            return f"{window.what}: the {window.link} link carried no byte during the whole load"
+        return ""
+    if window.bytes == 0:
+        return (
+            f"{window.what}: the {window.link} link carried no byte during its "
+            f"{window.end - window.start:.1f}s window"
+        )
+    return ""
+
+
 def evaluate(
     requests: pd.DataFrame,
     windows: list[Window],
@@ -230,11 +268,14 @@ def evaluate(
     load_end: float,
     warmup: float,
     overrides: dict[str, Tolerance] | None = None,
+    link_traffic: Mapping[str, int] | None = None,
 ) -> Verdict:
     """Every phase checked against the hypothesis, and the recovery of every disturbance.
 
     `overrides` maps a fault's words (`what`) to its own during-tolerance; a disturbance
-    uses it when all its windows share it, else `[hypothesis.during]`.
+    uses it when all its windows share it, else `[hypothesis.during]`. `link_traffic`
+    (bytes per link over the load) and the windows' own bytes tell a fault that hit
+    nothing: such an experiment gets no verdict (see `missed`).
     """
     overrides = overrides or {}
     requests = sort_requests(requests)
@@ -298,7 +339,8 @@ def evaluate(
                 check_phase(after, hypothesis.after, before_stats),
             )
         )
-    return Verdict(tuple(phases), tuple(recoveries), tuple(notes))
+    hit_nothing = tuple(why for w in windows if (why := missed(w, link_traffic)))
+    return Verdict(tuple(phases), tuple(recoveries), tuple(notes), hit_nothing)
 
 
 def _no_nan(value: Any) -> Any:

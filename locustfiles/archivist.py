@@ -27,8 +27,10 @@ Locust is extended only through its events and ``environment.parsed_options``.
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import json
+import logging
 import os
 import random
 import time
@@ -45,11 +47,12 @@ from locust import FastHttpUser, events
 from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, ErrorResponse, absolute_http_url_regexp
 from locust.env import Environment
 from locust.exception import CatchResponseError, RescheduleTask
-from locust.runners import MasterRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 import analysis.capture  # noqa: F401  (registers the capture plug-in for every locustfile)
-from analysis.capture import run_dir_of
-from locustfiles import cookies, source_address, target
+from analysis.capture import record_in_meta, run_dir_of
+from locustfiles import cookies, links, source_address, target
+from locustfiles.coverage import Coverage, findings, summary_lines
 from locustfiles.routes import WRITE_METHODS, MissingRoute, Profile, users_for
 from locustfiles.tomlconfig import CONFIG_DIR, ConfigError, load_toml
 
@@ -59,6 +62,9 @@ WORKLOAD_TOML = CONFIG_DIR / "workload.toml"
 DB, API, EXTERNAL, SYSTEM, AUTH, INVALID = "db", "api", "external", "system", "auth", "invalid"
 LEDGER_FLUSH_ENTRIES = 1000
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps makes one per call
+
+
+log = logging.getLogger(__name__)
 
 
 class SkippedTask(RescheduleTask):
@@ -169,6 +175,13 @@ class Ledger:
 
     def record(self, kind: str, vod_id: int, **fields: Any) -> None:
         self.entries.append({"ts": time.time(), "kind": kind, "id": int(vod_id), **fields})
+        if len(self.entries) >= LEDGER_FLUSH_ENTRIES:
+            self.flush()
+
+    def record_ack(self, request: str, values: Mapping[str, Any]) -> None:
+        """An acknowledged write of a profile audited by tables ([audit] checks = "tables"):
+        the request and the answer's key fields its durable-write rules look up."""
+        self.entries.append({"ts": time.time(), "kind": "ack", "request": request, **values})
         if len(self.entries) >= LEDGER_FLUSH_ENTRIES:
             self.flush()
 
@@ -301,6 +314,7 @@ class ApiClient:
     user: FastHttpUser
     profile: Profile
     session: Session = field(default_factory=Session)
+    sent: int = 0  # requests sent so far (the task tally compares it before and after)
     _bearer_of: str | None = field(default=None, repr=False)
     _bearer: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -330,6 +344,9 @@ class ApiClient:
             route = self.profile.route(route_key) if path is None else None
         except MissingRoute as exc:
             raise SkippedTask(str(exc)) from None
+        self.sent += 1
+        if route is not None:
+            COVERAGE.routes[route_key] += 1
         verb = method or (route.method if route else "GET")
         url = path or (route.path(vod_id) if route else "/")
         if query:
@@ -580,6 +597,12 @@ class ApiClient:
     def _acknowledge(
         self, route_key: str, vod_id: object, body: Any, headers: Mapping[str, str], reply: Reply
     ) -> None:
+        noted = self.profile.ledger_fields.get(route_key)
+        if noted is not None:
+            route = self.profile.routes[route_key]
+            values = {f: vod_id if f == "{id}" else reply.get(f) for f in noted}
+            LEDGER.record_ack(f"{route.method} {route.template}", {"values": values})
+            return
         if route_key == "create_vod" and isinstance(reply.body, dict) and "id" in reply.body:
             LEDGER.record(
                 "created",
@@ -685,6 +708,61 @@ def fake_vod(rng: random.Random | None = None) -> dict[str, Any]:
     }
 
 
+# --- nothing silent: every task run tallied (see locustfiles/coverage.py) -----------------
+
+COVERAGE = Coverage()
+_worker_reports: dict[str, dict[str, Any]] = {}
+_logged_skips: set[tuple[str, str]] = set()
+
+
+def uses(*route_keys: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare the profile routes a task needs: without one of them it is skipped (and
+    counted as such), and a declared route that never gets a request is reported."""
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.locust_routes = frozenset(route_keys)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def _tallied(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The task, counting each run as sent / skipped (with the reason) / did nothing."""
+    needs = sorted(getattr(fn, "locust_routes", ()))
+
+    @functools.wraps(fn)
+    def run(user: ArchivistUser) -> Any:
+        key = f"{type(user).__name__}.{fn.__name__}"
+        tally = COVERAGE.task(key)
+        tally.runs += 1
+        before, finished = user.api.sent, False
+        try:
+            missing = [r for r in needs if not user.api.profile.has(r)]
+            if missing:
+                raise SkippedTask(
+                    f"needs route {missing[0]!r}, not in profile {user.api.profile.name!r}"
+                )
+            result = fn(user)
+            finished = True
+            return result
+        except SkippedTask as exc:
+            tally.skipped[str(exc)] += 1
+            if (key, str(exc)) not in _logged_skips:
+                _logged_skips.add((key, str(exc)))
+                log.warning("task %s skipped: %s", key, exc)
+            raise
+        finally:
+            sent = user.api.sent - before
+            tally.requests += sent
+            if sent:
+                tally.sent += 1
+            elif finished:  # not skipped, not cut short (a stop, an error): did nothing
+                tally.idle += 1
+
+    run.__dict__["_tallied"] = True
+    return run
+
+
 class ArchivistUser(FastHttpUser):
     """A person using Archivist: logs in at start, then acts through `self.api`."""
 
@@ -694,8 +772,22 @@ class ArchivistUser(FastHttpUser):
     # contract's users, spawned for every profile that lists no users of its own.
     for_profiles: tuple[str, ...] = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every task of every workload is tallied; no task author has to remember it."""
+        super().__init_subclass__(**kwargs)
+        wrapped: dict[Any, Any] = {}
+        tasks = []
+        for t in cls.tasks:
+            if callable(t) and not hasattr(t, "tasks") and not getattr(t, "_tallied", False):
+                if t not in wrapped:
+                    wrapped[t] = _tallied(t)
+                t = wrapped[t]
+            tasks.append(t)
+        cls.tasks = tasks
+
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
+        COVERAGE.users[type(self).__name__] += 1
         cookies.install(self.client)  # same cookies, less CPU per request (see cookies.py)
         self.source_address = source_address.bind_user(self)
         self.api = ApiClient(self, profile_of(environment))
@@ -758,6 +850,7 @@ def _add_arguments(parser: Any) -> None:
         "(default: open_model.rate_per_user in config/workload.toml)",
     )
     target.add_arguments(parser)
+    links.add_arguments(parser)
 
 
 def has_tagged_tasks(user_class: type, tags: set[str] | None, exclude: set[str] | None) -> bool:
@@ -817,3 +910,89 @@ def _check_config(environment: Environment, **_: Any) -> None:
         workload()
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
+
+
+def _task_passes(task: Any, tags: set[str] | None, exclude: set[str] | None) -> bool:
+    found = set(getattr(task, "locust_tag_set", set()))
+    return (tags is None or bool(found & tags)) and not (exclude and found & exclude)
+
+
+def _declared_and_selected(environment: Environment) -> tuple[dict[str, frozenset[str]], set[str]]:
+    """Routes each loaded task declares, and the tasks this run selected (classes, -T, -E)."""
+    opts = environment.parsed_options
+    tags = set(opts.tags) if opts is not None and getattr(opts, "tags", None) else None
+    exclude = (
+        set(opts.exclude_tags) if opts is not None and getattr(opts, "exclude_tags", None) else None
+    )
+    loaded = _loaded_classes(environment)
+    chosen = {c.__name__ for c in environment.user_classes}
+    declared: dict[str, frozenset[str]] = {}
+    selected: set[str] = set()
+    for cls in loaded:
+        if not isinstance(cls, type) or not issubclass(cls, ArchivistUser):
+            continue
+        for t in _ORIGINAL_TASKS.get(cls, cls.tasks):
+            if hasattr(t, "tasks"):
+                continue
+            key = f"{cls.__name__}.{t.__name__}"
+            declared[key] = frozenset(getattr(t, "locust_routes", ()))
+            if cls.__name__ in chosen and _task_passes(t, tags, exclude):
+                selected.add(key)
+    return declared, selected
+
+
+_ORIGINAL_TASKS: dict[type, list[Any]] = {}
+
+
+def _loaded_classes(environment: Environment) -> list[Any]:
+    """Every user class of the locustfiles (not only those chosen on the command line)."""
+    available: dict[str, Any] = dict(environment.available_user_classes or {})
+    return list(available.values()) or list(environment.user_classes)
+
+
+@events.init.add_listener
+def _remember_tasks(environment: Environment, **_: Any) -> None:
+    """The task lists before Locust filters them by tag (it edits the classes in place)."""
+    for cls in _loaded_classes(environment):
+        if isinstance(cls, type) and issubclass(cls, ArchivistUser):
+            _ORIGINAL_TASKS.setdefault(cls, list(cls.tasks))
+
+
+@events.report_to_master.add_listener
+def _report_coverage(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    data["archivist_coverage"] = COVERAGE.to_json()  # cumulative: the last report wins
+
+
+@events.worker_report.add_listener
+def _collect_coverage(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    if "archivist_coverage" in data:
+        _worker_reports[client_id] = data["archivist_coverage"]
+
+
+def run_coverage(environment: Environment) -> tuple[Coverage, Any]:
+    """This run's tally (every worker's, on a master) and its findings."""
+    if isinstance(environment.runner, MasterRunner):
+        coverage = Coverage.merged(_worker_reports.values())
+    else:
+        coverage = COVERAGE
+    declared, selected = _declared_and_selected(environment)
+    profile = profile_of(environment)
+    found = findings(coverage, profile.name, profile.routes, declared, selected)
+    return coverage, found
+
+
+@events.quitting.add_listener
+def _judge_coverage(environment: Environment, **_: Any) -> None:
+    """List what was skipped or never exercised; a silent class or route ends the run non-zero."""
+    if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
+        return
+    coverage, found = run_coverage(environment)
+    if not coverage.users:
+        return  # no Archivist user ran (a plug-in-only run): nothing to judge
+    for line in summary_lines(coverage, found):
+        log.info(line)
+    record_in_meta(run_dir_of(environment), coverage={**coverage.to_json(), **found.to_json()})
+    if found.problems:
+        more = f" (and {len(found.problems) - 1} more above)" if len(found.problems) > 1 else ""
+        log.error("error: the workload was silent: %s%s", found.problems[0], more)
+        environment.process_exit_code = 1

@@ -17,7 +17,7 @@ import secrets
 
 from locust import between, tag, task
 
-from locustfiles.archivist import AUTH, ArchivistUser, workload
+from locustfiles.archivist import AUTH, ArchivistUser, uses, workload
 from locustfiles.shapes import SelectableShape  # noqa: F401  (Locust finds the shape here)
 
 AUTH_CFG = workload().section("auth")
@@ -31,6 +31,7 @@ class SessionUser(ArchivistUser):
     weight = 4
 
     @tag(AUTH)
+    @uses("login", "me", "logout")
     @task(4)
     def login_me_logout(self) -> None:
         pair = self.api.open_session(self.api.session.username)
@@ -39,6 +40,7 @@ class SessionUser(ArchivistUser):
             self.api.as_bearer("logout", pair.get("access_token"), expect=(204,))
 
     @tag(AUTH)
+    @uses("login", "refresh", "me")
     @task(2)
     def refresh_rotates(self) -> None:
         old = self.api.open_session(self.api.session.username)
@@ -54,6 +56,7 @@ class SessionUser(ArchivistUser):
             self.api.as_bearer("me", new.get("access_token"), check=self.is_me)
 
     @tag(AUTH)
+    @uses("login", "logout", "me", "refresh")
     @task(2)
     def revoked_token(self) -> None:
         pair = self.api.open_session(self.api.session.username)
@@ -67,6 +70,7 @@ class SessionUser(ArchivistUser):
             )
 
     @tag(AUTH)
+    @uses("login", "me")
     @task(1)
     def expired_or_forged_token(self) -> None:
         pair = self.api.open_session(self.api.session.username)
@@ -77,6 +81,7 @@ class SessionUser(ArchivistUser):
         self.api.as_bearer("me", secrets.token_urlsafe(32), expect=(401,), name="me (forged)")
 
     @tag(AUTH)
+    @uses("login", "me", "logout")
     @task(1)
     def many_sessions(self) -> None:
         pairs = [self.api.open_session(self.api.session.username) for _ in range(self.sessions)]
@@ -108,6 +113,7 @@ class WrongPassword(ArchivistUser):
         self.username = self.rng.choice(ACCOUNTS.wrong_password)
 
     @tag(AUTH)
+    @uses("login")
     @task
     def mistype_then_login(self) -> None:
         wrong = "not-" + ACCOUNTS.password
@@ -125,6 +131,7 @@ class LockedOut(ArchivistUser):
         self.username = self.rng.choice(ACCOUNTS.lockout)
 
     @tag(AUTH)
+    @uses("login")
     @task
     def guess_until_locked(self) -> None:
         wrong = "guess-" + secrets.token_hex(4)

@@ -40,6 +40,7 @@ from locustfiles.archivist import (
     cablecast_auth_headers,
     fake_title,
     profile_of,
+    uses,
     workload,
 )
 
@@ -81,6 +82,7 @@ class ArchivistFlaskOperator(ArchivistUser):
     # -- files and VODs (PostgreSQL) ---------------------------------------------------
 
     @tag(DB)
+    @uses("upload")
     @task(1)
     def upload(self) -> None:
         city = self.rng.choice(CITIES)
@@ -101,12 +103,14 @@ class ArchivistFlaskOperator(ArchivistUser):
             self.files = [*self.files[-19:], str(reply.get("file_id"))]
 
     @tag(DB)
+    @uses("get_file")
     @task(2)
     def open_file(self) -> None:
         if self.files:
             self.call("get_file", vod_id=self.rng.choice(self.files))
 
     @tag(DB)
+    @uses("create_vod")
     @task(3)
     def create_vod(self) -> None:
         if not self.files:
@@ -124,11 +128,13 @@ class ArchivistFlaskOperator(ArchivistUser):
         )
 
     @tag(DB)
+    @uses("browse")
     @task(2)
     def browse(self) -> None:
         self.call("browse")
 
     @tag(DB)
+    @uses("transcriptions")
     @task(2)
     def list_transcriptions(self) -> None:
         reply = self.call("transcriptions")
@@ -136,11 +142,13 @@ class ArchivistFlaskOperator(ArchivistUser):
             self.transcriptions = [str(t["id"]) for t in reply.body if isinstance(t, dict)][:50]
 
     @tag(API)
+    @uses("member_cities")
     @task(1)
     def member_cities(self) -> None:
         self.call("member_cities")
 
     @tag(API)
+    @uses("queue")
     @task(1)
     def queue(self) -> None:
         self.call("queue")
@@ -148,6 +156,7 @@ class ArchivistFlaskOperator(ArchivistUser):
     # -- publishing (Cablecast) ------------------------------------------------------
 
     @tag(EXTERNAL)
+    @uses("process_vod")
     @task(1)
     def publish(self) -> None:
         """Publish a transcription I saw, or (none yet) one the app does not know: 404."""
@@ -155,11 +164,13 @@ class ArchivistFlaskOperator(ArchivistUser):
         self.call("process_vod", vod_id=chosen or str(uuid.UUID(int=self.rng.getrandbits(128))))
 
     @tag(EXTERNAL)
+    @uses("sync_status")
     @task(1)
     def sync_status(self) -> None:
         self.call("sync_status")
 
     @tag(EXTERNAL)
+    @uses("cablecast_shows")
     @task(2)
     def cablecast_shows(self) -> None:
         reply = self.call("cablecast_shows", check=_needs("shows"))
@@ -167,12 +178,14 @@ class ArchivistFlaskOperator(ArchivistUser):
             self.shows = _ids(reply.get("shows"))
 
     @tag(EXTERNAL)
+    @uses("cablecast_show")
     @task(1)
     def cablecast_show(self) -> None:
         if self.shows:
             self.call("cablecast_show", vod_id=self.rng.choice(self.shows))
 
     @tag(EXTERNAL)
+    @uses("cablecast_vods")
     @task(2)
     def cablecast_vods(self) -> None:
         reply = self.call("cablecast_vods", check=_needs("vods"))
@@ -180,18 +193,21 @@ class ArchivistFlaskOperator(ArchivistUser):
             self.vods = _ids(reply.get("vods"))
 
     @tag(EXTERNAL)
+    @uses("cablecast_vod")
     @task(1)
     def cablecast_vod(self) -> None:
         if self.vods:
             self.call("cablecast_vod", vod_id=self.rng.choice(self.vods))
 
     @tag(EXTERNAL)
+    @uses("cablecast_chapters")
     @task(1)
     def chapters(self) -> None:
         if self.vods:
             self.call("cablecast_chapters", vod_id=self.rng.choice(self.vods))
 
     @tag(EXTERNAL)
+    @uses("create_chapter")
     @task(1)
     def add_chapter(self) -> None:
         if self.vods:
@@ -204,11 +220,13 @@ class ArchivistFlaskOperator(ArchivistUser):
             )
 
     @tag(EXTERNAL)
+    @uses("cablecast_locations")
     @task(1)
     def locations(self) -> None:
         self.call("cablecast_locations")
 
     @tag(SYSTEM)
+    @uses("health")
     @task(1)
     def health(self) -> None:
         self.call("health", authed=False, check=_healthy(self.api.profile.health_ok_values))

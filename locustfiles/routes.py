@@ -8,6 +8,7 @@ profiles are testable on their own.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +33,31 @@ class Route:
         return (
             self.template.replace("{id}", str(vod_id)) if "{id}" in self.template else self.template
         )
+
+
+AUDIT_CHECKS = ("contract", "tables")
+
+
+@dataclass(frozen=True)
+class DurableWrite:
+    """One rule of what "durable" means: an acknowledged `request` promises a row in
+    `table` whose `column` equals the answer's JSON `field` ("{id}": the id in the path)."""
+
+    request: str  # "POST /api/upload", as in [routes]
+    field: str
+    table: str
+    column: str
+    absent: bool = False  # a delete: the row must be gone
+
+
+@dataclass(frozen=True)
+class AuditRules:
+    """[audit] of a profile: `contract` (the reference stack's own rules, faults/audit.py)
+    or `tables` (each acknowledged write of `durable` checked in its table)."""
+
+    checks: str
+    durable: tuple[DurableWrite, ...] = ()
+    not_durable: tuple[str, ...] = ()  # acknowledged, but the app keeps nothing by design
 
 
 @dataclass(frozen=True)
@@ -79,6 +105,10 @@ class Profile:
     def expected(self, key: str, default: tuple[int, ...] = (200,)) -> tuple[int, ...]:
         """The statuses `key` answers when the deployment works as its code intends."""
         return self.expect.get(key, default)
+
+    audit: AuditRules | None = None  # None: the profile says nothing about durability
+    # route key -> answer fields to note in the ledger for the `tables` audit
+    ledger_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def has(self, key: str) -> bool:
         return key in self.routes
@@ -131,6 +161,7 @@ class Profile:
         mode = auth.get("mode", "bearer")
         if mode not in ("bearer", "csrf", "none"):
             raise ConfigError(f"{path}: auth.mode {mode!r}: expected bearer, csrf or none")
+        audit = _audit_rules(path, data.get("audit"))
         profile = cls(
             name=data.get("name", path.stem),
             routes=routes,
@@ -149,6 +180,8 @@ class Profile:
             defects=defects,
             users=tuple(users),
             headers={str(k): v for k, v in headers.items()},
+            audit=audit,
+            ledger_fields=ledger_fields(routes, audit),
         )
         needed = {"bearer": ["login"], "csrf": [profile.csrf_route], "none": []}[mode]
         for key in [*needed, profile.health_route]:
@@ -190,3 +223,55 @@ def _defect(path: Path, key: str, value: object) -> Defect:
 
 class MissingRoute(LookupError):
     """The deployment lacks a route a task needs (the API client skips the task)."""
+
+
+def _audit_rules(path: Path, raw: object) -> AuditRules | None:
+    """[audit] of a profile file, checked: a typo must not become an audit of nothing."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [audit] must be a table")
+    checks = raw.get("checks")
+    if checks not in AUDIT_CHECKS:
+        raise ConfigError(
+            f"{path}: audit.checks {checks!r}: expected {' or '.join(map(repr, AUDIT_CHECKS))}"
+        )
+    rules = []
+    for i, rule in enumerate(raw.get("durable", [])):
+        where = f"{path}: audit.durable[{i}]"
+        if not isinstance(rule, dict):
+            raise ConfigError(f"{where} must be a table")
+        missing = [k for k in ("request", "field", "table", "column") if not rule.get(k)]
+        if missing:
+            raise ConfigError(f"{where} lacks {', '.join(missing)}")
+        method, _, template = str(rule["request"]).partition(" ")
+        if method not in {"GET", *WRITE_METHODS} or not template.startswith("/"):
+            raise ConfigError(f'{where}.request "{rule["request"]}": expected "METHOD /path"')
+        for key in ("table", "column"):
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(rule[key])):
+                raise ConfigError(f"{where}.{key} {rule[key]!r} is not a plain SQL name")
+        rules.append(
+            DurableWrite(
+                str(rule["request"]),
+                str(rule["field"]),
+                str(rule["table"]),
+                str(rule["column"]),
+                bool(rule.get("absent", False)),
+            )
+        )
+    if checks == "tables" and not rules:
+        raise ConfigError(f"{path}: audit.checks = 'tables' needs [[audit.durable]] rules")
+    return AuditRules(str(checks), tuple(rules), tuple(map(str, raw.get("not_durable", []))))
+
+
+def ledger_fields(routes: dict[str, Route], audit: AuditRules | None) -> dict[str, tuple[str, ...]]:
+    """For the `tables` audit: per route key, the answer fields its acknowledgement notes."""
+    if audit is None or audit.checks != "tables":
+        return {}
+    result: dict[str, tuple[str, ...]] = {}
+    for key, route in routes.items():
+        request = f"{route.method} {route.template}"
+        fields = [r.field for r in audit.durable if r.request == request]
+        if fields or request in audit.not_durable:
+            result[key] = tuple(dict.fromkeys(fields))
+    return result

@@ -25,6 +25,7 @@ from locustfiles.archivist import (
     ArchivistUser,
     fake_title,
     fake_vod,
+    uses,
     workload,
 )
 from locustfiles.flask_archivist import ArchivistFlaskOperator  # noqa: F401  (--routes archivist-flask)
@@ -45,6 +46,7 @@ class VodEditor(ArchivistUser):
         self.mine: dict[int, int] = {}  # my VODs: id -> version the service last told me
 
     @tag(DB)
+    @uses("list_vods")
     @task(4)
     def browse(self) -> None:
         status = self.rng.choice([None, *STATUSES])
@@ -53,17 +55,20 @@ class VodEditor(ArchivistUser):
             self.api.list_vods(limit=VOD["list_limit"], status=status, cursor=cursor)
 
     @tag(DB)
+    @uses("list_vods")
     @task(2)
     def search(self) -> None:
         self.api.list_vods(limit=VOD["list_limit"], q=fake_title(self.rng).split()[0])
 
     @tag(API)
+    @uses("get_vod")
     @task(6)
     def open_vod(self) -> None:
         if self.mine:
             self.api.get_vod(self.rng.choice(list(self.mine)))
 
     @tag(DB)
+    @uses("create_vod")
     @task(2)
     def create(self) -> None:
         vod = self.api.create_vod(**fake_vod(self.rng))
@@ -71,6 +76,7 @@ class VodEditor(ArchivistUser):
             self.remember(vod.body)
 
     @tag(DB)
+    @uses("update_vod")
     @task(2)
     def edit(self) -> None:
         if self.mine:
@@ -80,6 +86,7 @@ class VodEditor(ArchivistUser):
                 self.remember(reply.body)
 
     @tag(DB)
+    @uses("delete_vod")
     @task(2)
     def delete(self) -> None:
         if self.mine:  # tidy up: the oldest of my VODs goes
@@ -88,6 +95,7 @@ class VodEditor(ArchivistUser):
                 del self.mine[vod_id]
 
     @tag(EXTERNAL)
+    @uses("create_vod", "process_vod", "get_vod")
     @task(1)
     def publish(self) -> None:
         with self.workflow("upload->published"):
@@ -100,11 +108,13 @@ class VodEditor(ArchivistUser):
             self.remember(done)
 
     @tag(EXTERNAL)
+    @uses("list_shows")
     @task(1)
     def shows(self) -> None:
         self.api.send("list_shows", query={"q": fake_title(self.rng).split()[0]})
 
     @tag(SYSTEM)
+    @uses("health")
     @task(1)
     def health(self) -> None:
         self.api.send("health", authed=False)
@@ -143,6 +153,7 @@ class OpenModelReader(ArchivistUser):
         return {"intended_start": self.due}
 
     @tag(API)
+    @uses("list_vods")
     @task
     def read_listing(self) -> None:
         self.api.list_vods(limit=VOD["list_limit"])

@@ -215,3 +215,30 @@ def test_history_finds_the_step(tmp_path: Path, capsys) -> None:
 def test_usage_errors_exit_2(args: list[str]) -> None:
     out = run_cli(*args)
     assert out.returncode == 2 and "usage:" in out.stderr
+
+
+def test_report_lists_skipped_tasks_and_bytes_per_link(synthetic_pair, tmp_path: Path) -> None:
+    """What the workload's plug-ins recorded in meta.json is in the report, not left out."""
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(synthetic_pair[1], run)
+    meta_path = run / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta["coverage"] = {
+        "problems": ["user class OpenModelReader sent no request (1 users, 8 task runs)"],
+        "skipped": ["VodEditor.browse: skipped 3 of 3 runs: needs route 'list_vods'"],
+        "notes": ["route sync_status not exercised: no task of this workload uses it"],
+    }
+    meta["links"] = {"postgres": {"upstream": 1200, "downstream": 5400}, "cablecast": {}}
+    meta_path.write_text(json.dumps(meta))
+    out = tmp_path / "r.html"
+    assert main(["report", str(run), "--out", str(out), "--config", str(CONFIG)]) == 0
+    text = out.read_text()
+    assert "PROBLEM: user class OpenModelReader sent no request" in text
+    assert (
+        "skipped: VodEditor.browse: skipped 3 of 3 runs: needs route &#x27;list_vods&#x27;" in text
+    )
+    assert "note: route sync_status not exercised" in text
+    assert "Bytes per link" in text and "5400" in text

@@ -43,3 +43,40 @@ def test_bearer_profile_without_login_route_is_refused(tmp_path: Path) -> None:
     path.write_text('[auth]\nmode = "bearer"\n[routes]\nhealth = "GET /api/health"\n')
     with pytest.raises(ConfigError, match="need route 'login'"):
         Profile.load(str(path))
+
+
+def test_a_profile_says_what_durable_means_or_nothing(tmp_path: Path) -> None:
+    flask = Profile.load("archivist-flask")
+    assert flask.ledger_fields == {
+        "upload": ("file_id",),
+        "create_vod": (),
+        "process_vod": ("vod_id", "{id}"),
+    }
+    assert Profile.load("contract").audit is not None
+    bare = tmp_path / "bare.toml"
+    bare.write_text('[auth]\nmode = "none"\n[routes]\nhealth = "GET /h"\n')
+    assert Profile.load(str(bare)).audit is None
+
+
+@pytest.mark.parametrize(
+    ("audit", "expected"),
+    [
+        ('checks = "tabels"', "audit.checks 'tabels': expected 'contract' or 'tables'"),
+        ('checks = "tables"', "audit.checks = 'tables' needs [[audit.durable]] rules"),
+        (
+            'checks = "tables"\n[[audit.durable]]\nrequest = "POST /x"\nfield = "id"\n'
+            'table = "a; drop table b"\ncolumn = "id"',
+            "audit.durable[0].table 'a; drop table b' is not a plain SQL name",
+        ),
+        (
+            'checks = "tables"\n[[audit.durable]]\nrequest = "POST /x"\nfield = "id"',
+            "audit.durable[0] lacks table, column",
+        ),
+    ],
+)
+def test_a_malformed_audit_names_file_and_field(tmp_path: Path, audit: str, expected: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(f'[auth]\nmode = "none"\n[routes]\nhealth = "GET /h"\n[audit]\n{audit}\n')
+    with pytest.raises(ConfigError) as info:
+        Profile.load(str(path))
+    assert str(info.value) == f"{path}: {expected}"

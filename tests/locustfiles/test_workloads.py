@@ -6,6 +6,7 @@ the capture plug-in's Parquet, the ledger files, and the stack's PostgreSQL dire
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -34,7 +35,15 @@ CASE_NAMES = {
 
 
 def target(stack) -> list[str]:
-    return ["--host", stack.api_url, "--cablecast-url", stack.cablecast_url]
+    return [
+        "--host", stack.api_url,
+        "--cablecast-url", stack.cablecast_url,
+        "--faults-url", stack.fault_url,
+    ]  # fmt: skip
+
+
+def meta_of(run: LocustRun) -> dict:
+    return json.loads((run.run_dir / "meta.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +56,11 @@ def mixed(stack, tmp_path_factory) -> LocustRun:
 
 @pytest.fixture(scope="module")
 def phase(stack, tmp_path_factory) -> LocustRun:
-    """Only the `external` and `system` tags of the VOD workload (`-T`), 3 users, 12 s."""
+    """Only the `external` and `system` tags of the VOD workload (`-T`), 3 users, 12 s,
+    with the contract's route profile named explicitly."""
     run_dir = tmp_path_factory.mktemp("phase")
     args = ["-f", "locustfiles/vod.py", "VodEditor", "--headless", "-u", "3", "-r", "3"]
+    args += ["--routes", "contract"]
     return run_locust([*args, "-t", "12s", "-T", "external", "system", *target(stack)], run_dir)
 
 
@@ -125,6 +136,53 @@ def test_ledger_matches_the_database(
     rows = fetch_rows(stack.database_url, sorted(expected))
     result = judge(expected, rows, None, None, None, time.time(), Audit())
     assert result.lost == [] and result.inconsistent == [], result.to_json()
+
+
+def test_a_contract_run_exercises_every_route_its_tasks_use(
+    mixed: LocustRun, phase: LocustRun, two_processes: LocustRun
+) -> None:
+    """Nothing skipped, no class silent; with --processes the workers' tallies add up."""
+    for run in (mixed, phase, two_processes):
+        coverage = meta_of(run)["coverage"]
+        assert coverage["problems"] == [] and coverage["skipped"] == [], coverage
+    tasks = meta_of(two_processes)["coverage"]["tasks"]
+    assert tasks["VodEditor.create"]["sent"] >= 1 and tasks["VodEditor.browse"]["sent"] >= 1
+    assert meta_of(two_processes)["coverage"]["users"] == {"VodEditor": 6}
+
+
+def test_bytes_per_link_are_recorded_in_meta(mixed: LocustRun, phase: LocustRun) -> None:
+    links = meta_of(mixed)["links"]
+    assert set(links) == {"postgres", "redis", "cablecast"}
+    # Every link carried traffic both ways: VOD rows, sessions and cache, publications.
+    assert all(n > 0 for d in links.values() for n in d.values()), links
+    assert meta_of(mixed)["links_source"] == mixed_fault_url(mixed)
+
+
+def mixed_fault_url(run: LocustRun) -> str:
+    return str(meta_of(run)["options"]["faults_url"])
+
+
+def test_a_profile_whose_routes_differ_lists_what_it_skipped_and_fails(
+    stack, tmp_path: Path
+) -> None:
+    """The Flask profile against the reference stack: most tasks need routes it lacks."""
+    args = ["-f", "locustfiles/vod.py", "--headless", "-u", "5", "-r", "5", "-t", "6s"]
+    run = run_locust([*args, "--routes", "archivist-flask", *target(stack)], tmp_path)
+    assert run.returncode == 1, run.stderr[-3000:]
+    # In the log, as it happens ...
+    assert (
+        "task OpenModelReader.read_listing skipped: needs route 'list_vods', "
+        "not in profile 'archivist-flask'"
+    ) in run.stderr
+    # ... in the summary at the end ...
+    assert "skipped: OpenModelReader.read_listing: skipped " in run.stderr
+    errors = [line for line in run.stderr.splitlines() if "error: the workload was silent" in line]
+    assert len(errors) == 1, run.stderr[-3000:]
+    assert "user class OpenModelReader sent no request" in errors[0]
+    # ... and in the run's meta.json, for the reports.
+    coverage = meta_of(run)["coverage"]
+    assert any(s.startswith("OpenModelReader.read_listing: skipped") for s in coverage["skipped"])
+    assert any("OpenModelReader sent no request" in p for p in coverage["problems"])
 
 
 def test_two_processes_write_one_ledger_each(two_processes: LocustRun) -> None:

@@ -5,8 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from faults.audit import CablecastView, Expected, expectations, judge, read_ledger
+from faults.audit import (
+    CablecastView,
+    Expected,
+    expectations,
+    judge,
+    judge_tables,
+    read_acks,
+    read_ledger,
+)
 from faults.experiment import Audit
+from locustfiles.routes import Profile
 
 NOW = 10_000.0
 
@@ -165,3 +174,46 @@ def test_the_ledgers_of_all_processes_merge_in_time_order(tmp_path: Path) -> Non
         json.dumps(created(2, ts=1.0)) + "\n" + '{"ts": 4, "kind": "crea'  # torn last line
     )
     assert [e["id"] for e in read_ledger(tmp_path)] == [2, 1]
+
+
+def test_a_profile_audited_by_tables_names_each_write_missing_from_its_table(
+    tmp_path: Path,
+) -> None:
+    """The Flask app's rules (config/routes/archivist-flask.toml) on a ledger of its writes."""
+    rules = Profile.load("archivist-flask").audit
+    assert rules is not None and rules.checks == "tables"
+    acks = [
+        {"ts": 1, "kind": "ack", "request": "POST /api/upload", "values": {"file_id": "f1"}},
+        {"ts": 2, "kind": "ack", "request": "POST /api/upload", "values": {"file_id": "f2"}},
+        {
+            "ts": 3,
+            "kind": "ack",
+            "request": "POST /api/vod/publish/{id}",
+            "values": {"vod_id": 77, "{id}": "t9"},
+        },
+        {"ts": 4, "kind": "ack", "request": "POST /api/vod/create", "values": {}},
+    ]
+    (tmp_path / "ledger-1.jsonl").write_text("".join(json.dumps(a) + "\n" for a in acks))
+    assert read_acks(tmp_path) == acks
+    present = {
+        ("digital_files", "id"): {"f1"},
+        ("cablecast_vods", "id"): {"77"},
+        ("cablecast_shows", "transcription_id"): set(),
+    }
+    result = judge_tables(rules, read_acks(tmp_path), present, Audit())
+    assert [(f.id, f.problem) for f in result.lost] == [
+        ("f2", "POST /api/upload acknowledged, but no digital_files row has id = 'f2'"),
+        (
+            "t9",
+            "POST /api/vod/publish/{id} acknowledged, but no cablecast_shows row has "
+            "transcription_id = 't9'",
+        ),
+    ]
+    assert result.checked == {
+        "acknowledged": 4,
+        "digital_files.id": 2,
+        "cablecast_vods.id": 1,
+        "cablecast_shows.transcription_id": 1,
+    }
+    assert "POST /api/vod/create: 1 acknowledged, not audited" in result.notes[0]
+    assert not result.ok

@@ -111,3 +111,33 @@ def test_audit_without_a_usable_run_folder_exits_2_naming_it(tmp_path: Path) -> 
     down = faults("audit", str(tmp_path), "--database-url", "postgresql://127.0.0.1:9/x")
     assert down.returncode == 2 and down.stderr.startswith("error: database postgresql://")
     assert len(down.stderr.strip().splitlines()) == 1 and "Traceback" not in down.stderr
+
+
+def test_an_unknown_route_profile_is_one_line(tmp_path: Path) -> None:
+    answer = faults(
+        "run", "config/experiments/postgres-down.toml", "--routes", "archivist-flsk",
+        "--run-dir", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert answer.returncode == 2
+    assert answer.stderr.strip() == (
+        "error: --routes 'archivist-flsk': no such profile; known: archivist-flask, contract"
+    )
+
+
+def test_the_audit_follows_the_run_s_profile_or_says_it_has_none(tmp_path: Path) -> None:
+    (tmp_path / "ledger-1.jsonl").write_text(
+        '{"ts": 1, "kind": "ack", "request": "POST /api/upload", "values": {"file_id": "f"}}\n'
+    )
+    bare = tmp_path / "bare.toml"
+    bare.write_text('[auth]\nmode = "none"\n[routes]\nhealth = "GET /h"\n')
+    none = faults("audit", str(tmp_path), "--routes", str(bare), "--database-url", "postgresql://x")
+    assert none.returncode == 0, none.stderr
+    assert none.stdout.strip() == (
+        f"audit of {tmp_path}: profile bare defines no audit (no [audit] in its config/routes "
+        "file): nothing was audited"
+    )
+    # Without --routes, the run's own profile (meta.json) decides: the Flask app's tables.
+    (tmp_path / "meta.json").write_text('{"options": {"routes": "archivist-flask"}}')
+    down = faults("audit", str(tmp_path), "--database-url", "postgresql://127.0.0.1:9/x")
+    assert down.returncode == 2 and down.stderr.startswith("error: database postgresql://")
+    assert len(down.stderr.strip().splitlines()) == 1 and "Traceback" not in down.stderr

@@ -127,6 +127,11 @@ def test_a_misspelled_link_names_the_file_field_and_known_links(tmp_path: Path) 
             "latency = 2.5",
             "faults[0].attributes.latency must be a whole number of ms, got 2.5",
         ),
+        (
+            "users = 5",
+            'users = 5\nroutes = "archivist-flsk"',
+            "load.routes no such profile; known: archivist-flask, contract",
+        ),
     ],
 )
 def test_mistakes_are_reported_with_the_field(
@@ -196,3 +201,10 @@ def test_the_load_table_becomes_locust_flags(tmp_path: Path) -> None:
     ):
         assert part in flags
     assert flags.count("--stop-timeout") == 1
+
+
+def test_the_route_profile_is_part_of_the_experiment(tmp_path: Path) -> None:
+    default = load_experiment(write(tmp_path, VALID), LINKS)
+    assert default.load.routes == "contract"
+    flask = VALID.replace("users = 5", 'users = 5\nroutes = "archivist-flask"')
+    assert load_experiment(write(tmp_path, flask), LINKS).load.routes == "archivist-flask"

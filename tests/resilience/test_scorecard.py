@@ -90,3 +90,25 @@ def test_the_scorecard_has_a_row_per_experiment_and_a_chart(tmp_path: Path) -> N
 def test_a_folder_without_a_verdict_is_named(tmp_path: Path) -> None:
     with pytest.raises(ScorecardError, match=f"{tmp_path}/verdict.json: cannot read"):
         write_scorecard([tmp_path], tmp_path / "card")
+
+
+def test_a_fault_that_hit_nothing_is_named_in_the_report_and_the_scorecard(
+    tmp_path: Path,
+) -> None:
+    report = verdict("cablecast-latency", False, 0.0, 0.0, 0)
+    why = "latency latency=500 on cablecast: the cablecast link carried no byte during its 3.0s"
+    report["verdict"]["hit_nothing"] = [why]
+    report["links"] = {"cablecast": {"upstream": 0, "downstream": 0}, "redis": {"upstream": 9}}
+    report["coverage"] = {"skipped": ["Reader.read: skipped 2 of 2 runs: x (2x)"], "notes": []}
+    report["audit"], report["audit_note"] = None, "profile bare defines no audit"
+    text = render_report(report)
+    assert f"FAULT HIT NOTHING (no verdict): {why}" in text
+    assert "bytes per link over the load: cablecast 0, redis 9" in text
+    assert "skipped: Reader.read: skipped 2 of 2 runs: x (2x)" in text
+    assert "audit: profile bare defines no audit" in text
+    run = tmp_path / "cablecast-latency"
+    run.mkdir()
+    (run / "verdict.json").write_text(json.dumps(report))
+    write_scorecard([run], tmp_path / "card")
+    md = (tmp_path / "card" / "scorecard.md").read_text()
+    assert "| cablecast-latency | **FAULT HIT NOTHING** |" in md

@@ -49,7 +49,11 @@ def test_an_injected_toxic_is_journaled_recorded_and_removed(
         "stream",
         "toxicity",
         "what",
+        "bytes",
     }
+    # What each link carried while its fault was in place: nothing, nobody used them.
+    assert recorded[0]["bytes"] == {"upstream": 0, "downstream": 0}
+    assert recorded[1]["bytes"] == {"upstream": 0, "downstream": 0}
     assert down.id not in injector.active
     assert not injector.journal.path.exists()  # nothing left to undo: journal gone
 

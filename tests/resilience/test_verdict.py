@@ -163,3 +163,44 @@ def test_a_request_the_next_fault_caught_in_flight_is_not_charged_to_steady_stat
     window = Window(T0 + 20, T0 + 30, "postgres", "postgres down")
     verdict = evaluate(frame(rows), [window], hypothesis(), T0, T0 + 61, 5)
     assert verdict.phases[0].stats.errors == 0 and verdict.phases[0].ok
+
+
+def test_a_fault_on_a_link_that_carried_nothing_gets_no_verdict() -> None:
+    """The service looked fine during the fault because nothing it did crossed the link."""
+    rows = steady(0, 60, 10, True)
+    idle = Window(T0 + 20, T0 + 30, "cablecast", "latency latency=500 on cablecast", "latency", 0)
+    verdict = evaluate(frame(rows), [idle], hypothesis(), T0, T0 + 61, warmup=5)
+    assert all(p.ok for p in verdict.phases)  # every phase "passed" ...
+    assert not verdict.ok and verdict.word == "FAULT HIT NOTHING"  # ... but tested nothing
+    assert verdict.hit_nothing == (
+        "latency latency=500 on cablecast: the cablecast link carried no byte during its "
+        "10.0s window",
+    )
+    assert verdict.to_json()["word"] == "FAULT HIT NOTHING"
+
+
+def test_traffic_or_no_measurement_keeps_the_verdict() -> None:
+    rows = steady(0, 60, 10, True)
+    used = Window(T0 + 20, T0 + 30, "postgres", "latency on postgres", "latency", 4096)
+    unmeasured = Window(T0 + 20, T0 + 30, "redis", "latency on redis", "latency", None)
+    verdict = evaluate(frame(rows), [used, unmeasured], hypothesis(), T0, T0 + 61, warmup=5)
+    assert verdict.hit_nothing == () and verdict.word == "PASS"
+
+
+def test_a_link_taken_down_hit_nothing_only_if_the_load_never_used_it() -> None:
+    """A link that is down carries no byte by design: the whole load's traffic decides."""
+    rows = steady(0, 60, 10, True)
+    down = Window(T0 + 20, T0 + 30, "cablecast", "cablecast down", "down", 0)
+    used = evaluate(frame(rows), [down], hypothesis(), T0, T0 + 61, 5, None, {"cablecast": 10})
+    assert used.hit_nothing == ()
+    unused = evaluate(frame(rows), [down], hypothesis(), T0, T0 + 61, 5, None, {"cablecast": 0})
+    assert unused.hit_nothing == (
+        "cablecast down: the cablecast link carried no byte during the whole load",
+    )
+
+
+def test_window_bytes_are_read_from_faults_jsonl() -> None:
+    line = {"start": 1.0, "end": 2.0, "link": "redis", "toxic": "latency", "what": "w"}
+    assert Window.from_json({**line, "bytes": {"upstream": 3, "downstream": 4}}).bytes == 7
+    assert Window.from_json({**line, "bytes": None}).bytes is None
+    assert Window.from_json(line).bytes is None  # a window recorded before bytes were

@@ -1,0 +1,198 @@
+"""Experiments per target on the real stack: a fault that hit nothing gets no verdict, the
+route profile picks the routes and the audit, and an audit that does not fit says so."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from faults.audit import AuditError, fetch_present
+from faults.runner import Target
+from locustfiles.routes import Profile
+from testbed.stack import Stack
+
+REPO = Path(__file__).resolve().parents[2]
+
+# 14 s of load: 2 s warm-up, 3 s before, 3 s fault, 2 s recovery allowance, 2 s after.
+SHORT = """
+title = "short"
+[load]
+locustfile = "locustfiles/vod.py"
+users = 3
+spawn_rate = 3
+duration = "14s"
+warmup = "2s"
+{load}
+[[faults]]
+link = "{link}"
+toxic = "latency"
+attributes = {{ latency = 100 }}
+at = "5s"
+for = "3s"
+[hypothesis]
+error_rate = "< 5%"
+recovers_within = "2s"
+sustained = "2s"
+[hypothesis.during]
+error_rate = "<= 100%"
+"""
+
+
+@pytest.fixture
+def target(clean_faults: Stack) -> Target:
+    s = clean_faults
+    return Target(s.api_url, s.fault_url, s.cablecast_url, s.database_url, s.redis_url)
+
+
+def faults_run(
+    path: Path, target: Target, run_dir: Path, *extra: str
+) -> subprocess.CompletedProcess:
+    env = os.environ | {
+        "TOXIPROXY_URL": target.fault_url,
+        "DATABASE_URL": str(target.database_url),
+        "REDIS_URL": str(target.redis_url),
+        "CABLECAST_URL": str(target.cablecast_url),
+    }
+    command = [sys.executable, "-m", "faults", "run", str(path), "--host", target.api_url]
+    return subprocess.run(
+        [*command, "--run-dir", str(run_dir), *extra],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_a_fault_on_a_link_the_workload_never_uses_hit_nothing(
+    target: Target, tmp_path: Path, journal_dir: Path
+) -> None:
+    """Only the `db` tasks run: nothing is published, so Cablecast sees no byte."""
+    path = tmp_path / "cablecast-idle.toml"
+    path.write_text(
+        SHORT.format(link="cablecast", load='tags = ["db"]\nuser_classes = ["VodEditor"]')
+    )
+    done = faults_run(path, target, tmp_path / "run", "--no-audit")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    report = json.loads((tmp_path / "run" / "verdict.json").read_text())
+    assert report["verdict"]["word"] == "FAULT HIT NOTHING" and report["ok"] is False
+    [why] = report["verdict"]["hit_nothing"]
+    assert why.startswith("latency latency=100 on cablecast: the cablecast link carried no byte")
+    assert report["windows"][0]["bytes"] == 0
+    # The links the workload did use carried traffic, and the run says how much.
+    assert report["links"]["cablecast"] == {"upstream": 0, "downstream": 0}
+    assert sum(report["links"]["postgres"].values()) > 0
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("verdict: FAULT HIT NOTHING (no verdict): latency latency=100 on")
+
+
+def test_a_fault_on_a_link_in_use_carries_bytes_and_keeps_its_verdict(
+    target: Target, tmp_path: Path, journal_dir: Path
+) -> None:
+    path = tmp_path / "postgres-used.toml"
+    path.write_text(
+        SHORT.format(link="postgres", load='tags = ["db"]\nuser_classes = ["VodEditor"]')
+    )
+    done = faults_run(path, target, tmp_path / "run", "--no-audit")
+    report = json.loads((tmp_path / "run" / "verdict.json").read_text())
+    assert report["verdict"]["hit_nothing"] == [], done.stdout
+    assert report["windows"][0]["bytes"] > 0
+    assert "FAULT HIT NOTHING" not in done.stdout
+
+
+def test_the_flask_profile_on_the_reference_stack_runs_and_its_audit_says_what_it_checked(
+    target: Target, tmp_path: Path, journal_dir: Path
+) -> None:
+    """--routes picks the Flask app's routes (only its health route fits this workload
+    selection) and its audit (its own tables, with nothing of theirs acknowledged here)."""
+    path = tmp_path / "flask.toml"
+    path.write_text(
+        SHORT.format(link="redis", load='tags = ["system"]\nuser_classes = ["VodEditor"]')
+    )
+    done = faults_run(path, target, tmp_path / "run", "--routes", "archivist-flask")
+    assert "Traceback" not in done.stderr, done.stderr
+    report = json.loads((tmp_path / "run" / "verdict.json").read_text())
+    assert report["routes"] == "archivist-flask"
+    assert done.returncode == (0 if report["ok"] else 1), done.stderr
+    assert report["coverage"]["skipped"] == []  # only the health task was selected
+    audit = report["audit"]
+    assert audit["notes"] == ["the ledger holds no acknowledged write this profile audits"]
+    assert "note: the ledger holds no acknowledged write this profile audits" in done.stdout
+    assert "relation" not in done.stdout + done.stderr  # never the contract's vods table
+
+
+def test_a_silent_workload_stops_the_experiment_with_one_line(
+    target: Target, tmp_path: Path, journal_dir: Path
+) -> None:
+    """The Flask profile with the open-model reader: it needs a listing route the profile
+    lacks, so it never sends a request."""
+    path = tmp_path / "silent.toml"
+    path.write_text(SHORT.format(link="redis", load='user_classes = ["OpenModelReader"]'))
+    done = faults_run(path, target, tmp_path / "run", "--routes", "archivist-flask")
+    assert done.returncode == 2, done.stderr
+    errors = done.stderr.strip().splitlines()
+    assert errors[-1].startswith(
+        "error: the workload was silent: user class OpenModelReader sent no request"
+    ), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_audit_of_tables_the_database_lacks_says_whose_they_are(stack: Stack) -> None:
+    """The Flask profile's audit pointed at the reference stack's database."""
+    flask = Profile.load("archivist-flask")
+    with pytest.raises(AuditError) as info:
+        fetch_present(str(stack.database_url), flask, {("digital_files", "id"): ["f1"]})
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("profile archivist-flask audits digital_files.id, which the database")
+    assert message.endswith("is it the archivist-flask deployment's database?")
+
+
+def test_a_profile_audited_by_tables_checks_real_rows(stack: Stack, tmp_path: Path) -> None:
+    """The generic audit on real data: the contract's routes, with a `tables` rule that
+    each acknowledged create is a row of `vods`; one row deleted behind its back is lost."""
+    contract = (REPO / "config" / "routes" / "contract.toml").read_text()
+    profile = tmp_path / "tables.toml"
+    profile.write_text(
+        contract.split("[audit]")[0]
+        + '[audit]\nchecks = "tables"\n[[audit.durable]]\nrequest = "POST /api/vods"\n'
+        'field = "id"\ntable = "vods"\ncolumn = "id"\n'
+    )
+    run_dir = tmp_path / "run"
+    locust = [sys.executable, "-m", "locust", "-f", "locustfiles/vod.py", "VodEditor"]
+    subprocess.run(
+        [
+            *locust,
+            "--headless", "-u", "2", "-r", "2", "-t", "6s", "-T", "db",
+            "--host", stack.api_url, "--routes", str(profile), "--run-dir", str(run_dir),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        timeout=90,
+    )  # fmt: skip
+    acks = [
+        json.loads(line)
+        for p in run_dir.glob("ledger-*.jsonl")
+        for line in p.read_text().splitlines()
+    ]
+    created = [a["values"]["id"] for a in acks if a["request"] == "POST /api/vods"]
+    assert created, acks
+    audit = [sys.executable, "-m", "faults", "audit", str(run_dir)]
+    args = [*audit, "--routes", str(profile), "--database-url", str(stack.database_url)]
+    kept = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert f"'vods.id': {len(set(created))}" in kept.stdout
+    with psycopg.connect(str(stack.database_url), autocommit=True) as conn:
+        conn.execute("DELETE FROM vods WHERE id = %s", (created[0],))
+    lost = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert lost.returncode == 1, lost.stdout + lost.stderr
+    assert (
+        f"lost: {created[0]}: POST /api/vods acknowledged, but no vods row has id = '{created[0]}'"
+    ) in lost.stdout
