@@ -8,8 +8,8 @@ Three kinds, judged with the route profile's ``[findings]`` rules (config/routes
 
 - ``server error``: a 5xx answer while no fault was active (nor had just ended);
 - ``ungraceful``: a 5xx answer during a fault (or its grace period) that is not what the
-  profile expects from a route whose dependency is down (a JSON error with one of
-  ``outage_status``, e.g. a JSON 503), such as an HTML 500;
+  profile expects from a route whose dependency is down (one of ``outage_status`` with a
+  JSON body, e.g. a JSON 503), such as an HTML 500;
 - ``slow``: an endpoint whose median latency outside the faults is above its limit.
 
 Everything here is pure: the requests (capture format), fault windows and app-log records
@@ -67,7 +67,7 @@ class Rules:
 
     profile: str = "contract"
     outage_status: tuple[int, ...] = (503,)
-    error_shape: str = "json"  # json: an error answer must be a JSON object with "error"
+    error_shape: str = "json"  # json: an answer during an outage must be JSON; any: no check
     grace_s: float = 10.0
     slow_ms: float | None = None  # median limit of every endpoint, None: no default limit
     route_slow_ms: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -211,7 +211,7 @@ def _error_rows(
         total = int(in_scope.get((method, name), len(group)))
         expected = "/".join(map(str, rules.outage_status)) or "none"
         detail = (
-            f"expected {expected} with a JSON error during an outage"
+            f"expected {expected} with a JSON body during an outage"
             if kind == UNGRACEFUL
             else "5xx while no fault was active"
         )
@@ -293,7 +293,8 @@ def find(
     server_error = frame["status"].to_numpy() >= 500
     graceful = np.isin(frame["status"].to_numpy(), rules.outage_status)
     if rules.error_shape == "json":
-        graceful &= np.isin(frame["shape"].to_numpy(), ["json error", "unknown"])
+        # JSON, not necessarily an error object: a health check's 503 carries its report.
+        graceful &= np.isin(frame["shape"].to_numpy(), ["json error", "json", "unknown"])
     rows = [
         *_error_rows(frame, server_error & ~faulted, SERVER_ERROR, ~faulted, start0, rules, logs),
         *_error_rows(

@@ -129,6 +129,12 @@ def test_a_503_just_after_a_fault_belongs_to_it_but_one_long_after_is_a_server_e
     assert table.iloc[0].requests == 2  # the endpoint's requests outside the faults
 
 
+def test_a_health_report_503_during_an_outage_is_graceful() -> None:
+    report = '{"status": "degraded", "checks": {"redis": "down"}}'
+    requests = frame(req(11.0, "/api/health", 503, body=report, ctype="application/json"))
+    assert find(requests, window(10.0, 20.0), RULES).empty
+
+
 def test_error_shape_any_accepts_an_outage_status_whatever_its_body() -> None:
     requests = frame(req(11.0, "/api/vods", 503, body=HTML_500, ctype="text/html"))
     assert not find(requests, window(10.0, 20.0), RULES).empty
