@@ -122,26 +122,27 @@ def answers(requests: pd.DataFrame) -> pd.DataFrame:
     if "type" in frame:
         frame = frame[frame["type"].astype(str) != WORKFLOW_TYPE]
     n = len(frame)
-    errors = frame["error"] if "error" in frame else pd.Series([None] * n, index=frame.index)
-    if "status" in frame:
-        status = frame["status"].fillna(0).astype(np.int64)
-        missing = status == 0
-        status = status.where(~missing, errors.map(_status_of_error))
-    else:
-        status = errors.map(_status_of_error).astype(np.int64)
-    ctype = frame["content_type"] if "content_type" in frame else pd.Series([None] * n)
-    if "body" in frame:
-        body = frame["body"]
-    else:
-        body = errors.map(
-            lambda e: m.group(1) if isinstance(e, str) and (m := _SNIPPET.search(e)) else None
-        )
+
+    def column(name: str) -> np.ndarray:
+        return frame[name].to_numpy(dtype=object) if name in frame else np.full(n, None, object)
+
     ok = frame["ok"].to_numpy(dtype=bool)
-    status_arr = status.to_numpy(dtype=np.int64)
-    shapes = [
-        "" if good and code < 500 else error_shape(int(code), ct, b)
-        for good, code, ct, b in zip(ok, status_arr, ctype.to_numpy(), body.to_numpy(), strict=True)
-    ]
+    status_arr = (
+        frame["status"].fillna(0).to_numpy(dtype=np.int64)
+        if "status" in frame
+        else np.zeros(n, np.int64)
+    )
+    errors, ctypes, bodies = column("error"), column("content_type"), column("body")
+    shapes = np.full(n, "", dtype=object)
+    # Only failures (and 5xx) are looked into, one by one: they are few.
+    for i in np.flatnonzero(~ok | (status_arr >= 500)):
+        error = errors[i]
+        if not status_arr[i]:
+            status_arr[i] = _status_of_error(error)
+        body = bodies[i]
+        if not isinstance(body, str) and isinstance(error, str) and (m := _SNIPPET.search(error)):
+            body = m.group(1)
+        shapes[i] = error_shape(int(status_arr[i]), ctypes[i], body)
     start = frame["t_start"].to_numpy(dtype=np.float64)
     latency_ms = frame["latency_us"].to_numpy(dtype=np.float64) / 1000.0
     return pd.DataFrame(
