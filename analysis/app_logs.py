@@ -122,8 +122,9 @@ def read_logs(paths: Iterable[Path]) -> list[LogRecord]:
 
 
 def path_pattern(name: str) -> re.Pattern[str]:
-    """A request name as the app logs its path: ``/api/vods/[id]`` matches ``/api/vods/42``."""
-    path = name.split("?", 1)[0]
+    """A request name as the app logs its path: ``/api/vods/[id]`` matches ``/api/vods/42``
+    (words around the path, such as ``GET`` or ``(poll)``, are left out)."""
+    path = next((word for word in name.split() if word.startswith("/")), name).split("?", 1)[0]
     parts = [re.escape(p) for p in path.split("[id]")]
     return re.compile(r"[^/\s?\"']+".join(parts) + r"(?![\w/-])")
 

@@ -248,6 +248,7 @@ def test_the_explaining_record_names_the_endpoint_near_the_failure() -> None:
     assert explaining_record(records, PUBLISH, 500, t + 60, t + 61) is None
     assert path_pattern(PUBLISH).search("POST /api/vod/publish/17 HTTP")
     assert not path_pattern("/api/vods").search("GET /api/vods/12")
+    assert path_pattern("/api/vods/[id] (poll)").search("GET /api/vods/6: redis unavailable")
 
 
 def test_a_finding_carries_the_first_log_line_and_the_exception() -> None:
