@@ -340,3 +340,13 @@ def test_the_html_report_has_a_findings_section(tmp_path: Path) -> None:
     section = html[html.index("<h2>Findings</h2>") :]
     assert f"<code>POST {PUBLISH}</code>" in section
     assert "Exception on /api/vod/publish/17 [POST]" in section
+
+
+def test_a_report_whose_findings_cannot_be_computed_still_is_written(tmp_path: Path) -> None:
+    rows = [req(float(t), "/api/vods", 200) for t in range(5)]
+    meta = {"start": T0, "options": {"routes": "gone-profile"}}
+    run = write_run(tmp_path / "run", pd.DataFrame(rows), meta=meta)
+    out = tmp_path / "r.html"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    html = out.read_text()
+    assert "<p>Not computed: --routes &#x27;gone-profile&#x27;: no such profile" in html
