@@ -29,6 +29,7 @@ _ISO = re.compile(
     r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?\s?(Z|[+-]\d{2}:?\d{2})?"
 )
 _CLF = re.compile(r"\[(\d{2}/[A-Z][a-z]{2}/\d{4})[: ](\d{2}:\d{2}:\d{2})(?:\s([+-]\d{4}))?\]")
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # a console log's ANSI colours (loguru, uvicorn)
 _ERROR = re.compile(
     r"\b(ERROR|CRITICAL|FATAL|Traceback|Exception|exception|Error|error|unavailable)\b"
 )
@@ -81,7 +82,8 @@ def line_time(line: str) -> float | None:
 
 
 def parse_log(text: str, source: str = "") -> list[LogRecord]:
-    """Records of one log's text: a timed line starts one, untimed lines continue it (pure)."""
+    """Records of one log's text: a timed line starts one, untimed lines continue it; colour
+    codes are dropped (pure)."""
     records: list[LogRecord] = []
     current: list[str] = []
     t: float | None = None
@@ -92,7 +94,7 @@ def parse_log(text: str, source: str = "") -> list[LogRecord]:
             last = current[-1].strip()[:LINE_CHARS] if len(current) > 1 else ""
             records.append(LogRecord(t, source, current[0].strip()[:LINE_CHARS], last, kept))
 
-    for line in text.splitlines():
+    for line in _COLOUR.sub("", text).splitlines():
         if not line.strip():
             continue
         stamp = line_time(line)

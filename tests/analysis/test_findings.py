@@ -226,6 +226,10 @@ def test_log_times_in_the_common_formats() -> None:
     assert line_time("2027-01-15T09:00:02.5+01:00 msg") == pytest.approx(T0 + 2.5)
     assert line_time("[2027-01-15 08:00:02 +0000] [1] [ERROR] x") == pytest.approx(T0 + 2)
     assert line_time('[15/Jan/2027:08:00:02 +0000] "GET /" 500') == pytest.approx(T0 + 2)
+    # loguru's format, coloured on a console (the Flask Archivist logs this way)
+    loguru = f"\x1b[32m{local(2.1)[:19]}\x1b[0m | \x1b[31mERROR   \x1b[0m | core.app:f:1 - boom"
+    assert line_time(loguru) == pytest.approx(T0 + 2)
+    assert parse_log(loguru)[0].is_error
     assert line_time('  File "app.py", line 10') is None
 
 
