@@ -123,6 +123,9 @@ class Recorder:
                 "pid": pa.array([self.pid] * n, pa.int32()),
                 "worker": pa.array([self.worker] * n, pa.int32()),
                 "intended_start": pa.array(cols[7], pa.float64()),
+                "status": pa.array(cols[8], pa.int32()),
+                "content_type": pa.array(cols[9], pa.string()),
+                "body": pa.array(cols[10], pa.string()),
             }
         ).cast(SCHEMA)
         if self._writer is None:
@@ -233,6 +236,27 @@ def _on_init(environment: Environment, **_: Any) -> None:
         atexit.register(_recorder.close)
 
 
+def answer_of(response: Any, failed: bool) -> tuple[int, str | None, str | None]:
+    """(status, content type, first ERROR_CHARS of the body) of an answer; the last two
+    only for a failed one, so a successful request costs one attribute read.
+
+    Kept so that a finding can say what a failure looked like (a JSON error, an HTML
+    error page, nothing) without a second request (analysis.findings).
+    """
+    status = getattr(response, "status_code", 0)
+    status = status if isinstance(status, int) else 0
+    if not failed or response is None:
+        return status, None, None
+    try:
+        headers = getattr(response, "headers", None)
+        ctype = headers.get("content-type") if headers is not None else None
+        content = response.content  # already read by the clients that report a request
+    except Exception:  # a broken answer must not break the recording
+        return status, None, None
+    body = content[: ERROR_CHARS * 4].decode("utf-8", "replace") if content else ""
+    return status, str(ctype)[:ERROR_CHARS] if ctype else None, body[:ERROR_CHARS]
+
+
 @events.request.add_listener
 def _on_request(
     request_type: str,
@@ -242,6 +266,7 @@ def _on_request(
     exception: BaseException | None = None,
     context: dict[str, Any] | None = None,
     start_time: float | None = None,
+    response: Any = None,
     **_: Any,
 ) -> None:
     rec = _recorder
@@ -252,6 +277,7 @@ def _on_request(
         start_time = time.time() - ms / 1000.0
     intended = context.get("intended_start", math.nan) if context else math.nan
     error = None if exception is None else f"{type(exception).__name__}: {exception}"[:ERROR_CHARS]
+    status, content_type, body = answer_of(response, exception is not None)
     rec.add(
         (
             start_time,
@@ -262,6 +288,9 @@ def _on_request(
             error,
             response_length or 0,
             math.nan if intended is None else float(intended),
+            status,
+            content_type,
+            body,
         )
     )
 

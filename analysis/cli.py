@@ -1,12 +1,15 @@
-"""``python -m analysis``: summary, baselines, comparison, the CI gate, reports, history.
+"""``python -m analysis``: summary, baselines, comparison, the CI gate, reports, history,
+findings.
 
-Exit codes: 0 success / gate passed, 1 gate found a regression, 2 usage error or
-missing/corrupt input (one line on stderr, no traceback).
+Exit codes: 0 success / gate passed, 1 gate found a regression (``findings``: only with
+``--fail-on-findings``, when there are any), 2 usage error or missing/corrupt input (one
+line on stderr, no traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -20,6 +23,8 @@ from analysis.compare import DEFAULT_METRICS, compare_runs
 from analysis.config import GateConfig, load_config
 from analysis.display import history_view
 from analysis.experiment_report import read_experiment
+from analysis.findings import to_records, to_text
+from analysis.findings_run import run_findings
 from analysis.gate import evaluate, gate_metrics, passed
 from analysis.history import HISTORY_METRICS, change_points, collect
 from analysis.html import render_report
@@ -121,10 +126,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     if experiment is not None:
         title = f"Resilience experiment {experiment.get('experiment', '')}"
     summary = summarise(run.samples, run.duration_s)
-    html = render_report(run, summary, checks, base, changes, title, experiment)
+    findings: pd.DataFrame | str
+    try:
+        findings = run_findings(Path(args.run), args.app_log, args.routes).table
+    except InputError as exc:  # the rest of the report still stands
+        findings = str(exc)
+    html = render_report(run, summary, checks, base, changes, title, experiment, findings)
     _write(out, html)
     print(f"wrote {out} ({len(html) / 1024:.0f} KiB)")
     return 0
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    """Like a linter: findings are reported and exit 0, unless --fail-on-findings asks for 1
+    (as pytest fails a session when a test fails); a run that cannot be read is 2."""
+    for path in args.app_log:
+        if not path.is_file():
+            raise InputError(f"--app-log {path}: no such file")
+    result = run_findings(Path(args.run), args.app_log, args.routes)
+    if args.json:
+        print(json.dumps(to_records(result.table), indent=2))
+    else:
+        logs = ", ".join(str(p) for p in result.logs) or "none"
+        print(f"{args.run}: profile {result.rules.profile}; app logs: {logs}")
+        print(to_text(result.table))
+    return 1 if args.fail_on_findings and not result.table.empty else 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -187,8 +213,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path)
     p.add_argument("--baseline", help="baseline name or run folder")
     p.add_argument("--out", type=Path, help="output file (default RUN/report.html)")
+    p.add_argument(
+        "--app-log",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the application's log, for the findings (repeatable)",
+    )
+    p.add_argument("--routes", help="route profile of the findings (default: the run's)")
     common(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "findings",
+        help="the defects a run shows: 5xx, ungraceful outages, slow endpoints",
+        description="One row per defect: endpoint, status, count, share, first seen, fault "
+        "window, error shape and the first app log line about it. Rules: the [findings] "
+        "section of the route profile (config/routes/*.toml). Exit 0 (findings are "
+        "reported), 1 with --fail-on-findings when there are any, 2 unreadable input.",
+    )
+    p.add_argument("run", type=Path, help="run folder (runs/...)")
+    p.add_argument(
+        "--app-log",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the application's log (repeatable); RUN/app-logs/*.log are always read",
+    )
+    p.add_argument("--routes", help="route profile (default: the one the run used)")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.add_argument(
+        "--fail-on-findings", action="store_true", help="exit 1 when there is any finding"
+    )
+    p.set_defaults(func=cmd_findings)
 
     p = sub.add_parser("history", help="trend and change points over stored runs")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders")

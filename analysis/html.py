@@ -56,6 +56,45 @@ def workload_sections(meta: dict[str, Any]) -> list[str]:
     return parts
 
 
+FINDINGS_HEAD = ("kind", "endpoint", "status", "shape", "count", "first seen", "fault", "detail")
+
+
+def findings_section(findings: pd.DataFrame | str) -> list[str]:
+    """The Findings heading and table: one row per defect, with the app's log line."""
+    parts = ["<h2>Findings</h2>"]
+    if isinstance(findings, str):
+        return [*parts, f"<p>Not computed: {html.escape(findings)}</p>"]
+    if findings.empty:
+        return [
+            *parts,
+            "<p class='pass'>None: no 5xx outside faults, no ungraceful answer "
+            "during them, no endpoint slower than its limit.</p>",
+        ]
+    rows = []
+    for f in findings.itertuples(index=False):
+        cells = [
+            f"<span class='fail'>{html.escape(f.kind)}</span>",
+            f"<code>{html.escape(f.endpoint)}</code>",
+            str(f.status),
+            html.escape(f.shape or "-"),
+            f"{f.count} of {f.requests} ({100 * f.share:.0f}%)",
+            f"{f.first_s:.1f} s",
+            html.escape(f.fault),
+            html.escape(f.detail),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        if f.log_line:
+            log = html.escape(f.log_line) + (
+                f"<br>... {html.escape(f.log_last)}" if f.log_last else ""
+            )
+            rows.append(
+                f"<tr><td></td><td colspan='{len(FINDINGS_HEAD) - 1}'>log "
+                f"{html.escape(f.log_source)}: <code>{log}</code></td></tr>"
+            )
+    head = "".join(f"<th>{h}</th>" for h in FINDINGS_HEAD)
+    return [*parts, f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"]
+
+
 def render_report(
     run: Run,
     summary: pd.DataFrame,
@@ -64,11 +103,13 @@ def render_report(
     changes: pd.DataFrame | None = None,
     title: str = "Load test report",
     experiment: dict[str, Any] | None = None,
+    findings: pd.DataFrame | str | None = None,
 ) -> str:
     """The whole report as one HTML string.
 
     ``experiment`` is a resilience run's verdict.json: its verdict leads the report, and
-    the caller passes no gate ``checks`` (see analysis.experiment_report).
+    the caller passes no gate ``checks`` (see analysis.experiment_report). ``findings``
+    is analysis.findings' table (or why there is none), shown right after the verdict.
     """
     ts = timeseries(run.samples)
     figures = [
@@ -99,6 +140,8 @@ def render_report(
     ]
     if experiment is not None:
         parts += experiment_sections(experiment)
+    if findings is not None:
+        parts += findings_section(findings)
     if checks is not None and not checks.empty:
         counts = tally(checks)
         verdict = "pass" if counts["fail"] == 0 else "fail"

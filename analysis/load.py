@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 REQUIRED = ("t_start", "name", "latency_us", "ok")
-COLUMNS = (*REQUIRED, "type", "error", "intended_start")  # what the analysis reads
+# what the analysis reads; status, content_type and body only the findings (older runs lack them)
+COLUMNS = (*REQUIRED, "type", "error", "intended_start", "status", "content_type", "body")
 
 
 class InputError(Exception):

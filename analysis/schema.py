@@ -17,5 +17,8 @@ SCHEMA = pa.schema(
         ("pid", pa.int32()),
         ("worker", pa.int32()),
         ("intended_start", pa.float64()),  # epoch seconds; NaN when no schedule
+        ("status", pa.int32()),  # HTTP status; 0 when no answer came (or a WORKFLOW entry)
+        ("content_type", pa.string()),  # of a failed answer only, else null
+        ("body", pa.string()),  # first 200 chars of a failed answer's body, else null
     ]
 )

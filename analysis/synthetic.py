@@ -59,6 +59,9 @@ def synthetic_requests(
             "pid": 1,
             "worker": 0,
             "intended_start": intended,
+            "status": np.where(ok, 200, 500),
+            "content_type": None,
+            "body": None,
         }
     )
 
@@ -73,7 +76,8 @@ def write_run(
     """Write requests as ``parts`` process files plus meta.json and faults.jsonl."""
     run_dir.mkdir(parents=True, exist_ok=True)
     for i, chunk in enumerate(np.array_split(np.arange(len(requests)), parts)):
-        part = requests.iloc[chunk].assign(pid=1000 + i, worker=i)
+        # Columns a test's frame leaves out are written as nulls (older runs lack them too).
+        part = requests.iloc[chunk].assign(pid=1000 + i, worker=i).reindex(columns=SCHEMA.names)
         table = pa.Table.from_pandas(part, preserve_index=False).cast(SCHEMA)
         pq.write_table(table, run_dir / f"requests-{1000 + i}.parquet", compression="zstd")
     start = float(requests["t_start"].min()) if len(requests) else 0.0

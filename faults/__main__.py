@@ -1,7 +1,8 @@
 """`python -m faults`: run resilience experiments and look after what they inject.
 
     python -m faults run NAME|FILE [--host URL] [--run-dir DIR] [--no-audit] [--report]
-                         [--routes PROFILE]   NAME: config/experiments/NAME.toml
+                         [--routes PROFILE] [--app-log FILE ...]
+                                          NAME: config/experiments/NAME.toml
     python -m faults list                 the catalogue: one line per experiment
     python -m faults check [FILE|DIR ...] validate experiment files (all by default)
     python -m faults cleanup [--all]      remove faults left by killed runs
@@ -24,8 +25,10 @@ import json
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from faults.experiment import REPO_ROOT, Experiment, ExperimentError, load_experiment
 
@@ -72,17 +75,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.routes:
         experiment = with_routes(experiment, args.routes)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(experiment)
+    for log in args.app_log:
+        if not log.is_file():
+            print(f"error: --app-log {log}: no such file", file=sys.stderr)
+            return 2
     try:
         if args.host:
-            outcome = execute(experiment, run_dir, external_target(args.host), audit=args.audit)
+            target = external_target(args.host, tuple(args.app_log))
+            outcome = execute(experiment, run_dir, target, audit=args.audit)
         else:
             print("starting the reference stack on free ports ...", file=sys.stderr)
-            with reference_stack() as target:
+            with reference_stack() as stack:
+                target = replace(stack, app_logs=(*stack.app_logs, *args.app_log))
                 outcome = execute(experiment, run_dir, target, audit=args.audit)
     except RunError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(render_report(outcome.report))
+    print(findings_text(outcome.report))
     if args.report:
         html_report(run_dir)
     word = verdict_word(outcome.ok, outcome.verdict.hit_nothing)  # as the HTML report shows
@@ -99,6 +109,17 @@ def with_routes(experiment: Experiment, routes: str) -> Experiment:
 
     load = dataclasses.replace(experiment.load, routes=check_routes(routes, fail))
     return dataclasses.replace(experiment, load=load)
+
+
+def findings_text(report: dict[str, Any]) -> str:
+    """The run's findings as the end of the run prints them (the verdict does not count them)."""
+    import pandas as pd
+
+    from analysis.findings import COLUMNS, to_text
+
+    if report.get("findings") is None:
+        return f"findings: not computed ({report.get('findings_error')})"
+    return to_text(pd.DataFrame(report["findings"], columns=list(COLUMNS)))
 
 
 def html_report(run_dir: Path) -> None:
@@ -293,6 +314,15 @@ def parser() -> argparse.ArgumentParser:
         "--routes",
         help="route/auth profile of config/routes/ (overrides load.routes): which routes the "
         "workload uses and what the audit checks",
+    )
+    run.add_argument(
+        "--app-log",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the app's log with --host (repeatable), for the findings; the reference "
+        "stack's own logs are read without it",
     )
     run.set_defaults(func=cmd_run)
     sub.add_parser("list", aliases=["catalogue"], help="list the catalogue").set_defaults(

@@ -35,6 +35,9 @@ from typing import IO, Any
 import pandas as pd
 
 from analysis import load
+from analysis.findings import to_records
+from analysis.findings_run import APP_LOG_DIR, run_findings
+from analysis.load import InputError
 from faults.audit import (
     AuditError,
     AuditResult,
@@ -55,6 +58,8 @@ START_TIMEOUT_S = 90.0  # Locust import and first spawn on a loaded 2-core box
 STOP_GRACE_S = 60.0  # after the planned duration, before Locust is stopped by force
 TICK_S = 0.1
 WORKFLOW_TYPE = "WORKFLOW"  # locustfiles/archivist.py: a timed sequence of requests
+APP_LOG_STEMS = ("api", "worker")  # the reference stack's app logs: api.log, worker*.log
+LOG_KEEP_BYTES = 20_000_000  # of each app log copied into the run folder
 
 
 class RunError(Exception):
@@ -69,6 +74,7 @@ class Target:
     database_url: str | None = None
     redis_url: str | None = None
     external: bool = False
+    app_logs: tuple[Path, ...] = ()  # the application's log files, for the findings
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ def default_run_dir(experiment: Experiment) -> Path:
     return REPO_ROOT / "runs" / f"{stamp}-{experiment.name}"
 
 
-def external_target(host: str) -> Target:
+def external_target(host: str, app_logs: tuple[Path, ...] = ()) -> Target:
     """The target given by --host and the environment; RunError says what is missing."""
     fault_url = os.environ.get(ENV_URL)
     if not fault_url:
@@ -103,6 +109,7 @@ def external_target(host: str) -> Target:
         database_url=os.environ.get("DATABASE_URL") or None,
         redis_url=os.environ.get("REDIS_URL") or None,
         external=True,
+        app_logs=app_logs,
     )
 
 
@@ -121,11 +128,48 @@ def reference_stack() -> Iterator[Target]:
                 cablecast_url=stack.cablecast_url,
                 database_url=stack.database_url,
                 redis_url=stack.redis_url,
+                app_logs=stack_app_logs(stack.log_dir),
             )
     except StackError as exc:
         raise RunError(f"the reference stack did not start: {exc}") from None
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def stack_app_logs(log_dir: Path) -> tuple[Path, ...]:
+    """The reference stack's application logs: the API's and the workers' (not those of
+    PostgreSQL, Redis or the fault server, whose lines would not explain an answer)."""
+    return tuple(
+        p
+        for p in sorted(log_dir.glob("*.log"))
+        if p.stem in APP_LOG_STEMS or p.stem.startswith("worker-")
+    )
+
+
+def keep_app_logs(logs: tuple[Path, ...], run_dir: Path) -> list[str]:
+    """Copy the app logs (their last LOG_KEEP_BYTES) into the run folder, where the
+    findings read them after the stack and its state folder are gone; notes on failures."""
+    notes = []
+    folder = run_dir / APP_LOG_DIR
+    for path in logs:
+        try:
+            with path.open("rb") as src:
+                src.seek(0, os.SEEK_END)
+                src.seek(max(0, src.tell() - LOG_KEEP_BYTES))
+                data = src.read()
+            folder.mkdir(exist_ok=True)
+            (folder / path.name).write_bytes(data)
+        except OSError as exc:
+            notes.append(f"app log {path} not kept: {exc.strerror}")
+    return notes
+
+
+def run_findings_of(run_dir: Path) -> tuple[pd.DataFrame | None, str]:
+    """The run's findings (analysis.findings) and '' , or None and why there are none."""
+    try:
+        return run_findings(run_dir).table, ""
+    except InputError as exc:
+        return None, str(exc)
 
 
 def locust_command(experiment: Experiment, target: Target, run_dir: Path) -> list[str]:
@@ -513,9 +557,12 @@ def execute(
     print(f"experiment {experiment.name}: {experiment.title}", file=out)
     print(f"run folder {run_dir}", file=out)
     start, end, windows = run_load(experiment, target, run_dir, out)
+    for note in keep_app_logs(target.app_logs, run_dir):
+        print(f"warning: {note}", file=out)
     verdict = judge(experiment, run_dir, start, end, windows)
     meta = run_meta(run_dir)
     audit_result, audit_note = None, None
+    findings, no_findings = run_findings_of(run_dir)
     if audit and experiment.audit.enabled:
         audit_result, audit_note = run_profile_audit(experiment, run_dir, target, out)
     report = {
@@ -533,6 +580,9 @@ def execute(
         "routes": experiment.load.routes,
         "links": meta.get("links"),
         "coverage": {k: meta.get("coverage", {}).get(k, []) for k in ("skipped", "notes")},
+        # defects of the app, whatever the verdict (python -m analysis findings RUN)
+        "findings": to_records(findings) if findings is not None else None,
+        "findings_error": no_findings or None,
     }
     outcome = Outcome(verdict, audit_result, run_dir, report)
     report["ok"] = outcome.ok

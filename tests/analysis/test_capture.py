@@ -87,11 +87,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             server.hits += 1
         if self.path == "/slow":
             time.sleep(SLOW_S)
-        body = b"nope" if self.path == "/fail" else b"hello"
+        body = b"<html>" + b"nope" * 100 + b"</html>" if self.path == "/fail" else b"hello"
         if self.command == "POST":
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             body = b"created"
         self.send_response(500 if self.path == "/fail" else 200)
+        if self.path == "/fail":
+            self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -207,6 +209,14 @@ def test_capture_records_every_request_exactly(
     assert set(table["pid"]) == {int(p.stem.split("-")[1]) for p in parts}
     if processes:
         assert set(table["worker"]) == set(range(processes))
+
+    # Every answer's status; a failed one's content type and first 200 characters of body,
+    # so a finding can tell an HTML error page from a JSON error (analysis.findings).
+    failed, good = table[table["name"] == "/fail"], table[table["name"] != "/fail"]
+    assert set(failed["status"]) == {500} and set(good["status"]) == {200}
+    assert set(failed["content_type"]) == {"text/html; charset=utf-8"}
+    assert set(failed["body"]) == {"<html>" + "nope" * 48 + "no"}
+    assert good["content_type"].isna().all() and good["body"].isna().all()
 
     # The request type is kept: faults.runner tells WORKFLOW entries from HTTP by it.
     assert set(read_requests(run_dir)["type"].astype(str)) == {"GET", "POST"}

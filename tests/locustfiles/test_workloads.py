@@ -162,17 +162,31 @@ def mixed_fault_url(run: LocustRun) -> str:
     return str(meta_of(run)["options"]["faults_url"])
 
 
+HEALTH_ONLY = """\
+name = "health-only"
+[auth]
+mode = "none"
+[health]
+route = "health"
+[routes]
+health = "GET /api/health"
+"""
+
+
 def test_a_profile_whose_routes_differ_lists_what_it_skipped_and_fails(
     stack, tmp_path: Path
 ) -> None:
-    """The Flask profile against the reference stack: most tasks need routes it lacks."""
+    """A deployment with only a health route, driven by the contract's users (the profile
+    names no users of its own): most tasks need routes it lacks."""
+    profile = tmp_path / "health-only.toml"
+    profile.write_text(HEALTH_ONLY)
     args = ["-f", "locustfiles/vod.py", "--headless", "-u", "5", "-r", "5", "-t", "6s"]
-    run = run_locust([*args, "--routes", "archivist-flask", *target(stack)], tmp_path)
+    run = run_locust([*args, "--routes", str(profile), *target(stack)], tmp_path / "run")
     assert run.returncode == 1, run.stderr[-3000:]
     # In the log, as it happens ...
     assert (
         "task OpenModelReader.read_listing skipped: needs route 'list_vods', "
-        "not in profile 'archivist-flask'"
+        "not in profile 'health-only'"
     ) in run.stderr
     # ... in the summary at the end ...
     assert "skipped: OpenModelReader.read_listing: skipped " in run.stderr

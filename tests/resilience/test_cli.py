@@ -96,6 +96,20 @@ def test_an_external_target_without_its_toxiproxy_is_refused(tmp_path: Path) -> 
     assert "needs $TOXIPROXY_URL" in answer.stderr and "Traceback" not in answer.stderr
 
 
+def test_a_missing_app_log_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    answer = faults(
+        "run",
+        "config/experiments/postgres-down.toml",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--app-log",
+        str(tmp_path / "api.log"),
+    )
+    assert answer.returncode == 2
+    assert answer.stderr.strip() == f"error: --app-log {tmp_path / 'api.log'}: no such file"
+    assert not (tmp_path / "run").exists()
+
+
 def test_cleanup_with_nothing_left_says_so(tmp_path: Path) -> None:
     answer = faults("cleanup", env=os.environ | {"LOADKIT_FAULTS_JOURNAL": str(tmp_path)})
     assert answer.returncode == 0 and answer.stdout.strip() == "nothing left behind"

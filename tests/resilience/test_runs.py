@@ -245,7 +245,7 @@ def test_a_sigkilled_runner_leaves_a_journal_that_cleanup_uses(
 
 
 def test_an_external_archivist_is_run_and_audited_through_the_environment(
-    target: Target, tmp_path: Path, journal_dir: Path
+    target: Target, clean_faults: Stack, tmp_path: Path, journal_dir: Path
 ) -> None:
     path = experiment_file(
         tmp_path,
@@ -273,6 +273,8 @@ def test_an_external_archivist_is_run_and_audited_through_the_environment(
             target.api_url,
             "--run-dir",
             str(run_dir),
+            "--app-log",
+            str(clean_faults.log_dir / "api.log"),
         ],
         cwd=REPO,
         env=env,
@@ -287,3 +289,6 @@ def test_an_external_archivist_is_run_and_audited_through_the_environment(
     assert audit["checked"]["vods"] > 0 and "cached" in audit["checked"]
     assert audit["notes"] == []  # database, cache, job stream and Cablecast all audited
     assert "verdict: " in done.stdout and "audit: lost" in done.stdout
+    # The app's log given with --app-log is kept with the run, for its findings (none here).
+    assert (run_dir / "app-logs" / "api.log").stat().st_size > 0
+    assert report["findings"] == [] and "findings: none" in done.stdout

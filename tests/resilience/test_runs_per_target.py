@@ -44,6 +44,16 @@ error_rate = "<= 100%"
 """
 
 
+def flask_routes_for_contract_users(tmp_path: Path) -> Path:
+    """The Flask app's profile (routes, audit) without its own user class, so the
+    contract's users run against it: a profile whose routes differ from the workload's."""
+    text = (REPO / "config/routes/archivist-flask.toml").read_text()
+    lines = [line for line in text.splitlines() if not line.startswith("users = ")]
+    path = tmp_path / "flask-routes.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.fixture
 def target(clean_faults: Stack) -> Target:
     s = clean_faults
@@ -101,6 +111,7 @@ def test_a_fault_on_a_link_in_use_carries_bytes_and_keeps_its_verdict(
         SHORT.format(link="postgres", load='tags = ["db"]\nuser_classes = ["VodEditor"]')
     )
     done = faults_run(path, target, tmp_path / "run", "--no-audit")
+    assert (tmp_path / "run" / "verdict.json").exists(), done.stderr[-3000:]
     report = json.loads((tmp_path / "run" / "verdict.json").read_text())
     assert report["verdict"]["hit_nothing"] == [], done.stdout
     assert report["windows"][0]["bytes"] > 0
@@ -116,10 +127,11 @@ def test_the_flask_profile_on_the_reference_stack_runs_and_its_audit_says_what_i
     path.write_text(
         SHORT.format(link="redis", load='tags = ["system"]\nuser_classes = ["VodEditor"]')
     )
-    done = faults_run(path, target, tmp_path / "run", "--routes", "archivist-flask")
+    routes = str(flask_routes_for_contract_users(tmp_path))
+    done = faults_run(path, target, tmp_path / "run", "--routes", routes)
     assert "Traceback" not in done.stderr, done.stderr
     report = json.loads((tmp_path / "run" / "verdict.json").read_text())
-    assert report["routes"] == "archivist-flask"
+    assert report["routes"] == routes
     assert done.returncode == (0 if report["ok"] else 1), done.stderr
     assert report["coverage"]["skipped"] == []  # only the health task was selected
     audit = report["audit"]
@@ -135,7 +147,8 @@ def test_a_silent_workload_stops_the_experiment_with_one_line(
     lacks, so it never sends a request."""
     path = tmp_path / "silent.toml"
     path.write_text(SHORT.format(link="redis", load='user_classes = ["OpenModelReader"]'))
-    done = faults_run(path, target, tmp_path / "run", "--routes", "archivist-flask")
+    routes = str(flask_routes_for_contract_users(tmp_path))
+    done = faults_run(path, target, tmp_path / "run", "--routes", routes)
     assert done.returncode == 2, done.stderr
     errors = done.stderr.strip().splitlines()
     assert errors[-1].startswith(

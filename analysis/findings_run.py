@@ -1,0 +1,51 @@
+"""The findings of a run folder: its requests, fault windows, route profile and app logs.
+
+The one place that reads files for analysis.findings, shared by ``python -m analysis
+findings``, the HTML report and ``python -m faults run``. App logs are the files given
+plus those the experiment runner copied into the run folder (``app-logs/*.log``), so a
+run folder reports the same findings after its stack is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.app_logs import read_logs
+from analysis.findings import Rules, find, load_rules, profile_of
+from analysis.load import read_faults, read_meta, read_requests
+
+APP_LOG_DIR = "app-logs"
+
+
+@dataclass(frozen=True)
+class RunFindings:
+    table: pd.DataFrame
+    rules: Rules
+    logs: tuple[Path, ...]
+
+
+def app_logs_of(run_dir: Path, extra: Sequence[Path] = ()) -> tuple[Path, ...]:
+    """The app logs a run folder holds, then the given ones (each once)."""
+    held = sorted((run_dir / APP_LOG_DIR).glob("*.log"))
+    return tuple(dict.fromkeys([*held, *extra]))
+
+
+def run_findings(
+    run_dir: Path, app_logs: Sequence[Path] = (), routes: str | None = None
+) -> RunFindings:
+    """Findings of `run_dir` under the profile `routes` (default: the one the run used).
+
+    InputError (from analysis.load) names a missing or unreadable file.
+    """
+    requests = read_requests(run_dir)
+    meta = read_meta(run_dir)
+    rules = load_rules(routes or profile_of(meta))
+    logs = app_logs_of(run_dir, app_logs)
+    start = meta.get("start")
+    t0 = float(start) if isinstance(start, int | float) else None
+    table = find(requests, read_faults(run_dir), rules, read_logs(logs), t0)
+    return RunFindings(table, rules, logs)
