@@ -76,3 +76,19 @@ def gate_markdown(
         "",
     ]
     return "\n".join(parts)
+
+
+def pair_markdown(pairs: pd.DataFrame, candidate: str = "candidate") -> str:
+    """Overall p95 of each pair of slices: the evidence behind the paired gate."""
+    head = ["pair", "first", "baseline p95 ms", f"{candidate} p95 ms", "change"]
+    lines = ["### Pairs", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in pairs.iterrows():
+        cells = [
+            str(int(r["pair"]) + 1),
+            str(r["first"]),
+            _num(r["baseline"], "{:.2f}"),
+            _num(r["candidate"], "{:.2f}"),
+            _num(100 * r["change"], "{:+.1f}%"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
