@@ -82,8 +82,8 @@ class Settings:
 class PairedSettings:
     """``[paired]``: how ``gate --against REF`` slices its load (see analysis/paired.py)."""
 
-    slices: int = 12
-    slice_s: float = 15.0
+    slices: int = 18
+    slice_s: float = 10.0
     warmup_s: float = 3.0
     users: int = 30
     spawn_rate: float = 10.0

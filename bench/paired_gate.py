@@ -1,7 +1,7 @@
 """False alarms and catches of the paired gate on a busy machine, next to the stored-baseline gate.
 
     python bench/paired_gate.py [--runs 5] [--catch-runs 2] [--old-runs 3] [--hogs 2]
-                                [--slices 12] [--slice-seconds 15] [--against HEAD]
+                                [--slices 18] [--slice-seconds 10] [--against HEAD]
 
 While ``--hogs`` CPU hogs (``python -c 'while True: pass'``, started and killed here) keep
 the cores busy it runs:
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,8 +66,16 @@ def paired(args: argparse.Namespace, regression: str | None) -> tuple[int, str]:
     cmd = [sys.executable, "-m", "analysis", "gate", "--against", args.against]
     cmd += ["--slices", str(args.slices), "--slice-seconds", f"{args.slice_seconds:g}"]
     cmd += ["--candidate-regression", regression] if regression else []
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    return done.returncode, done.stdout + done.stderr
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
+    except BaseException:
+        proc.terminate()  # the gate's SIGTERM path stops its stacks and removes its files
+        proc.wait(180)
+        raise
+    return proc.returncode, out
 
 
 def old_gate() -> tuple[int, str]:
@@ -87,14 +96,18 @@ def main() -> int:
     parser.add_argument("--catch-runs", type=int, default=2, help="paired runs per regression")
     parser.add_argument("--old-runs", type=int, default=3, help="stored-baseline gate runs")
     parser.add_argument("--hogs", type=int, default=2, help="CPU hog processes")
-    parser.add_argument("--slices", type=int, default=12)
-    parser.add_argument("--slice-seconds", type=float, default=15.0)
+    parser.add_argument("--slices", type=int, default=18)
+    parser.add_argument("--slice-seconds", type=float, default=10.0)
     parser.add_argument("--against", default="HEAD", help="baseline ref (default HEAD)")
     args = parser.parse_args()
     plan: list[tuple[str, str | None]] = [("clean", None)] * args.runs
-    for switch in ("slow-list", "no-cache"):
-        plan += [(switch, switch)] * args.catch_runs
+    plan += [("slow-list", "slow-list")] * args.catch_runs
     plan += [("old-gate", None)] * args.old_runs
+    plan += [("no-cache", "no-cache")] * args.catch_runs
+    # Started in the background (`cmd &`), a script inherits SIGINT ignored, and so would
+    # every gate it runs; SIGTERM stops the hogs like Ctrl-C does.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(f"{args.hogs} CPU hogs; paired: {args.slices} slices of {args.slice_seconds:g} s")
     outcomes: dict[str, list[int]] = {}
     hogs = start_hogs(args.hogs)
