@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.config import load_config
+from analysis.config import load_config, parse_config
 from analysis.gate import passed
+from analysis.load import InputError
 from analysis.paired import (
     BASELINE,
     CANDIDATE,
@@ -148,3 +149,19 @@ def test_pair_table_shows_each_pair_and_who_went_first() -> None:
     assert table["first"].tolist() == [BASELINE, CANDIDATE]
     assert table["change"].tolist() == pytest.approx([1.0, 1.0])
     assert table["candidate"].iloc[1] == pytest.approx(2 * table["candidate"].iloc[0])
+
+
+@pytest.mark.parametrize(
+    ("paired", "message"),
+    [
+        ({"slice": 10}, "paired.slice is not a setting; known:"),
+        ({"slices": 7}, "slices must be an even number"),
+        ({"slice_s": 2.0, "warmup_s": 3.0}, "slice_s must be longer than warmup_s"),
+        ({"users": 0}, "users >= 1"),
+    ],
+)
+def test_paired_settings_are_checked_where_they_are_read(
+    paired: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_config({"paired": paired}, "gate.toml")
