@@ -126,10 +126,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.against is not None:
         if args.run is not None or args.baseline or args.report:
-            raise InputError("gate --against REF takes no RUN, --baseline or --report")
+            args.usage_error("--against REF takes no RUN, --baseline or --report")
         return cmd_gate_paired(args, config)
     if args.run is None:
-        raise InputError("gate needs a RUN folder, or --against REF for a paired run")
+        args.usage_error("a RUN folder is needed, or --against REF for a paired run")
     base = _baseline(args.baseline, args.root) if args.baseline else None
     run = load_run(args.run)
     changes = _changes(base, run, config) if args.report else None
@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--junit", type=Path, help="write JUnit XML here")
     p.add_argument("--report", type=Path, help="write the HTML report here")
     common(p)
-    p.set_defaults(func=cmd_gate)
+    p.set_defaults(func=cmd_gate, usage_error=p.error)
 
     p = sub.add_parser("report", help="self-contained HTML report with charts")
     p.add_argument("run", type=Path)

@@ -50,8 +50,6 @@ def leftovers(tmp_path: Path) -> list[Path]:
         (["--against", "no-such-ref-xyz"], "no-such-ref-xyz: not a commit of this repository"),
         (["--against", "HEAD", "--slices", "3"], "slices must be an even number"),
         (["--against", "HEAD", "--slice-seconds", "2"], "slice_s must be longer than warmup_s"),
-        (["--against", "HEAD", "--baseline", "main"], "takes no RUN, --baseline or --report"),
-        ([], "gate needs a RUN folder, or --against REF"),
     ],
 )
 def test_bad_paired_input_is_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -60,6 +58,20 @@ def test_bad_paired_input_is_one_line_exit_2(tmp_path: Path, args: list[str], me
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--against", "HEAD", "--baseline", "main"], "takes no RUN, --baseline or --report"),
+        ([], "a RUN folder is needed, or --against REF"),
+    ],
+)
+def test_gate_without_one_mode_is_a_usage_error(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    done = gate(tmp_path, *args, timeout=60)
+    assert done.returncode == 2 and "usage:" in done.stderr and message in done.stderr
 
 
 def test_same_code_on_both_sides_passes_and_leaves_nothing(tmp_base: Path) -> None:
