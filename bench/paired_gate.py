@@ -99,6 +99,10 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=18)
     parser.add_argument("--slice-seconds", type=float, default=10.0)
     parser.add_argument("--against", default="HEAD", help="baseline ref (default HEAD)")
+    parser.add_argument(
+        "--log-dir", type=Path, default=REPO / "runs" / "bench-paired-gate",
+        help="each run's whole output goes here (default: %(default)s)",
+    )  # fmt: skip
     args = parser.parse_args()
     plan: list[tuple[str, str | None]] = [("clean", None)] * args.runs
     plan += [("slow-list", "slow-list")] * args.catch_runs
@@ -115,6 +119,8 @@ def main() -> int:
         for i, (kind, regression) in enumerate(plan, 1):
             started = time.monotonic()
             code, out = old_gate() if kind == "old-gate" else paired(args, regression)
+            args.log_dir.mkdir(parents=True, exist_ok=True)
+            (args.log_dir / f"{i:02d}-{kind}.txt").write_text(out)
             outcomes.setdefault(kind, []).append(code)
             took = time.monotonic() - started
             print(f"[{i}/{len(plan)}] {kind:9} {took:4.0f} s  {verdict(out, code)}", flush=True)
