@@ -37,7 +37,7 @@ from analysis.paired import slice_order
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_START_S = 240.0  # both stacks start together on a busy 2-core box
-STACK_STOP_S = 60.0
+STACK_STOP_S = 90.0  # both stacks stop together; PostgreSQL is slow to stop on a busy box
 SLICE_SLACK_S = 60.0  # Locust's own start and stop on top of the slice
 SPLICE = Path("faults/server/_splice.c")
 _API = re.compile(r"^\s*API\s+(http\S+)", re.M)
@@ -105,17 +105,41 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGINT the process group (a stack stops all its parts on it), SIGKILL if it lingers."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGINT)
+def _stop_groups(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGINT each process group (a stack stops all its parts on it) at once, then wait;
+    SIGKILL a group that lingers past ``grace``."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for proc in procs:
         try:
-            proc.wait(grace)
+            proc.wait(max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def remove_tree(path: Path, attempts: int = 40) -> None:
+    """Remove ``path``, retrying: a stack killed after its grace leaves its guardian to stop
+    the last parts, which may write into their state a moment longer."""
+    for _ in range(attempts):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.5)
+    print(f"warning: could not remove all of {path}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="paired-gate-"))
+    try:
+        yield path
+    finally:
+        remove_tree(path)
 
 
 @contextlib.contextmanager
@@ -145,8 +169,7 @@ def stacks(
         # A second Ctrl-C must not cut the stop short and leave a stack holding its ports.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            for _, proc, _ in procs:
-                _stop_group(proc, STACK_STOP_S)
+            _stop_groups([proc for _, proc, _ in procs], STACK_STOP_S)
         finally:
             signal.signal(signal.SIGINT, previous)
 
@@ -191,7 +214,7 @@ def run_slice(target: Target, run_dir: Path, paired: PairedSettings, env: dict[s
     except subprocess.TimeoutExpired:
         code = None
     finally:
-        _stop_group(proc, 5.0)
+        _stop_groups([proc], 5.0)
     if code != 0:
         raise PairedRunError(
             f"the Locust slice against the {target.label} stack failed "
@@ -229,8 +252,7 @@ def run_paired(
     """Every slice's samples (with ``pair`` and ``side``); see :mod:`analysis.paired`."""
     commit = resolve_ref(ref)
     env = dict(os.environ)
-    with _terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="paired-gate-") as tmp:
-        work = Path(tmp)
+    with _terminate_as_interrupt(), _workdir() as work:
         tree = work / "ref"
         export_tree(commit, tree)
         if not same_file(REPO_ROOT / SPLICE, tree / SPLICE):
