@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup test lint bench demo up clean gate baseline experiment resilience
+.PHONY: setup test lint bench demo up clean gate gate-paired baseline experiment resilience
 
 setup: $(STAMP)
 
@@ -57,6 +57,18 @@ gate: $(STAMP)
 	$(GATE_LOCUST) --run-dir $(GATE_RUN)
 	$(BIN)/python -m analysis gate $(GATE_RUN) --baseline $(GATE_BASELINE) \
 		--junit $(GATE_RUN)/gate.xml --report $(GATE_RUN)/report.html
+
+# Paired gate: GATE_REF's stack and this tree's, loaded in alternating slices in one run and
+# compared pair by pair, so a busy machine is not taken for slower code ([paired] of
+# config/gate.toml). Prove it catches a regression: make gate-paired GATE_PAIRED_ARGS=
+# "--candidate-regression slow-list".
+GATE_REF         ?= main
+GATE_PAIRED_ARGS ?=
+
+gate-paired: $(STAMP)
+	mkdir -p $(GATE_RUN)
+	$(BIN)/python -m analysis gate --against $(GATE_REF) $(GATE_PAIRED_ARGS) \
+		--junit $(GATE_RUN)/gate-paired.xml
 
 baseline: $(STAMP)
 	rm -rf $(GATE_RUN)

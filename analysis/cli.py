@@ -9,6 +9,7 @@ line on stderr, no traceback).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -20,7 +21,7 @@ import pandas as pd
 from analysis import charts
 from analysis.baseline import DEFAULT_ROOT, load_baseline, save_baseline
 from analysis.compare import DEFAULT_METRICS, compare_runs
-from analysis.config import GateConfig, load_config
+from analysis.config import GateConfig, check_paired, load_config
 from analysis.display import history_view
 from analysis.experiment_report import read_experiment
 from analysis.findings import to_records, to_text
@@ -30,8 +31,10 @@ from analysis.history import HISTORY_METRICS, change_points, collect
 from analysis.html import render_report
 from analysis.junit import gate_junit
 from analysis.load import InputError, Run, load_run
-from analysis.markdown import changes_table, gate_markdown, summary_table
+from analysis.markdown import changes_table, gate_markdown, pair_markdown, summary_table
+from analysis.paired import CANDIDATE, candidate_run, pair_table, paired_checks
 from analysis.stats import summarise
+from testbed.stack_settings import REGRESSIONS
 
 DEFAULT_CONFIG = Path("config/gate.toml")
 
@@ -93,8 +96,52 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish(md: str, checks: pd.DataFrame, junit: Path | None) -> None:
+    print(md)
+    if step := os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(step, "a", encoding="utf-8") as fh:
+            fh.write(md + "\n")
+    if junit:
+        _write(junit, gate_junit(checks))
+
+
+def cmd_gate_paired(args: argparse.Namespace, config: GateConfig) -> int:
+    from analysis.paired_run import run_paired  # starts stacks: only this command needs it
+
+    paired = config.paired
+    if args.slices is not None:
+        paired = dataclasses.replace(paired, slices=args.slices)
+    if args.slice_seconds is not None:
+        paired = dataclasses.replace(paired, slice_s=args.slice_seconds)
+    check_paired(paired, "--slices/--slice-seconds")
+    config = dataclasses.replace(config, paired=paired)
+    try:
+        slices = run_paired(args.against, paired, args.candidate_regression)
+    except KeyboardInterrupt:
+        print("interrupted: both stacks stopped, REF's export removed", file=sys.stderr)
+        return 130
+    window = paired.slice_s - paired.warmup_s
+    checks = paired_checks(slices, window, config)
+    ok = passed(checks)
+    cand = candidate_run(slices, window)
+    label = f"{args.against} (paired, {paired.slices // 2} pairs)"
+    title = "Performance gate: this tree" + (
+        f" with regression {args.candidate_regression}" if args.candidate_regression else ""
+    )
+    md = gate_markdown(title, summarise(cand.samples, cand.duration_s), checks, ok, label)
+    md += "\n" + pair_markdown(pair_table(slices, window, paired), CANDIDATE)
+    _publish(md, checks, args.junit)
+    return 0 if ok else 1
+
+
 def cmd_gate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.against is not None:
+        if args.run is not None or args.baseline or args.report:
+            args.usage_error("--against REF takes no RUN, --baseline or --report")
+        return cmd_gate_paired(args, config)
+    if args.run is None:
+        args.usage_error("a RUN folder is needed, or --against REF for a paired run")
     base = _baseline(args.baseline, args.root) if args.baseline else None
     run = load_run(args.run)
     changes = _changes(base, run, config) if args.report else None
@@ -102,12 +149,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     ok = passed(checks)
     summary = summarise(run.samples, run.duration_s)
     md = gate_markdown(f"Performance gate: {args.run}", summary, checks, ok, args.baseline)
-    print(md)
-    if step := os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(step, "a", encoding="utf-8") as fh:
-            fh.write(md + "\n")
-    if args.junit:
-        _write(args.junit, gate_junit(checks))
+    _publish(md, checks, args.junit)
     if args.report:
         _write(args.report, render_report(run, summary, checks, base, changes))
     return 0 if ok else 1
@@ -201,13 +243,28 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("gate", help="CI gate: exit 0 pass, 1 regression, 2 bad input")
-    p.add_argument("run", type=Path)
+    p = sub.add_parser(
+        "gate",
+        help="CI gate: exit 0 pass, 1 regression, 2 bad input",
+        description="Gate RUN against a stored baseline, or (--against REF) run REF's stack "
+        "and this tree's side by side in alternating slices and compare them pair by pair, "
+        "so a busy machine slows both sides alike. Paired settings: [paired] of --config.",
+    )
+    p.add_argument("run", type=Path, nargs="?", help="run folder (not with --against)")
     p.add_argument("--baseline", help="baseline name or run folder (relative checks)")
+    p.add_argument("--against", metavar="REF", help="paired mode: git ref of the baseline code")
+    p.add_argument("--slices", type=int, metavar="N", help="paired: slices, even (2 per pair)")
+    p.add_argument("--slice-seconds", type=float, metavar="S", help="paired: seconds per slice")
+    p.add_argument(
+        "--candidate-regression",
+        choices=REGRESSIONS,
+        help="paired: start this tree's API with a deliberate regression, to prove the gate "
+        "catches it",
+    )
     p.add_argument("--junit", type=Path, help="write JUnit XML here")
     p.add_argument("--report", type=Path, help="write the HTML report here")
     common(p)
-    p.set_defaults(func=cmd_gate)
+    p.set_defaults(func=cmd_gate, usage_error=p.error)
 
     p = sub.add_parser("report", help="self-contained HTML report with charts")
     p.add_argument("run", type=Path)

@@ -79,8 +79,25 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class PairedSettings:
+    """``[paired]``: how ``gate --against REF`` slices its load (see analysis/paired.py)."""
+
+    slices: int = 18
+    slice_s: float = 10.0
+    warmup_s: float = 3.0
+    users: int = 30
+    spawn_rate: float = 10.0
+    stop_timeout_s: float = 3.0
+    locustfile: str = "locustfiles/vod.py"
+    seed: int = 1
+    min_requests: int = 30
+    min_tail: int = 3
+
+
+@dataclass(frozen=True)
 class GateConfig:
     settings: Settings = field(default_factory=Settings)
+    paired: PairedSettings = field(default_factory=PairedSettings)
     absolute_overall: tuple[Absolute, ...] = ()
     absolute_names: dict[str, tuple[Absolute, ...]] = field(default_factory=dict)
     relative_overall: tuple[Relative, ...] = ()
@@ -172,6 +189,7 @@ def parse_config(data: dict[str, Any], source: str = "gate.toml") -> GateConfig:
         raise InputError(f"{source}: settings.confidence must be in [0.5, 1)")
     if settings.resamples < 100 or settings.block_s <= 0:
         raise InputError(f"{source}: settings.resamples must be >= 100 and block_s > 0")
+    paired = _paired(data.get("paired", {}), source)
     absolute = data.get("absolute", {})
     relative = data.get("relative", {})
     names = absolute.get("names", {})
@@ -179,6 +197,7 @@ def parse_config(data: dict[str, Any], source: str = "gate.toml") -> GateConfig:
         raise InputError(f"{source}: absolute.names must be a table of name = [thresholds]")
     return GateConfig(
         settings=settings,
+        paired=paired,
         absolute_overall=tuple(
             parse_absolute(t, f"{source}: absolute.overall[{i}]")
             for i, t in enumerate(_list(absolute.get("overall"), f"{source}: absolute.overall"))
@@ -199,6 +218,36 @@ def parse_config(data: dict[str, Any], source: str = "gate.toml") -> GateConfig:
             for i, t in enumerate(_list(relative.get("per_name"), f"{source}: relative.per_name"))
         ),
     )
+
+
+def _paired(raw: Any, source: str) -> PairedSettings:
+    known = set(PairedSettings.__dataclass_fields__)
+    if not isinstance(raw, dict):
+        raise InputError(f"{source}: paired must be a table")
+    unknown = set(raw) - known
+    if unknown:
+        raise InputError(
+            f"{source}: paired.{sorted(unknown)[0]} is not a setting; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    try:
+        paired = PairedSettings(**raw)
+    except TypeError as exc:
+        raise InputError(f"{source}: paired: {exc}") from exc
+    check_paired(paired, f"{source}: paired")
+    return paired
+
+
+def check_paired(paired: PairedSettings, where: str) -> None:
+    """Refuse slicings that cannot be run or compared (also for values given on the CLI)."""
+    if paired.slices < 2 or paired.slices % 2:
+        raise InputError(f"{where}: slices must be an even number >= 2 (one pair = 2 slices)")
+    if not paired.warmup_s >= 0 or not paired.slice_s > paired.warmup_s:
+        raise InputError(f"{where}: slice_s must be longer than warmup_s (>= 0)")
+    if paired.users < 1 or not paired.spawn_rate > 0 or not paired.stop_timeout_s >= 0:
+        raise InputError(f"{where}: users >= 1, spawn_rate > 0 and stop_timeout_s >= 0 needed")
+    if paired.min_requests < 1 or paired.min_tail < 1:
+        raise InputError(f"{where}: min_requests and min_tail must be >= 1")
 
 
 def load_config(path: Path | str) -> GateConfig:

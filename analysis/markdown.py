@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.display import changes_view, checks_view, headline, markdown_table, summary_view
+from analysis.display import (
+    change,
+    changes_view,
+    checks_view,
+    headline,
+    markdown_table,
+    milliseconds,
+    summary_view,
+)
 from analysis.gate import tally
 
 
@@ -39,3 +47,19 @@ def gate_markdown(
         "",
     ]
     return "\n".join(parts)
+
+
+def pair_markdown(pairs: pd.DataFrame, candidate: str = "candidate") -> str:
+    """Overall p95 of each pair of slices: the evidence behind the paired gate."""
+    head = ["pair", "first", "baseline p95", f"{candidate} p95", "change"]
+    lines = ["### Pairs", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in pairs.iterrows():
+        cells = [
+            str(int(r["pair"]) + 1),
+            str(r["first"]),
+            milliseconds(r["baseline"]),
+            milliseconds(r["candidate"]),
+            change("p95_ms", r["change"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

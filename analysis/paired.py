@@ -1,0 +1,197 @@
+"""Paired gate: baseline and candidate measured in alternating slices of one run.
+
+A gate that compares with a baseline recorded on another day cannot tell a slower machine
+from slower code: on a busy 2-core box a clean run's p95 went from 5.9 to 112 ms. Here the
+two stacks are loaded in turn, in short slices ordered A B B A A B ... (so a slow drift of
+the machine favours neither side), and each pair of neighbouring slices is compared. A
+hog that slows the machine slows both slices of a pair alike; the ratio survives.
+
+The decision reuses :func:`analysis.gate.decide` and the ``[relative]`` limits of
+config/gate.toml. The point change is the median of the per-pair changes (one disturbed
+pair cannot move it); its confidence interval is the sign test's interval of that median
+(``scipy.stats.quantile_test``), so a check fails only when the candidate is worse in
+nearly every pair (with 6 pairs at 95%: all six) and the median change is beyond the limit.
+
+Pure functions on a frame of slice samples: the ``samples`` columns of
+:class:`analysis.load.Run` plus ``pair`` (0..) and ``side`` (``baseline``/``candidate``),
+already cut to each slice's measured window of ``window_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.stats import quantile_test
+
+from analysis.config import GateConfig, PairedSettings, Relative, quantile_of
+from analysis.gate import CHECK_COLUMNS, absolute_checks, decide
+from analysis.load import Run, per_second_counts
+from analysis.stats import OVERALL
+
+BASELINE = "baseline"
+CANDIDATE = "candidate"
+PAIR_COLUMNS = ["pair", "first", "baseline", "candidate", "change"]
+
+
+def slice_order(slices: int) -> list[tuple[int, str]]:
+    """(pair, side) of each slice: A B, B A, A B, ... so that drift cancels over pairs."""
+    order: list[tuple[int, str]] = []
+    for pair in range(slices // 2):
+        sides = (BASELINE, CANDIDATE) if pair % 2 == 0 else (CANDIDATE, BASELINE)
+        order += [(pair, side) for side in sides]
+    return order
+
+
+def pairs_needed(confidence: float, limit: int = 1000) -> int:
+    """Fewest pairs whose sign test can exclude "no change" at this two-sided confidence."""
+    for n in range(1, limit):
+        if 1.0 - 2.0 * 0.5**n >= confidence:
+            return n
+    return limit
+
+
+def slice_value(
+    samples: pd.DataFrame, metric: str, window_s: float, paired: PairedSettings
+) -> float:
+    """One metric of one slice (one name or all); NaN when the slice has too few requests
+    for it: ``min_requests`` in all, and ``min_tail`` above a percentile."""
+    n = len(samples)
+    if metric == "throughput":
+        return n / window_s
+    if n < paired.min_requests:
+        return math.nan
+    if metric == "error_rate":
+        return float((~samples["ok"]).mean())
+    column = "corrected_ms" if metric.startswith("corrected_") else "latency_ms"
+    values = samples[column].to_numpy()
+    base = metric.removeprefix("corrected_")
+    if base == "mean":
+        return float(values.mean())
+    if base == "max":
+        return float(values.max())
+    q = quantile_of(metric)
+    if q is None:
+        raise ValueError(f"unknown metric {metric!r}")
+    if n * (1.0 - q) < paired.min_tail:
+        return math.nan
+    return float(np.quantile(values, q))
+
+
+def pair_values(
+    slices: pd.DataFrame, scope: str, metric: str, window_s: float, paired: PairedSettings
+) -> pd.DataFrame:
+    """Per pair: the metric of its baseline and its candidate slice (columns by side)."""
+    chosen = slices if scope == OVERALL else slices[slices["name"] == scope]
+    rows = []
+    for pair in sorted(slices["pair"].unique()):
+        row: dict[str, float] = {"pair": int(pair)}
+        for side in (BASELINE, CANDIDATE):
+            part = chosen[(chosen["pair"] == pair) & (chosen["side"] == side)]
+            row[side] = slice_value(part, metric, window_s, paired)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["pair", BASELINE, CANDIDATE])
+
+
+def pair_changes(values: pd.DataFrame, rule: Relative) -> pd.Series:
+    """Change of each usable pair: candidate/baseline - 1, or the difference for pp rules."""
+    base, cand = values[BASELINE], values[CANDIDATE]
+    change = cand - base if rule.kind == "diff" else cand / base.where(base > 0) - 1.0
+    return change.dropna()
+
+
+def sign_interval(changes: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Distribution-free CI of the median change (sign test); NaN when too few pairs."""
+    if len(changes) < pairs_needed(confidence):
+        return math.nan, math.nan
+    ci = quantile_test(changes, q=0.0, p=0.5).confidence_interval(confidence)
+    return float(ci.low), float(ci.high)
+
+
+def _relative_row(
+    slices: pd.DataFrame, scope: str, rule: Relative, window_s: float, config: GateConfig
+) -> dict[str, object]:
+    values = pair_values(slices, scope, rule.metric, window_s, config.paired)
+    changes = pair_changes(values, rule)
+    usable = values.loc[changes.index]
+    n, needed = len(changes), pairs_needed(config.settings.confidence)
+    change = float(changes.median()) if n else math.nan
+    lo, hi = sign_interval(changes.to_numpy(), config.settings.confidence)
+    is_latency = quantile_of(rule.metric) is not None or rule.metric.endswith(("mean", "max"))
+    delta = float((usable[CANDIDATE] - usable[BASELINE]).median()) if is_latency and n else math.nan
+    status, why = decide(change, lo, hi, rule, delta, config.settings.min_effect_ms)
+    worse = int((changes * rule.direction > 0).sum())
+    if status == "skip":
+        why = (
+            f"{n} of {len(values)} pairs usable, a sign test at {config.settings.confidence:g} "
+            f"needs {needed} (a slice needs {config.paired.min_requests} requests, "
+            f"{config.paired.min_tail} above a percentile)"
+        )
+    else:
+        why = f"{why}; worse in {worse} of {n} pairs"
+    return {
+        "check": f"{scope}: {rule.text}",
+        "scope": scope,
+        "kind": "relative",
+        "threshold": rule.text,
+        "observed": float(usable[CANDIDATE].median()) if n else math.nan,
+        "baseline": float(usable[BASELINE].median()) if n else math.nan,
+        "change": change,
+        "ci_low": lo,
+        "ci_high": hi,
+        "status": status,
+        "detail": why,
+    }
+
+
+def candidate_run(slices: pd.DataFrame, window_s: float) -> Run:
+    """The candidate's slices pooled as one run, for the absolute thresholds."""
+    cand = slices[slices["side"] == CANDIDATE].drop(columns=["pair", "side"])
+    cand = cand.reset_index(drop=True)
+    pairs = int(slices["pair"].nunique())
+    return Run(samples=cand, counts=per_second_counts(cand), duration_s=pairs * window_s)
+
+
+def paired_checks(slices: pd.DataFrame, window_s: float, config: GateConfig) -> pd.DataFrame:
+    """Every check of the paired gate: absolute ones on the pooled candidate slices,
+    relative ones pair by pair; the gate passes when no status is "fail"."""
+    rows = [_relative_row(slices, OVERALL, r, window_s, config) for r in config.relative_overall]
+    names = sorted(str(n) for n in slices["name"].unique())
+    rows += [
+        _relative_row(slices, name, r, window_s, config)
+        for name in names
+        for r in config.relative_per_name
+    ]
+    # A name the baseline called often but the candidate never did: a broken workload.
+    counts = slices.groupby(["side", "name"], observed=True).size()
+    base_names = counts.get(BASELINE, pd.Series(dtype=int))
+    cand_names = set(counts.get(CANDIDATE, pd.Series(dtype=int)).index)
+    rows += [
+        {
+            "check": f"{name}: present",
+            "scope": name,
+            "kind": "relative",
+            "threshold": "endpoint present",
+            "status": "fail",
+            "detail": "the baseline's slices called it, the candidate's never did",
+        }
+        for name, n in base_names.items()
+        if n >= config.paired.min_requests and name not in cand_names
+    ]
+    frames = [absolute_checks(candidate_run(slices, window_s), config)]
+    frames.append(pd.DataFrame(rows, columns=CHECK_COLUMNS))
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=CHECK_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def pair_table(
+    slices: pd.DataFrame, window_s: float, paired: PairedSettings, metric: str = "p95"
+) -> pd.DataFrame:
+    """Overall ``metric`` per pair, for the report: which side ran first, both values, change."""
+    values = pair_values(slices, OVERALL, metric, window_s, paired)
+    values["first"] = [BASELINE if p % 2 == 0 else CANDIDATE for p in values["pair"]]
+    values["change"] = values[CANDIDATE] / values[BASELINE] - 1.0
+    return values[PAIR_COLUMNS]
