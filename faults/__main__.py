@@ -1,7 +1,10 @@
 """`python -m faults`: run resilience experiments and look after what they inject.
 
     python -m faults run NAME|FILE [--host URL] [--run-dir DIR] [--no-audit] [--report]
-                         [--routes PROFILE]   NAME: config/experiments/NAME.toml
+                         [--routes PROFILE] [--app NAME [--app-src PATH]]
+                         NAME: config/experiments/NAME.toml; --app: the stack hosts that
+                         real Archivist (config/apps/NAME.toml) from its checkout
+                         (--app-src, default $ARCHIVIST_SRC) and the run uses its routes
     python -m faults list                 the catalogue: one line per experiment
     python -m faults check [FILE|DIR ...] validate experiment files (all by default)
     python -m faults cleanup [--all]      remove faults left by killed runs
@@ -21,13 +24,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from types import FrameType
 
-from faults.experiment import REPO_ROOT, Experiment, ExperimentError, load_experiment
+from faults.experiment import REPO_ROOT, Experiment, ExperimentError, app_routes, load_experiment
 
 CATALOGUE = REPO_ROOT / "config" / "experiments"
 
@@ -69,15 +73,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from faults.scorecard import render_report
 
     experiment = load_experiment(experiment_file(args.experiment))
+    if args.host and (args.app or experiment.stack.app):
+        app = args.app or experiment.stack.app
+        raise ExperimentError(f"--host and --app {app}: give one target, not both")
+    app, app_src = (None, None) if args.host else chosen_app(experiment, args.app, args.app_src)
     if args.routes:
         experiment = with_routes(experiment, args.routes)
+    elif app is not None and experiment.load.routes == "contract":
+        experiment = with_routes(experiment, app_routes(app))  # the app's own workload
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(experiment)
     try:
         if args.host:
             outcome = execute(experiment, run_dir, external_target(args.host), audit=args.audit)
         else:
-            print("starting the reference stack on free ports ...", file=sys.stderr)
-            with reference_stack() as target:
+            what = f"hosting {app} from {app_src}" if app else "reference"
+            print(f"starting the stack ({what}) on free ports ...", file=sys.stderr)
+            with reference_stack(app, app_src) as target:
                 outcome = execute(experiment, run_dir, target, audit=args.audit)
     except RunError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -90,6 +101,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
+def chosen_app(
+    experiment: Experiment, app: str | None, app_src: str | None
+) -> tuple[str | None, Path | None]:
+    """The app the stack hosts and its checkout: --app/--app-src, then the experiment's
+    [stack], then $ARCHIVIST_SRC for the checkout. (None, None): config/stack.toml decides."""
+    from testbed.hosted.spec import REFERENCE, known_apps
+
+    name = app or experiment.stack.app
+    if name is None or name == REFERENCE:
+        if app_src:
+            raise ExperimentError("--app-src needs --app NAME (or [stack] app in the experiment)")
+        return name, None
+    if name not in known_apps(REPO_ROOT):
+        known = ", ".join(known_apps(REPO_ROOT))
+        raise ExperimentError(f"--app {name!r}: unknown app; known: {known}")
+    src = Path(app_src) if app_src else experiment.stack.app_src
+    if src is None and os.environ.get("ARCHIVIST_SRC"):
+        src = Path(os.environ["ARCHIVIST_SRC"])
+    if src is None:
+        raise ExperimentError(
+            f"app {name} needs its checkout: --app-src PATH or ARCHIVIST_SRC=PATH"
+        )
+    src = src.expanduser()
+    if not src.is_dir():
+        raise ExperimentError(f"app {name}: checkout {src} is not a folder")
+    return name, src.resolve()
+
+
 def with_routes(experiment: Experiment, routes: str) -> Experiment:
     """The experiment run with another route/auth profile (--routes), checked first."""
     from faults.experiment import check_routes
@@ -98,6 +137,11 @@ def with_routes(experiment: Experiment, routes: str) -> Experiment:
         return ExperimentError(f"--routes {routes!r}: {message}")
 
     load = dataclasses.replace(experiment.load, routes=check_routes(routes, fail))
+    from locustfiles.routes import Profile
+
+    unknown = sorted(set(experiment.hypothesis.p95_routes) - set(Profile.load(routes).routes))
+    if unknown:
+        raise fail("", f"hypothesis.p95_routes {', '.join(unknown)} are not routes of it")
     return dataclasses.replace(experiment, load=load)
 
 
@@ -170,10 +214,29 @@ def cmd_resilience(args: argparse.Namespace) -> int:
 
     files = catalogue_files(args.only)
     files = [f for f in files if f.stem != "demo" or args.only]
+    hosted = [f for f in files if hosts_an_app(f)]
+    if hosted:  # the catalogue runs on one reference stack; these need their own
+        names = ", ".join(f.stem for f in hosted)
+        print(
+            f"not run here (they host a real app; run each: python -m faults run NAME): {names}",
+            file=sys.stderr,
+        )
+        files = [f for f in files if f not in hosted]
     if not files:
         print(f"error: no experiment in {CATALOGUE} matches {args.only!r}", file=sys.stderr)
         return 2
     return run_catalogue(files, Path(args.out) if args.out else None, args.budget)
+
+
+def hosts_an_app(path: Path) -> bool:
+    """Whether an experiment file's [stack] hosts a real app (an invalid file: no)."""
+    from testbed.hosted.spec import REFERENCE
+
+    try:
+        app = load_experiment(path).stack.app
+    except ExperimentError:
+        return False
+    return app is not None and app != REFERENCE
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
@@ -293,6 +356,14 @@ def parser() -> argparse.ArgumentParser:
         "--routes",
         help="route/auth profile of config/routes/ (overrides load.routes): which routes the "
         "workload uses and what the audit checks",
+    )
+    run.add_argument(
+        "--app",
+        help="host this real Archivist in the stack (config/apps/NAME.toml, e.g. "
+        "archivist-flask) instead of the reference one; its route profile is the default",
+    )
+    run.add_argument(
+        "--app-src", help="the app's checkout (default: [stack] app_src, then $ARCHIVIST_SRC)"
     )
     run.set_defaults(func=cmd_run)
     sub.add_parser("list", aliases=["catalogue"], help="list the catalogue").set_defaults(
