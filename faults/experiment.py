@@ -31,7 +31,9 @@ Shape (durations as "60s", "3m", "1m30s", "500ms" or a number of seconds)::
                            load.routes), app_src (its checkout; default $ARCHIVIST_SRC)
 
 Bounds are strings `"< 1%"`, `"<= 800"`, `"> 30%"`. For `throughput`, a percentage is
-relative to the before phase and a plain number is requests per second.
+relative to the before phase and a plain number is requests per second; for `p95_ms` in
+the during or after phase, a percentage is of the before phase's p95 ("< 150%": at most
+half as slow again), a plain number milliseconds.
 """
 
 from __future__ import annotations
@@ -299,9 +301,9 @@ def parse_bound(value: Any, metric: str) -> Bound:
         elif limit > 1.0:
             raise ValueError(f'"{value}" is a fraction above 1; write a percentage like "< 5%"')
         return Bound(op, limit, text=value.strip())
-    if metric == "p95_ms":
+    if metric == "p95_ms":  # a percentage: of the before phase's p95 (during and after only)
         if percent:
-            raise ValueError(f'"{value}": p95_ms takes milliseconds, not a percentage')
+            return Bound(op, limit / 100.0, relative=True, text=f"{value.strip()} of before")
         return Bound(op, limit, text=value.strip())
     # throughput
     if percent:
@@ -628,6 +630,12 @@ def _hypothesis(r: _Reader, raw: dict[str, Any], routes: str = "contract") -> Hy
             f"{', '.join(unknown)}: not a route of profile {routes!r} (load.routes)",
         )
     defaults = _tolerance(r, raw, where, Tolerance())
+    if defaults.p95_ms is not None and defaults.p95_ms.relative:
+        raise r.fail(
+            f"{where}.p95_ms",
+            "a percentage is of the before phase's p95: give it in [hypothesis.during] "
+            "or [hypothesis.after], and milliseconds here",
+        )
     phases = {}
     for phase in PHASES:
         sub = r.table(raw, phase, where)
@@ -635,6 +643,8 @@ def _hypothesis(r: _Reader, raw: dict[str, Any], routes: str = "contract") -> Hy
         phases[phase] = _tolerance(r, sub, f"{where}.{phase}", defaults)
     if phases["before"].throughput is not None and phases["before"].throughput.relative:
         raise r.fail(f"{where}.before.throughput", "cannot be relative to itself; give req/s")
+    if phases["before"].p95_ms is not None and phases["before"].p95_ms.relative:
+        raise r.fail(f"{where}.before.p95_ms", "cannot be relative to itself; give ms")
     recovers_within = r.duration(raw, "recovers_within", where)
     sustained = r.duration(raw, "sustained", where, default="5s")
     if sustained <= 0:

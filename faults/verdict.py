@@ -196,12 +196,13 @@ def window_stats(
     seconds = max(end - start, 0.0)
     part = in_window(requests, start, end, finish_by)
     defects = 0
+    answered = part  # a known defect's answer took as long as it took: latency counts it
     if "error" in part.columns and len(part):
         steady = part["error"].fillna("").astype(str).str.startswith(KNOWN_DEFECT)
         defects = int(steady.sum())
         part = part[~steady]
     n = len(part)
-    if n == 0:
+    if n == 0 and len(answered) == 0:
         return Stats(0, 0, math.nan, math.nan, math.nan, 0.0, seconds, defects)
     failed = ~part["ok"].astype(bool)
     errors = int(failed.sum())
@@ -209,10 +210,12 @@ def window_stats(
     if "error" in part.columns and errors:
         said = part.loc[failed, "error"].fillna("").astype(str)
         other = int((~said.str.contains(PROPER_ANSWER, regex=True)).sum())
-    timed = part[part["timed"].astype(bool)] if "timed" in part.columns else part
+    timed = answered[answered["timed"].astype(bool)] if "timed" in answered else answered
     latencies = timed["latency_us"].to_numpy() / 1000.0
     p95 = float(np.percentile(latencies, 95)) if len(latencies) else math.nan
     rate = n / seconds if seconds > 0 else math.nan
+    if n == 0:  # only known defects answered
+        return Stats(0, 0, math.nan, math.nan, p95, rate, seconds, defects)
     return Stats(n, errors, errors / n, other / n, p95, rate, seconds, defects)
 
 
@@ -280,7 +283,7 @@ def check_phase(stats: Stats, tolerance: Tolerance, before: Stats | None) -> tup
     pairs: list[tuple[str, Bound | None, float, float | None]] = [
         ("error_rate", tolerance.error_rate, stats.error_rate, None),
         ("other_errors", tolerance.other_errors, stats.other_errors, None),
-        ("p95_ms", tolerance.p95_ms, stats.p95_ms, None),
+        ("p95_ms", tolerance.p95_ms, stats.p95_ms, before.p95_ms if before is not None else None),
         (
             "throughput",
             tolerance.throughput,

@@ -126,3 +126,16 @@ def test_the_catalogue_run_leaves_out_experiments_for_a_hosted_app() -> None:
     assert "not run here (they host a real app" in done.stderr
     assert "archivist-redis-down" in done.stderr
     assert done.returncode == 2 and "no experiment" in done.stderr
+
+
+def test_a_relative_p95_is_only_for_the_during_and_after_phases(tmp_path: Path) -> None:
+    during = BODY + '[hypothesis.during]\np95_ms = "< 150%"\n'
+    exp = load_experiment(write(tmp_path, "", during))
+    bound = exp.hypothesis.during.p95_ms
+    assert bound is not None and bound.relative and bound.limit == 1.5
+    top = BODY.replace('error_rate = "< 5%"', 'p95_ms = "< 150%"')
+    with pytest.raises(ExperimentError, match=r"hypothesis.p95_ms a percentage is of the before"):
+        load_experiment(write(tmp_path, "", top))
+    before = BODY + '[hypothesis.before]\np95_ms = "< 150%"\n'
+    with pytest.raises(ExperimentError, match=r"hypothesis.before.p95_ms cannot be relative"):
+        load_experiment(write(tmp_path, "", before))

@@ -122,3 +122,27 @@ def test_p95_routes_measure_the_database_routes_not_a_slow_health_check() -> Non
     frame["timed"] = frame["name"] == "/api/browse"
     stats = window_stats(frame, T0, T0 + 10)
     assert stats.p95_ms == 100 and stats.requests == 80  # every request still counts
+
+
+def test_a_relative_p95_bound_is_judged_against_the_before_phase() -> None:
+    slower = Hypothesis(
+        before=tolerance("< 5%", "< 5%", "< 5000"),
+        during=Tolerance(p95_ms=parse_bound("< 150%", "p95_ms")),
+        after=tolerance("< 5%", "< 5%", "< 5000"),
+        recovers_within=5,
+        sustained=5,
+    )
+    slow_db = Window(T0 + 20, T0 + 30, "postgres", "latency on postgres", "latency", 1000)
+    frame = requests(
+        every(5, 20, "GET", "/api/upload", 200, True)
+        + every(20, 30, "GET", "/api/upload", 800, True)
+        + every(30, 50, "GET", "/api/upload", 200, True)
+    )
+    verdict = evaluate(frame, [slow_db], slower, T0, T0 + 51, 5)
+    during = next(p for p in verdict.phases if p.phase == "during")
+    assert [(c.metric, c.bound, c.ok) for c in during.checks] == [
+        ("p95_ms", "< 150% of before", False)
+    ]
+    assert verdict.word == "FAIL"
+    frame = requests(every(5, 50, "GET", "/api/upload", 200, True))
+    assert evaluate(frame, [slow_db], slower, T0, T0 + 51, 5).word == "PASS"
