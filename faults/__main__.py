@@ -86,7 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.host:
             outcome = execute(experiment, run_dir, external_target(args.host), audit=args.audit)
         else:
-            what = f"hosting {app} from {app_src}" if app else "reference"
+            where = app_src or "config/stack.toml's app_src"
+            what = f"hosting {app} from {where}" if app else "as config/stack.toml says"
             print(f"starting the stack ({what}) on free ports ...", file=sys.stderr)
             with reference_stack(app, app_src) as target:
                 outcome = execute(experiment, run_dir, target, audit=args.audit)
@@ -105,10 +106,14 @@ def chosen_app(
     experiment: Experiment, app: str | None, app_src: str | None
 ) -> tuple[str | None, Path | None]:
     """The app the stack hosts and its checkout: --app/--app-src, then the experiment's
-    [stack], then $ARCHIVIST_SRC for the checkout. (None, None): config/stack.toml decides."""
+    [stack], then $ARCHIVIST_SRC for the checkout, then config/stack.toml (app, app_src).
+    A checkout of None leaves it to config/stack.toml."""
     from testbed.hosted.spec import REFERENCE, known_apps
 
     name = app or experiment.stack.app
+    from_stack_toml = name is None
+    if from_stack_toml:
+        name = configured_app()
     if name is None or name == REFERENCE:
         if app_src:
             raise ExperimentError("--app-src needs --app NAME (or [stack] app in the experiment)")
@@ -119,6 +124,8 @@ def chosen_app(
     src = Path(app_src) if app_src else experiment.stack.app_src
     if src is None and os.environ.get("ARCHIVIST_SRC"):
         src = Path(os.environ["ARCHIVIST_SRC"])
+    if src is None and from_stack_toml:
+        return name, None  # config/stack.toml's app_src (the stack settings check it)
     if src is None:
         raise ExperimentError(
             f"app {name} needs its checkout: --app-src PATH or ARCHIVIST_SRC=PATH"
@@ -127,6 +134,19 @@ def chosen_app(
     if not src.is_dir():
         raise ExperimentError(f"app {name}: checkout {src} is not a folder")
     return name, src.resolve()
+
+
+def configured_app() -> str | None:
+    """`app` of config/stack.toml (None when unset or unreadable: the stack start says why)."""
+    import tomllib
+
+    from testbed.stack_settings import DEFAULT_CONFIG
+
+    try:
+        app = tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8")).get("app")
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return app if isinstance(app, str) else None
 
 
 def with_routes(experiment: Experiment, routes: str) -> Experiment:
