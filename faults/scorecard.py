@@ -61,7 +61,10 @@ def render_report(report: dict[str, Any]) -> str:
     for w in report.get("windows") or []:
         carried = w.get("bytes")
         if isinstance(carried, int):
-            lines.append(f"{w['what']}: the {w['link']} link carried {carried} bytes in its window")
+            down = " (down: nothing passes, by design)" if w.get("toxic") == "down" else ""
+            lines.append(
+                f"{w['what']}: the {w['link']} link carried {carried} bytes in its window{down}"
+            )
     lines.append("")
     for r in report["verdict"]["recoveries"]:
         seconds = "never" if r["seconds"] is None else f"{r['seconds']:.1f}s"

@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import archivist_src
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a stack start plus ~2 min of load
 
 
 def run(name: str, run_dir: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
