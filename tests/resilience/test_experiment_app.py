@@ -85,10 +85,14 @@ def test_the_hosted_apps_locust_flags_come_under_the_experiments_own(tmp_path: P
 
 def test_the_flask_profile_names_its_outage_defects_by_request_name() -> None:
     profile = Profile.load("archivist-flask")
-    defects = {d.link: d for d in outage_defects(profile)}
-    assert ("GET", "/api/browse") in defects["redis"].routes and defects["redis"].status == (500,)
-    assert defects["postgres"].routes == (("GET", "/api/health"),)
-    assert defects["postgres"].ok_status == (200,)  # a 200 is health's expected answer
+    defects = {(d.link, d.routes[0]): d for d in outage_defects(profile)}
+    redis = defects["redis", ("GET", "/api/browse")]  # routes = ["*"]: every route
+    assert len(redis.routes) == len(profile.routes) and redis.status == (500,)
+    health = defects["postgres", ("GET", "/api/health")]
+    assert health.routes == (("GET", "/api/health"),) and health.status == (200,)
+    assert health.ok_status == (200,)  # a 200 is health's expected answer: a success matches
+    writes = defects["postgres", ("POST", "/api/upload")]
+    assert writes.routes == (("POST", "/api/upload"), ("POST", "/api/vod/create"))
 
 
 def test_a_defect_during_an_unknown_route_is_refused(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ reflect its fault, not PASS by accident nor say FAULT HIT NOTHING.
   the verdict FAILs on other_errors during the fault and names that defect of the app.
 - PostgreSQL 200 ms slower: its database routes get slower during the window: the
   verdict FAILs the during phase's relative p95 and its link carried bytes meanwhile.
+- PostgreSQL down: uploads and VOD creations answer JSON 500s, and the health check
+  keeps answering 200: the verdict FAILs and names both defects.
 
 Both hold only one stack hosting the app at a time (its Redis proxy is 127.0.0.1:6379).
 """
@@ -78,6 +80,22 @@ def test_postgres_latency_shows_in_the_database_routes_p95(tmp_path: Path) -> No
     assert "p95_ms" in failed_checks(during), during["checks"]
     assert report["verdict"]["word"] == "FAIL" and done.returncode == 1
     assert "p95 ms of the routes upload, get_file, create_vod, process_vod only" in done.stdout
+
+
+def test_postgres_down_names_the_500s_and_the_health_check_that_stays_green(
+    tmp_path: Path,
+) -> None:
+    done, report = run("archivist-postgres-down", tmp_path / "run")
+    assert done.returncode == 1 and report["verdict"]["word"] == "FAIL", done.stderr[-3000:]
+    during = phase(report, "during")
+    assert "other_errors" in failed_checks(during)
+    named = {d["routes"][0]: d for d in during["defects"]}
+    assert named["GET /api/health"]["answers"] >= 1, during["defects"]
+    assert "still answers 200" in named["GET /api/health"]["why"]
+    writes = [d for d in during["defects"] if "POST /api/vod/create" in d["routes"]]
+    assert writes and writes[0]["answers"] >= 1
+    # every failure the fault caused is one the profile names as the app's
+    assert sum(d["answers"] for d in writes) == during["stats"]["errors"]
 
 
 def _link_totals(report: dict[str, Any]) -> dict[str, int]:
