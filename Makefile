@@ -4,7 +4,8 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup test lint bench demo up clean gate gate-paired baseline experiment resilience
+.PHONY: setup test lint bench demo demo-archivist up clean gate gate-paired baseline \
+	experiment resilience
 
 setup: $(STAMP)
 
@@ -30,10 +31,19 @@ bench: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m faults run config/experiments/demo.toml --report
 
-# One resilience experiment: make experiment NAME=postgres-down (config/experiments/NAME.toml)
+# The tour on the real Archivist: the stack hosts the public Flask app from its checkout
+# (make demo-archivist ARCHIVIST_SRC=PATH), its workload runs, Redis goes down, then
+# PostgreSQL turns slow; verdict, audit and HTML report (config/experiments/archivist-demo.toml).
+demo-archivist: $(STAMP)
+	@test -n "$(ARCHIVIST_SRC)" || { echo "usage: make demo-archivist ARCHIVIST_SRC=<checkout of the Archivist Flask app>"; exit 2; }
+	$(BIN)/python -m faults run config/experiments/archivist-demo.toml --app-src "$(ARCHIVIST_SRC)" --report
+
+# One resilience experiment: make experiment NAME=postgres-down (config/experiments/NAME.toml);
+# on the real Archivist: make experiment NAME=archivist-redis-down ARCHIVIST_SRC=PATH, or any
+# experiment with APP=archivist-flask ARCHIVIST_SRC=PATH
 experiment: $(STAMP)
 	@test -n "$(NAME)" || { echo "usage: make experiment NAME=<one of: $$(ls config/experiments | sed 's/\.toml$$//' | tr '\n' ' ')>"; exit 2; }
-	$(BIN)/python -m faults run $(NAME)
+	$(if $(ARCHIVIST_SRC),ARCHIVIST_SRC="$(ARCHIVIST_SRC)") $(BIN)/python -m faults run $(NAME) $(if $(APP),--app $(APP))
 
 # The whole catalogue on one stack (bounded: 30 min), then runs/resilience-*/scorecard.{md,png}
 resilience: $(STAMP)

@@ -1,8 +1,10 @@
 """`python -m faults`: run resilience experiments and look after what they inject.
 
     python -m faults run NAME|FILE [--host URL] [--run-dir DIR] [--no-audit] [--report]
-                         [--routes PROFILE] [--app-log FILE ...]
-                                          NAME: config/experiments/NAME.toml
+                         [--routes PROFILE] [--app-log FILE ...] [--app NAME [--app-src PATH]]
+                         NAME: config/experiments/NAME.toml; --app: the stack hosts that
+                         real Archivist (config/apps/NAME.toml) from its checkout
+                         (--app-src, default $ARCHIVIST_SRC) and the run uses its routes
     python -m faults list                 the catalogue: one line per experiment
     python -m faults check [FILE|DIR ...] validate experiment files (all by default)
     python -m faults cleanup [--all]      remove faults left by killed runs
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -30,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from faults.experiment import REPO_ROOT, Experiment, ExperimentError, load_experiment
+from faults.experiment import REPO_ROOT, Experiment, ExperimentError, app_routes, load_experiment
 
 CATALOGUE = REPO_ROOT / "config" / "experiments"
 
@@ -72,8 +75,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from faults.scorecard import render_report
 
     experiment = load_experiment(experiment_file(args.experiment))
+    if args.host and (args.app or experiment.stack.app):
+        app = args.app or experiment.stack.app
+        raise ExperimentError(f"--host and --app {app}: give one target, not both")
+    app, app_src = (None, None) if args.host else chosen_app(experiment, args.app, args.app_src)
     if args.routes:
         experiment = with_routes(experiment, args.routes)
+    elif app is not None and experiment.load.routes == "contract":
+        experiment = with_routes(experiment, app_routes(app))  # the app's own workload
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(experiment)
     for log in args.app_log:
         if not log.is_file():
@@ -84,8 +93,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             target = external_target(args.host, tuple(args.app_log))
             outcome = execute(experiment, run_dir, target, audit=args.audit)
         else:
-            print("starting the reference stack on free ports ...", file=sys.stderr)
-            with reference_stack() as stack:
+            where = app_src or "config/stack.toml's app_src"
+            what = f"hosting {app} from {where}" if app else "as config/stack.toml says"
+            print(f"starting the stack ({what}) on free ports ...", file=sys.stderr)
+            with reference_stack(app, app_src) as stack:
                 target = replace(stack, app_logs=(*stack.app_logs, *args.app_log))
                 outcome = execute(experiment, run_dir, target, audit=args.audit)
     except RunError as exc:
@@ -100,6 +111,53 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
+def chosen_app(
+    experiment: Experiment, app: str | None, app_src: str | None
+) -> tuple[str | None, Path | None]:
+    """The app the stack hosts and its checkout: --app/--app-src, then the experiment's
+    [stack], then $ARCHIVIST_SRC for the checkout, then config/stack.toml (app, app_src).
+    A checkout of None leaves it to config/stack.toml."""
+    from testbed.hosted.spec import REFERENCE, known_apps
+
+    name = app or experiment.stack.app
+    from_stack_toml = name is None
+    if from_stack_toml:
+        name = configured_app()
+    if name is None or name == REFERENCE:
+        if app_src:
+            raise ExperimentError("--app-src needs --app NAME (or [stack] app in the experiment)")
+        return name, None
+    if name not in known_apps(REPO_ROOT):
+        known = ", ".join(known_apps(REPO_ROOT))
+        raise ExperimentError(f"--app {name!r}: unknown app; known: {known}")
+    src = Path(app_src) if app_src else experiment.stack.app_src
+    if src is None and os.environ.get("ARCHIVIST_SRC"):
+        src = Path(os.environ["ARCHIVIST_SRC"])
+    if src is None and from_stack_toml:
+        return name, None  # config/stack.toml's app_src (the stack settings check it)
+    if src is None:
+        raise ExperimentError(
+            f"app {name} needs its checkout: --app-src PATH or ARCHIVIST_SRC=PATH"
+        )
+    src = src.expanduser()
+    if not src.is_dir():
+        raise ExperimentError(f"app {name}: checkout {src} is not a folder")
+    return name, src.resolve()
+
+
+def configured_app() -> str | None:
+    """`app` of config/stack.toml (None when unset or unreadable: the stack start says why)."""
+    import tomllib
+
+    from testbed.stack_settings import DEFAULT_CONFIG
+
+    try:
+        app = tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8")).get("app")
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return app if isinstance(app, str) else None
+
+
 def with_routes(experiment: Experiment, routes: str) -> Experiment:
     """The experiment run with another route/auth profile (--routes), checked first."""
     from faults.experiment import check_routes
@@ -108,6 +166,11 @@ def with_routes(experiment: Experiment, routes: str) -> Experiment:
         return ExperimentError(f"--routes {routes!r}: {message}")
 
     load = dataclasses.replace(experiment.load, routes=check_routes(routes, fail))
+    from locustfiles.routes import Profile
+
+    unknown = sorted(set(experiment.hypothesis.p95_routes) - set(Profile.load(routes).routes))
+    if unknown:
+        raise fail("", f"hypothesis.p95_routes {', '.join(unknown)} are not routes of it")
     return dataclasses.replace(experiment, load=load)
 
 
@@ -191,10 +254,29 @@ def cmd_resilience(args: argparse.Namespace) -> int:
 
     files = catalogue_files(args.only)
     files = [f for f in files if f.stem != "demo" or args.only]
+    hosted = [f for f in files if hosts_an_app(f)]
+    if hosted:  # the catalogue runs on one reference stack; these need their own
+        names = ", ".join(f.stem for f in hosted)
+        print(
+            f"not run here (they host a real app; run each: python -m faults run NAME): {names}",
+            file=sys.stderr,
+        )
+        files = [f for f in files if f not in hosted]
     if not files:
         print(f"error: no experiment in {CATALOGUE} matches {args.only!r}", file=sys.stderr)
         return 2
     return run_catalogue(files, Path(args.out) if args.out else None, args.budget)
+
+
+def hosts_an_app(path: Path) -> bool:
+    """Whether an experiment file's [stack] hosts a real app (an invalid file: no)."""
+    from testbed.hosted.spec import REFERENCE
+
+    try:
+        app = load_experiment(path).stack.app
+    except ExperimentError:
+        return False
+    return app is not None and app != REFERENCE
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
@@ -323,6 +405,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the app's log with --host (repeatable), for the findings; the reference "
         "stack's own logs are read without it",
+    )
+    run.add_argument(
+        "--app",
+        help="host this real Archivist in the stack (config/apps/NAME.toml, e.g. "
+        "archivist-flask) instead of the reference one; its route profile is the default",
+    )
+    run.add_argument(
+        "--app-src", help="the app's checkout (default: [stack] app_src, then $ARCHIVIST_SRC)"
     )
     run.set_defaults(func=cmd_run)
     sub.add_parser("list", aliases=["catalogue"], help="list the catalogue").set_defaults(

@@ -22,11 +22,18 @@ Shape (durations as "60s", "3m", "1m30s", "500ms" or a number of seconds)::
                            throughput: defaults for every phase
     [hypothesis.before|during|after]   per-phase overrides
                            recovers_within, sustained: the recovery target
+                           p95_routes: route keys of the profile whose latency p95_ms
+                           measures (default every request)
     [audit]                enabled, lost_writes, duplicates, inconsistent, stuck, stuck_after,
                            drain
+    [stack]                app (config/apps/NAME.toml: host that real Archivist instead of
+                           the reference one; its route profile becomes the default
+                           load.routes), app_src (its checkout; default $ARCHIVIST_SRC)
 
 Bounds are strings `"< 1%"`, `"<= 800"`, `"> 30%"`. For `throughput`, a percentage is
-relative to the before phase and a plain number is requests per second.
+relative to the before phase and a plain number is requests per second; for `p95_ms` in
+the during or after phase, a percentage is of the before phase's p95 ("< 150%": at most
+half as slow again), a plain number milliseconds.
 """
 
 from __future__ import annotations
@@ -136,6 +143,9 @@ class Hypothesis:
     after: Tolerance
     recovers_within: float  # s after a fault ends
     sustained: float  # s the after-tolerance must hold to count as recovered
+    # route keys of the load's profile whose latency p95_ms measures (empty: every request);
+    # e.g. the routes that read the database, when others are slow by design
+    p95_routes: tuple[str, ...] = ()
 
     def phase(self, name: str) -> Tolerance:
         return {"before": self.before, "during": self.during, "after": self.after}[name]
@@ -198,6 +208,14 @@ class Audit:
 
 
 @dataclass(frozen=True)
+class StackChoice:
+    """Which Archivist the started stack hosts (None: config/stack.toml decides)."""
+
+    app: str | None = None
+    app_src: Path | None = None
+
+
+@dataclass(frozen=True)
 class Experiment:
     path: Path
     name: str
@@ -207,6 +225,7 @@ class Experiment:
     faults: tuple[Fault, ...]
     hypothesis: Hypothesis
     audit: Audit
+    stack: StackChoice = field(default_factory=StackChoice)
 
 
 def attribute_problem(toxic: str, attributes: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -282,9 +301,9 @@ def parse_bound(value: Any, metric: str) -> Bound:
         elif limit > 1.0:
             raise ValueError(f'"{value}" is a fraction above 1; write a percentage like "< 5%"')
         return Bound(op, limit, text=value.strip())
-    if metric == "p95_ms":
+    if metric == "p95_ms":  # a percentage: of the before phase's p95 (during and after only)
         if percent:
-            raise ValueError(f'"{value}": p95_ms takes milliseconds, not a percentage')
+            return Bound(op, limit / 100.0, relative=True, text=f"{value.strip()} of before")
         return Bound(op, limit, text=value.strip())
     # throughput
     if percent:
@@ -377,14 +396,15 @@ def load_experiment(path: str | Path, links: tuple[str, ...] | None = None) -> E
 
 def parse_experiment(data: dict[str, Any], path: Path, links: tuple[str, ...]) -> Experiment:
     r = _Reader(path)
-    r.only(data, ("title", "description", "load", "faults", "hypothesis", "audit"), "")
+    r.only(data, ("title", "description", "load", "faults", "hypothesis", "audit", "stack"), "")
     title = data.get("title", path.stem)
     if not isinstance(title, str) or not title.strip():
         raise r.fail("title", "must be a non-empty string")
     description = data.get("description", "")
     if not isinstance(description, str):
         raise r.fail("description", "must be a string")
-    load = _load(r, r.table(data, "load", ""))
+    stack = _stack(r, r.table(data, "stack", ""))
+    load = _load(r, r.table(data, "load", ""), app_routes(stack.app))
     raw_faults = data.get("faults", [])
     if not isinstance(raw_faults, list) or not raw_faults:
         raise r.fail("faults", "must be a non-empty array of tables ([[faults]])")
@@ -393,7 +413,7 @@ def parse_experiment(data: dict[str, Any], path: Path, links: tuple[str, ...]) -
     if "lost_writes" in hypothesis_raw:  # STYLE.md's spelling; it is an audit check
         audit_raw.setdefault("lost_writes", hypothesis_raw["lost_writes"])
         hypothesis_raw = {k: v for k, v in hypothesis_raw.items() if k != "lost_writes"}
-    hypothesis = _hypothesis(r, hypothesis_raw)
+    hypothesis = _hypothesis(r, hypothesis_raw, load.routes)
     faults = tuple(
         _fault(r, raw, f"faults[{i}]", links, hypothesis.during) for i, raw in enumerate(raw_faults)
     )
@@ -424,10 +444,44 @@ def parse_experiment(data: dict[str, Any], path: Path, links: tuple[str, ...]) -
         faults=faults,
         hypothesis=hypothesis,
         audit=audit,
+        stack=stack,
     )
 
 
-def _load(r: _Reader, raw: dict[str, Any]) -> Load:
+def app_routes(app: str | None) -> str:
+    """The route profile of a hosted app (config/apps/NAME.toml `routes`), else the contract."""
+    from testbed.hosted.spec import REFERENCE, load_app
+
+    if app is None or app == REFERENCE:
+        return "contract"
+    return load_app(REPO_ROOT, app).routes
+
+
+def _stack(r: _Reader, raw: dict[str, Any]) -> StackChoice:
+    from testbed.hosted.spec import known_apps
+    from testbed.processes import StackError
+
+    r.only(raw, ("app", "app_src"), "stack")
+    app = raw.get("app")
+    if app is not None:
+        known = known_apps(REPO_ROOT)
+        if app not in known:
+            raise r.fail("stack.app", f"{app!r} is not an app; known: {', '.join(known)}")
+        try:
+            app_routes(app)
+        except StackError as exc:
+            raise r.fail("stack.app", str(exc)) from None
+    src = raw.get("app_src")
+    if src is not None and (not isinstance(src, str) or not src.strip()):
+        raise r.fail("stack.app_src", "must be the path of the app's checkout")
+    app_src = None
+    if src is not None:
+        app_src = Path(src).expanduser()
+        app_src = app_src if app_src.is_absolute() else (r.path.parent / app_src)
+    return StackChoice(app=app, app_src=app_src)
+
+
+def _load(r: _Reader, raw: dict[str, Any], default_routes: str = "contract") -> Load:
     where = "load"
     allowed = (
         "locustfile",
@@ -480,7 +534,7 @@ def _load(r: _Reader, raw: dict[str, Any]) -> Load:
         arrival_rate=arrival_rate,
         shape=shape,
         options=dict(options),
-        routes=check_routes(raw.get("routes", "contract"), r.fail),
+        routes=check_routes(raw.get("routes", default_routes), r.fail),
     )
 
 
@@ -563,10 +617,25 @@ def _tolerance(r: _Reader, raw: dict[str, Any], where: str, base: Tolerance) -> 
     return Tolerance(**values)
 
 
-def _hypothesis(r: _Reader, raw: dict[str, Any]) -> Hypothesis:
+def _hypothesis(r: _Reader, raw: dict[str, Any], routes: str = "contract") -> Hypothesis:
+    from locustfiles.routes import Profile
+
     where = "hypothesis"
-    r.only(raw, (*METRICS, *PHASES, "recovers_within", "sustained"), where)
+    r.only(raw, (*METRICS, *PHASES, "recovers_within", "sustained", "p95_routes"), where)
+    p95_routes = r.strings(raw, "p95_routes", where)
+    unknown = sorted(set(p95_routes) - set(Profile.load(routes).routes))
+    if unknown:
+        raise r.fail(
+            f"{where}.p95_routes",
+            f"{', '.join(unknown)}: not a route of profile {routes!r} (load.routes)",
+        )
     defaults = _tolerance(r, raw, where, Tolerance())
+    if defaults.p95_ms is not None and defaults.p95_ms.relative:
+        raise r.fail(
+            f"{where}.p95_ms",
+            "a percentage is of the before phase's p95: give it in [hypothesis.during] "
+            "or [hypothesis.after], and milliseconds here",
+        )
     phases = {}
     for phase in PHASES:
         sub = r.table(raw, phase, where)
@@ -574,6 +643,8 @@ def _hypothesis(r: _Reader, raw: dict[str, Any]) -> Hypothesis:
         phases[phase] = _tolerance(r, sub, f"{where}.{phase}", defaults)
     if phases["before"].throughput is not None and phases["before"].throughput.relative:
         raise r.fail(f"{where}.before.throughput", "cannot be relative to itself; give req/s")
+    if phases["before"].p95_ms is not None and phases["before"].p95_ms.relative:
+        raise r.fail(f"{where}.before.p95_ms", "cannot be relative to itself; give ms")
     recovers_within = r.duration(raw, "recovers_within", where)
     sustained = r.duration(raw, "sustained", where, default="5s")
     if sustained <= 0:
@@ -584,6 +655,7 @@ def _hypothesis(r: _Reader, raw: dict[str, Any]) -> Hypothesis:
         after=phases["after"],
         recovers_within=recovers_within,
         sustained=sustained,
+        p95_routes=p95_routes,
     )
 
 

@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,7 +50,7 @@ from faults.client import ENV_URL, FaultClient, FaultServerError
 from faults.experiment import REPO_ROOT, Experiment
 from faults.linkbytes import total
 from faults.timeline import Injector, Timeline, cleanup
-from faults.verdict import Verdict, Window, evaluate
+from faults.verdict import OutageDefect, Verdict, Window, evaluate
 from locustfiles.routes import Profile
 from locustfiles.tomlconfig import ConfigError
 
@@ -75,6 +75,9 @@ class Target:
     redis_url: str | None = None
     external: bool = False
     app_logs: tuple[Path, ...] = ()  # the application's log files, for the findings
+    # Locust flags the hosted app wants (config/apps/NAME.toml [load] options), under the
+    # experiment's own
+    load_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,13 +117,21 @@ def external_target(host: str, app_logs: tuple[Path, ...] = ()) -> Target:
 
 
 @contextmanager
-def reference_stack() -> Iterator[Target]:
-    """Start the testbed stack on free ports; always stopped on leaving."""
+def reference_stack(app: str | None = None, app_src: Path | None = None) -> Iterator[Target]:
+    """Start the testbed stack on free ports; always stopped on leaving.
+
+    `app` (a config/apps/NAME.toml) hosts that real Archivist from its checkout `app_src`
+    instead of the reference API; None keeps what config/stack.toml says.
+    """
     from testbed.stack import StackError, StackSettings, running_stack
 
     state_dir = Path(tempfile.mkdtemp(prefix="loadkit-experiment-stack-"))
+    chosen: dict[str, Any] = {"app": app} if app is not None else {}
+    if app_src is not None:
+        chosen["app_src"] = app_src
     try:
-        settings = StackSettings.from_config(free_ports=True, state_dir=state_dir)
+        settings = StackSettings.from_config(free_ports=True, state_dir=state_dir, **chosen)
+        hosted = settings.hosted_app()
         with running_stack(settings) as stack:
             yield Target(
                 api_url=stack.api_url,
@@ -129,6 +140,7 @@ def reference_stack() -> Iterator[Target]:
                 database_url=stack.database_url,
                 redis_url=stack.redis_url,
                 app_logs=stack_app_logs(stack.log_dir),
+                load_options=dict(hosted.load_options) if hosted is not None else {},
             )
     except StackError as exc:
         raise RunError(f"the reference stack did not start: {exc}") from None
@@ -214,7 +226,7 @@ def locust_command(experiment: Experiment, target: Target, run_dir: Path) -> lis
         command += ["--tags", *load.tags]
     if load.exclude_tags:
         command += ["--exclude-tags", *load.exclude_tags]
-    for key, value in load.options.items():
+    for key, value in (target.load_options | load.options).items():
         if value is True:
             command.append(f"--{key}")
         elif value is not False:
@@ -494,12 +506,40 @@ def read_requests(run_dir: Path) -> pd.DataFrame:
     return df[df["type"] != WORKFLOW_TYPE].reset_index(drop=True)
 
 
+def route_names(profile: Profile, keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(method, statistics name) of route keys: how the requests file names their requests."""
+    return tuple((profile.route(k).method, profile.route(k).name) for k in keys)
+
+
+def outage_defects(profile: Profile) -> tuple[OutageDefect, ...]:
+    """The profile's [[defects_during]] as the verdict matches them against requests."""
+    return tuple(
+        OutageDefect(
+            link=d.link,
+            toxic=d.toxic,
+            routes=route_names(profile, d.routes),
+            status=d.status,
+            ok_status=tuple(sorted({s for k in d.routes for s in profile.expected(k)})),
+            why=d.why,
+        )
+        for d in profile.defects_during
+    )
+
+
 def judge(
     experiment: Experiment, run_dir: Path, start: float, end: float, windows: list[Window]
 ) -> Verdict:
     requests = read_requests(run_dir)
     if requests.empty:
         raise RunError(f"{run_dir}: the load made no HTTP request")
+    try:
+        profile = Profile.load(experiment.load.routes)
+    except ConfigError as exc:
+        raise RunError(str(exc)) from None
+    if experiment.hypothesis.p95_routes:  # p95_ms of these routes only
+        timed = set(route_names(profile, experiment.hypothesis.p95_routes))
+        pairs = zip(requests["type"], requests["name"], strict=True)
+        requests["timed"] = [pair in timed for pair in pairs]
     overrides = {f.describe(): f.during for f in experiment.faults if f.during is not None}
     return evaluate(
         requests,
@@ -510,6 +550,7 @@ def judge(
         experiment.load.warmup,
         overrides,
         link_traffic(run_meta(run_dir)),
+        outage_defects(profile),
     )
 
 
@@ -578,6 +619,7 @@ def execute(
         "audit": audit_result.to_json() if audit_result is not None else None,
         "audit_note": audit_note,
         "routes": experiment.load.routes,
+        "p95_routes": list(experiment.hypothesis.p95_routes),
         "links": meta.get("links"),
         "coverage": {k: meta.get("coverage", {}).get(k, []) for k in ("skipped", "notes")},
         # defects of the app, whatever the verdict (python -m analysis findings RUN)

@@ -46,6 +46,25 @@ def render_report(report: dict[str, Any]) -> str:
             f"{phase['label'][:44]:<44} {s['requests']:>8} {_pct(s['error_rate']):>8} "
             f"{_ms(s['p95_ms']):>8} {s['throughput']:>7.1f}  {checks or '(none)'}"
         )
+        if s.get("known_defects"):
+            lines.append(
+                f"  + {s['known_defects']} answers that are known defects of the app "
+                "(route profile [defects]; not counted above)"
+            )
+        for d in phase.get("defects") or []:
+            lines.append(
+                f"  APP DEFECT under this fault: {d['answers']} answers on "
+                f"{', '.join(d['routes'])}: {d['why']}"
+            )
+    if report.get("p95_routes"):
+        lines.append(f"p95 ms of the routes {', '.join(report['p95_routes'])} only")
+    for w in report.get("windows") or []:
+        carried = w.get("bytes")
+        if isinstance(carried, int):
+            down = " (down: nothing passes, by design)" if w.get("toxic") == "down" else ""
+            lines.append(
+                f"{w['what']}: the {w['link']} link carried {carried} bytes in its window{down}"
+            )
     lines.append("")
     for r in report["verdict"]["recoveries"]:
         seconds = "never" if r["seconds"] is None else f"{r['seconds']:.1f}s"

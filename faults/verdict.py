@@ -32,6 +32,10 @@ STEP_S = 0.5  # s between candidate recovery points
 # no answer, a timeout, a reset, a 5xx other than 503 - is an `other_errors` failure.
 PROPER_ANSWER = r"\bstatus (?:503|4\d\d)\b"
 TAIL_S = 1.0  # s cut from the end of the load: users are stopping, the last second is partial
+# An answer the route profile lists as a defect the app always has ([defects]; the workload
+# words it "KnownDefect: ..."): not the fault's doing, so counted apart, not as an error.
+KNOWN_DEFECT = "KnownDefect:"
+STATUS_IN_ERROR = r"\bstatus (\d{3})\b"
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,39 @@ class Stats:
     errors: int
     error_rate: float  # NaN without requests
     other_errors: float  # share failed without a proper answer (see PROPER_ANSWER); NaN without
-    p95_ms: float  # NaN without requests
+    p95_ms: float  # NaN without requests (over the `timed` requests when the frame has them)
     throughput: float  # requests per second
     seconds: float
+    known_defects: int = 0  # answers the profile lists as the app's steady defects
+
+
+@dataclass(frozen=True)
+class OutageDefect:
+    """A defect the app shows while one of its links is faulted (profile [[defects_during]]).
+
+    `routes` are (method, statistics name) pairs; an answer matches when its status is in
+    `status` (a request that succeeded answered one of `ok_status`, its route's expected
+    statuses: e.g. a health check that says "healthy" while the database is down)."""
+
+    link: str
+    toxic: str  # "" for any fault on the link
+    routes: tuple[tuple[str, str], ...]
+    status: tuple[int, ...]
+    ok_status: tuple[int, ...]
+    why: str
+
+    def applies(self, window: Window) -> bool:
+        return window.link == self.link and (not self.toxic or window.toxic == self.toxic)
+
+
+@dataclass(frozen=True)
+class DefectSeen:
+    """How many answers of one outage defect a during phase saw."""
+
+    why: str
+    link: str
+    answers: int
+    routes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -98,6 +132,7 @@ class PhaseResult:
     end: float
     stats: Stats
     checks: tuple[Check, ...]
+    defects: tuple[DefectSeen, ...] = ()  # the app's own defects under this fault
 
     @property
     def ok(self) -> bool:
@@ -159,23 +194,70 @@ def window_stats(
     the requests that straddled it.
     """
     seconds = max(end - start, 0.0)
-    t = requests["t_start"].to_numpy()
-    lo, hi = np.searchsorted(t, [start, end], side="left")
-    part = requests.iloc[lo:hi]
-    if finish_by is not None and len(part):
-        part = part[part["t_start"] + part["latency_us"] / 1e6 <= finish_by]
+    part = in_window(requests, start, end, finish_by)
+    defects = 0
+    answered = part  # a known defect's answer took as long as it took: latency counts it
+    if "error" in part.columns and len(part):
+        steady = part["error"].fillna("").astype(str).str.startswith(KNOWN_DEFECT)
+        defects = int(steady.sum())
+        part = part[~steady]
     n = len(part)
-    if n == 0:
-        return Stats(0, 0, math.nan, math.nan, math.nan, 0.0, seconds)
+    if n == 0 and len(answered) == 0:
+        return Stats(0, 0, math.nan, math.nan, math.nan, 0.0, seconds, defects)
     failed = ~part["ok"].astype(bool)
     errors = int(failed.sum())
     other = errors
     if "error" in part.columns and errors:
         said = part.loc[failed, "error"].fillna("").astype(str)
         other = int((~said.str.contains(PROPER_ANSWER, regex=True)).sum())
-    p95 = float(np.percentile(part["latency_us"].to_numpy() / 1000.0, 95))
+    timed = answered[answered["timed"].astype(bool)] if "timed" in answered else answered
+    latencies = timed["latency_us"].to_numpy() / 1000.0
+    p95 = float(np.percentile(latencies, 95)) if len(latencies) else math.nan
     rate = n / seconds if seconds > 0 else math.nan
-    return Stats(n, errors, errors / n, other / n, p95, rate, seconds)
+    if n == 0:  # only known defects answered
+        return Stats(0, 0, math.nan, math.nan, p95, rate, seconds, defects)
+    return Stats(n, errors, errors / n, other / n, p95, rate, seconds, defects)
+
+
+def in_window(
+    requests: pd.DataFrame, start: float, end: float, finish_by: float | None = None
+) -> pd.DataFrame:
+    """The requests (sorted by t_start) that started in [start, end) (and ended by finish_by)."""
+    t = requests["t_start"].to_numpy()
+    lo, hi = np.searchsorted(t, [start, end], side="left")
+    part = requests.iloc[lo:hi]
+    if finish_by is not None and len(part):
+        part = part[part["t_start"] + part["latency_us"] / 1e6 <= finish_by]
+    return part
+
+
+def outage_defects(
+    requests: pd.DataFrame, episode: Episode, known: tuple[OutageDefect, ...]
+) -> tuple[DefectSeen, ...]:
+    """The answers, in a disturbance, that are defects the app shows under that fault."""
+    seen = []
+    for defect in known:
+        windows = [w for w in episode.windows if defect.applies(w)]
+        if not windows:
+            continue
+        part = pd.concat([in_window(requests, w.start, w.end) for w in windows])
+        if part.empty:
+            continue
+        route = pd.Series(list(zip(part["type"], part["name"], strict=True)), index=part.index)
+        on_route = route.isin(set(defect.routes))
+        ok = part["ok"].astype(bool)
+        said = part["error"].fillna("").astype(str) if "error" in part else ""
+        status = pd.to_numeric(
+            pd.Series(said, index=part.index).str.extract(STATUS_IN_ERROR)[0], errors="coerce"
+        )
+        failed_match = ~ok & status.isin(defect.status)
+        ok_match = ok & bool(set(defect.status) & set(defect.ok_status))
+        hits = part[on_route & (failed_match | ok_match)]
+        if len(hits):
+            pairs = zip(hits["type"], hits["name"], strict=True)
+            names = tuple(sorted({f"{m} {n}" for m, n in pairs}))
+            seen.append(DefectSeen(defect.why, defect.link, len(hits), names))
+    return tuple(seen)
 
 
 def sort_requests(requests: pd.DataFrame) -> pd.DataFrame:
@@ -201,7 +283,7 @@ def check_phase(stats: Stats, tolerance: Tolerance, before: Stats | None) -> tup
     pairs: list[tuple[str, Bound | None, float, float | None]] = [
         ("error_rate", tolerance.error_rate, stats.error_rate, None),
         ("other_errors", tolerance.other_errors, stats.other_errors, None),
-        ("p95_ms", tolerance.p95_ms, stats.p95_ms, None),
+        ("p95_ms", tolerance.p95_ms, stats.p95_ms, before.p95_ms if before is not None else None),
         (
             "throughput",
             tolerance.throughput,
@@ -269,13 +351,16 @@ def evaluate(
     warmup: float,
     overrides: dict[str, Tolerance] | None = None,
     link_traffic: Mapping[str, int] | None = None,
+    defects: tuple[OutageDefect, ...] = (),
 ) -> Verdict:
     """Every phase checked against the hypothesis, and the recovery of every disturbance.
 
     `overrides` maps a fault's words (`what`) to its own during-tolerance; a disturbance
     uses it when all its windows share it, else `[hypothesis.during]`. `link_traffic`
     (bytes per link over the load) and the windows' own bytes tell a fault that hit
-    nothing: such an experiment gets no verdict (see `missed`).
+    nothing: such an experiment gets no verdict (see `missed`). `defects` are what the
+    app is known to do wrong under a fault: a during phase names those it saw (they still
+    count against its tolerance: the app did not degrade as it should).
     """
     overrides = overrides or {}
     requests = sort_requests(requests)
@@ -309,6 +394,7 @@ def evaluate(
                 episode.end,
                 during,
                 check_phase(during, tolerance or hypothesis.during, before_stats),
+                outage_defects(requests, episode, defects),
             )
         )
         horizon = groups[i + 1].start if i + 1 < len(groups) else end

@@ -71,6 +71,21 @@ class Defect:
     why: str
 
 
+@dataclass(frozen=True)
+class OutageDefect:
+    """What the deployment does wrong while one of its links is faulted ([[defects_during]]):
+    on `routes` it answers `status` when `link` suffers `toxic` ("" any fault), for `why`.
+
+    The workload cannot tell (it does not know when a fault is on); the verdict of an
+    experiment names these answers as the app's defects (faults.verdict)."""
+
+    link: str
+    toxic: str
+    routes: tuple[str, ...]
+    status: tuple[int, ...]
+    why: str
+
+
 ERROR_SHAPES = ("contract", "flat")
 
 
@@ -97,6 +112,7 @@ class Profile:
     error_shape: str = "contract"
     expect: dict[str, tuple[int, ...]] = field(default_factory=dict)
     defects: dict[str, Defect] = field(default_factory=dict)
+    defects_during: tuple[OutageDefect, ...] = ()
     # The Locust user classes written for this deployment (empty: the contract's users).
     users: tuple[str, ...] = ()
     # Sent with every request: e.g. X-Forwarded-Proto for an app behind a TLS proxy.
@@ -146,6 +162,7 @@ class Profile:
             raise ConfigError(
                 f"{path}: [expect]/[defects] name unknown route(s) {', '.join(unknown)}"
             )
+        during = _outage_defects(path, data.get("defects_during", []), routes)
         errors = data.get("errors", {})
         shape = errors.get("shape", "contract")
         if shape not in ERROR_SHAPES:
@@ -178,6 +195,7 @@ class Profile:
             error_shape=shape,
             expect=expect,
             defects=defects,
+            defects_during=during,
             users=tuple(users),
             headers={str(k): v for k, v in headers.items()},
             audit=audit,
@@ -223,6 +241,30 @@ def _defect(path: Path, key: str, value: object) -> Defect:
 
 class MissingRoute(LookupError):
     """The deployment lacks a route a task needs (the API client skips the task)."""
+
+
+def _outage_defects(path: Path, raw: object, routes: dict[str, Route]) -> tuple[OutageDefect, ...]:
+    if not isinstance(raw, list) or not all(isinstance(d, dict) for d in raw):
+        raise ConfigError(f"{path}: defects_during must be an array of tables ([[defects_during]])")
+    found = []
+    for i, entry in enumerate(raw):
+        where = f"defects_during[{i}]"
+        link, toxic, why = entry.get("link"), entry.get("toxic", ""), entry.get("why")
+        keys = entry.get("routes")
+        if not isinstance(link, str) or not link or not isinstance(toxic, str):
+            raise ConfigError(f'{path}: {where}: needs link = "NAME" (and toxic = "TYPE")')
+        if not isinstance(why, str) or not why.strip():
+            raise ConfigError(f"{path}: {where}.why: say what the app does wrong")
+        if keys == ["*"]:
+            keys = sorted(routes)
+        if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+            raise ConfigError(f'{path}: {where}.routes: a list of route keys, or ["*"]')
+        unknown = sorted(set(keys) - set(routes))
+        if unknown:
+            raise ConfigError(f"{path}: {where}.routes: unknown route(s) {', '.join(unknown)}")
+        status = _statuses(path, f"{where}.status", entry.get("status"))
+        found.append(OutageDefect(link, toxic, tuple(keys), status, why.strip()))
+    return tuple(found)
 
 
 def _audit_rules(path: Path, raw: object) -> AuditRules | None:

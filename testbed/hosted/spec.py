@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class HostedApp:
     mounts: dict[str, str]
     mount_dirs: tuple[str, ...]
     env: dict[str, str]
+    # Locust flags every experiment against this app gets unless it sets them itself
+    load_options: dict[str, Any] = field(default_factory=dict)
 
     def check_checkout(self, src: Path) -> None:
         """A clear error when `src` is not a checkout of this app (before anything starts)."""
@@ -90,6 +92,10 @@ def _parse(name: str, path: Path, data: dict[str, Any]) -> HostedApp:
         return tuple(value)
 
     venv, standins, web = table("venv"), table("standins"), table("web")
+    load_options = dict(table("load").get("options", {}))
+    for key, value in load_options.items():
+        if not isinstance(value, str | int | float | bool):
+            raise StackError(f"{path}: [load] options.{key} must be a string, number or boolean")
     worker, redis, env = table("worker"), table("redis"), table("env")
     mounts = dict(table("mounts"))
     mount_dirs = strings(mounts.pop("dirs", []), "[mounts] dirs")
@@ -134,6 +140,7 @@ def _parse(name: str, path: Path, data: dict[str, Any]) -> HostedApp:
         mounts={str(k): str(v) for k, v in mounts.items()},
         mount_dirs=mount_dirs,
         env={str(k): str(v) for k, v in env.items()},
+        load_options=load_options,
     )
     unknown = sorted(_placeholders(app) - PLACEHOLDERS)
     if unknown:

@@ -58,7 +58,7 @@ def test_the_catalogue_covers_every_toxic_and_down_on_every_link() -> None:
     compound = [e for e in experiments if len({f.link for f in e.faults}) > 1]
     assert len(compound) >= 3
     for e in experiments:
-        if e.name != "demo":
+        if e.name != "demo" and e.stack.app is None:  # a real app's: not in that run
             assert e.load.duration <= 75, f"{e.name} is longer than the catalogue's budget"
 
 

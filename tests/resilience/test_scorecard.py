@@ -112,3 +112,23 @@ def test_a_fault_that_hit_nothing_is_named_in_the_report_and_the_scorecard(
     write_scorecard([run], tmp_path / "card")
     md = (tmp_path / "card" / "scorecard.md").read_text()
     assert "| cablecast-latency | **FAULT HIT NOTHING** |" in md
+
+
+def test_the_report_names_the_apps_defects_the_p95_routes_and_the_bytes_in_each_window() -> None:
+    report = verdict("archivist-redis-down", False, 1.0, 0.0, 0)
+    phase = report["verdict"]["phases"][0]
+    phase["stats"]["known_defects"] = 9
+    phase["defects"] = [
+        {"why": "the limiter needs Redis", "link": "redis", "answers": 88, "routes": ["GET /b"]}
+    ]
+    report["p95_routes"] = ["upload", "get_file"]
+    report["windows"] = [
+        {"what": "redis down", "link": "redis", "toxic": "down", "bytes": 0},
+        {"what": "latency on postgres", "link": "postgres", "toxic": "latency", "bytes": 33089},
+    ]
+    text = render_report(report)
+    assert "  + 9 answers that are known defects of the app" in text
+    assert "  APP DEFECT under this fault: 88 answers on GET /b: the limiter needs Redis" in text
+    assert "p95 ms of the routes upload, get_file only" in text
+    assert "redis down: the redis link carried 0 bytes in its window (down:" in text
+    assert "the postgres link carried 33089 bytes in its window\n" in text

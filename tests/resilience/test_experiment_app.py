@@ -1,0 +1,145 @@
+"""Experiments against a real app hosted by the stack: chosen in the file ([stack]) or on
+the command line (--app, --app-src, $ARCHIVIST_SRC), with that app's route profile, its
+Locust flags, and its outage defects as data. Bad choices get one line and exit code 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from faults.experiment import ExperimentError, load_experiment
+from faults.runner import Target, locust_command, outage_defects
+from locustfiles.routes import Profile
+from locustfiles.tomlconfig import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+BODY = """
+[load]
+locustfile = "locustfiles/vod.py"
+users = 2
+duration = "60s"
+[[faults]]
+link = "redis"
+toxic = "down"
+at = "20s"
+for = "10s"
+[hypothesis]
+error_rate = "< 5%"
+recovers_within = "10s"
+"""
+
+
+def write(tmp_path: Path, head: str, body: str = BODY) -> Path:
+    path = tmp_path / "exp.toml"
+    path.write_text(textwrap.dedent(head) + textwrap.dedent(body))
+    return path
+
+
+def faults(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "faults", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def no_src_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "ARCHIVIST_SRC"}
+
+
+def test_an_experiment_for_a_hosted_app_uses_that_apps_route_profile(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, '[stack]\napp = "archivist-flask"\n'))
+    assert exp.stack.app == "archivist-flask" and exp.load.routes == "archivist-flask"
+    plain = load_experiment(write(tmp_path, ""))
+    assert plain.stack.app is None and plain.load.routes == "contract"
+
+
+def test_an_unknown_app_or_p95_route_is_refused_by_field(tmp_path: Path) -> None:
+    with pytest.raises(ExperimentError, match=r"stack.app 'nope' is not an app; known: .*"):
+        load_experiment(write(tmp_path, '[stack]\napp = "nope"\n'))
+    body = BODY.replace('error_rate = "< 5%"', 'p95_routes = ["browse", "brwose"]')
+    with pytest.raises(ExperimentError, match=r"hypothesis.p95_routes brwose: not a route"):
+        load_experiment(write(tmp_path, '[stack]\napp = "archivist-flask"\n', body))
+
+
+def test_the_hosted_apps_locust_flags_come_under_the_experiments_own(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, '[stack]\napp = "archivist-flask"\n'))
+    target = Target("https://api", "http://faults", load_options={"source-addresses": 20})
+    command = locust_command(exp, target, tmp_path)
+    assert command[command.index("--source-addresses") + 1] == "20"
+    assert command[command.index("--routes") + 1] == "archivist-flask"
+    own = BODY.replace('duration = "60s"', 'duration = "60s"\noptions = { "source-addresses" = 3 }')
+    exp = load_experiment(write(tmp_path, '[stack]\napp = "archivist-flask"\n', own))
+    command = locust_command(exp, target, tmp_path)
+    assert command.count("--source-addresses") == 1
+    assert command[command.index("--source-addresses") + 1] == "3"
+
+
+def test_the_flask_profile_names_its_outage_defects_by_request_name() -> None:
+    profile = Profile.load("archivist-flask")
+    defects = {(d.link, d.routes[0]): d for d in outage_defects(profile)}
+    redis = defects["redis", ("GET", "/api/browse")]  # routes = ["*"]: every route
+    assert len(redis.routes) == len(profile.routes) and redis.status == (500,)
+    health = defects["postgres", ("GET", "/api/health")]
+    assert health.routes == (("GET", "/api/health"),) and health.status == (200,)
+    assert health.ok_status == (200,)  # a 200 is health's expected answer: a success matches
+    writes = defects["postgres", ("POST", "/api/upload")]
+    assert writes.routes == (("POST", "/api/upload"), ("POST", "/api/vod/create"))
+
+
+def test_a_defect_during_an_unknown_route_is_refused(tmp_path: Path) -> None:
+    text = (REPO / "config/routes/archivist-flask.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('routes = ["health"]', 'routes = ["helth"]'))
+    with pytest.raises(ConfigError, match=r"defects_during\[1\].routes: unknown route\(s\) helth"):
+        Profile.load(str(bad))
+
+
+def test_bad_app_choices_exit_2_with_one_line() -> None:
+    env = no_src_env()
+    cases = [
+        (("archivist-redis-down",), "needs its checkout: --app-src PATH or ARCHIVIST_SRC=PATH"),
+        (("postgres-latency", "--app-src", "/tmp"), "--app-src needs --app NAME"),
+        (("postgres-latency", "--app", "nope"), "--app 'nope': unknown app; known: reference"),
+        (
+            ("postgres-latency", "--app", "archivist-flask", "--app-src", "/nonexistent/src"),
+            "checkout /nonexistent/src is not a folder",
+        ),
+        (
+            ("postgres-latency", "--host", "http://127.0.0.1:9", "--app", "archivist-flask"),
+            "--host and --app archivist-flask: give one target",
+        ),
+    ]
+    for args, message in cases:
+        done = faults("run", *args, env=env)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_the_catalogue_run_leaves_out_experiments_for_a_hosted_app() -> None:
+    done = faults("resilience", "--only", "archivist-*", "--budget", "1s", env=no_src_env())
+    assert "not run here (they host a real app" in done.stderr
+    assert "archivist-redis-down" in done.stderr
+    assert done.returncode == 2 and "no experiment" in done.stderr
+
+
+def test_a_relative_p95_is_only_for_the_during_and_after_phases(tmp_path: Path) -> None:
+    during = BODY + '[hypothesis.during]\np95_ms = "< 150%"\n'
+    exp = load_experiment(write(tmp_path, "", during))
+    bound = exp.hypothesis.during.p95_ms
+    assert bound is not None and bound.relative and bound.limit == 1.5
+    top = BODY.replace('error_rate = "< 5%"', 'p95_ms = "< 150%"')
+    with pytest.raises(ExperimentError, match=r"hypothesis.p95_ms a percentage is of the before"):
+        load_experiment(write(tmp_path, "", top))
+    before = BODY + '[hypothesis.before]\np95_ms = "< 150%"\n'
+    with pytest.raises(ExperimentError, match=r"hypothesis.before.p95_ms cannot be relative"):
+        load_experiment(write(tmp_path, "", before))
