@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.stats import quantile_test
 
 from analysis.config import GateConfig, PairedSettings, Relative, quantile_of
-from analysis.gate import CHECK_COLUMNS, absolute_checks, decide
+from analysis.gate import CHECK_COLUMNS, absolute_checks, decide, missing_row
 from analysis.load import Run, per_second_counts
 from analysis.stats import OVERALL, latency_metric
 
@@ -156,14 +156,7 @@ def paired_checks(slices: pd.DataFrame, window_s: float, config: GateConfig) -> 
     base_names = counts.get(BASELINE, pd.Series(dtype=int))
     cand_names = set(counts.get(CANDIDATE, pd.Series(dtype=int)).index)
     rows += [
-        {
-            "check": f"{name}: present",
-            "scope": name,
-            "kind": "relative",
-            "threshold": "endpoint present",
-            "status": "fail",
-            "detail": "the baseline's slices called it, the candidate's never did",
-        }
+        missing_row(name, "the baseline's slices called it, the candidate's never did")
         for name, n in base_names.items()
         if n >= config.paired.min_requests and name not in cand_names
     ]
