@@ -164,16 +164,23 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _read_meta(path: Path) -> dict[str, Any]:
+    """The meta.json written so far; empty when there is none or it is unreadable, so a
+    damaged file is rewritten rather than failing the run."""
+    if path.exists():
+        try:
+            meta: dict[str, Any] = json.loads(path.read_text())
+            return meta
+        except (OSError, ValueError):
+            return {}
+    return {}
+
+
 def record_in_meta(run_dir: Path, **fields: Any) -> None:
     """Add `fields` to the run's meta.json (other plug-ins' findings: task coverage, link
     bytes), keeping what is there."""
     path = run_dir / "meta.json"
-    meta: dict[str, Any] = {}
-    if path.exists():
-        try:
-            meta = json.loads(path.read_text())
-        except (OSError, ValueError):
-            meta = {}
+    meta = _read_meta(path)
     meta.update(fields)
     path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
@@ -184,12 +191,7 @@ def _write_meta(environment: Environment, **extra: Any) -> None:
     opts = environment.parsed_options
     options = {k: _jsonable(v) for k, v in sorted(vars(opts).items())} if opts else {}
     path = run_dir_of(environment) / "meta.json"
-    meta: dict[str, Any] = {}
-    if path.exists():
-        try:
-            meta = json.loads(path.read_text())
-        except (OSError, ValueError):
-            meta = {}
+    meta = _read_meta(path)
     meta.update(
         {
             "git_commit": _git_commit(),

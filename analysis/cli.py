@@ -212,6 +212,11 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_app_log(p: argparse.ArgumentParser, help: str) -> None:
+    """``--app-log FILE`` (repeatable), the same for every command that reads findings."""
+    p.add_argument("--app-log", type=Path, action="append", default=[], metavar="FILE", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m analysis",
@@ -270,14 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path)
     p.add_argument("--baseline", help="baseline name or run folder")
     p.add_argument("--out", type=Path, help="output file (default RUN/report.html)")
-    p.add_argument(
-        "--app-log",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="the application's log, for the findings (repeatable)",
-    )
+    add_app_log(p, "the application's log, for the findings (repeatable)")
     p.add_argument("--routes", help="route profile of the findings (default: the run's)")
     common(p)
     p.set_defaults(func=cmd_report)
@@ -291,14 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reported), 1 with --fail-on-findings when there are any, 2 unreadable input.",
     )
     p.add_argument("run", type=Path, help="run folder (runs/...)")
-    p.add_argument(
-        "--app-log",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="the application's log (repeatable); RUN/app-logs/*.log are always read",
-    )
+    add_app_log(p, "the application's log (repeatable); RUN/app-logs/*.log are always read")
     p.add_argument("--routes", help="route profile (default: the one the run used)")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
     p.add_argument(

@@ -26,9 +26,9 @@ import pandas as pd
 from scipy.stats import quantile_test
 
 from analysis.config import GateConfig, PairedSettings, Relative, quantile_of
-from analysis.gate import CHECK_COLUMNS, absolute_checks, decide
+from analysis.gate import CHECK_COLUMNS, absolute_checks, decide, missing_row
 from analysis.load import Run, per_second_counts
-from analysis.stats import OVERALL
+from analysis.stats import OVERALL, latency_metric
 
 BASELINE = "baseline"
 CANDIDATE = "candidate"
@@ -64,19 +64,7 @@ def slice_value(
         return math.nan
     if metric == "error_rate":
         return float((~samples["ok"]).mean())
-    column = "corrected_ms" if metric.startswith("corrected_") else "latency_ms"
-    values = samples[column].to_numpy()
-    base = metric.removeprefix("corrected_")
-    if base == "mean":
-        return float(values.mean())
-    if base == "max":
-        return float(values.max())
-    q = quantile_of(metric)
-    if q is None:
-        raise ValueError(f"unknown metric {metric!r}")
-    if n * (1.0 - q) < paired.min_tail:
-        return math.nan
-    return float(np.quantile(values, q))
+    return latency_metric(samples, metric, min_tail=paired.min_tail)
 
 
 def pair_values(
@@ -168,14 +156,7 @@ def paired_checks(slices: pd.DataFrame, window_s: float, config: GateConfig) -> 
     base_names = counts.get(BASELINE, pd.Series(dtype=int))
     cand_names = set(counts.get(CANDIDATE, pd.Series(dtype=int)).index)
     rows += [
-        {
-            "check": f"{name}: present",
-            "scope": name,
-            "kind": "relative",
-            "threshold": "endpoint present",
-            "status": "fail",
-            "detail": "the baseline's slices called it, the candidate's never did",
-        }
+        missing_row(name, "the baseline's slices called it, the candidate's never did")
         for name, n in base_names.items()
         if n >= config.paired.min_requests and name not in cand_names
     ]

@@ -7,6 +7,8 @@ bucketed like Locust's.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -41,6 +43,13 @@ def metric_value(samples: pd.DataFrame, duration_s: float, metric: str) -> float
         return float((~samples["ok"]).mean())
     if metric == "throughput":
         return len(samples) / duration_s if duration_s > 0 else float("nan")
+    return latency_metric(samples, metric)
+
+
+def latency_metric(samples: pd.DataFrame, metric: str, min_tail: float | None = None) -> float:
+    """A latency metric (mean, max or a percentile, raw or ``corrected_``) of non-empty
+    samples. With ``min_tail``, a percentile with fewer samples above it is NaN: too few
+    to tell it from noise (the paired gate's slices are small)."""
     column = "corrected_ms" if metric.startswith("corrected_") else "latency_ms"
     values = samples[column].to_numpy()
     base = metric.removeprefix("corrected_")
@@ -51,6 +60,8 @@ def metric_value(samples: pd.DataFrame, duration_s: float, metric: str) -> float
     q = quantile_of(metric)
     if q is None:
         raise ValueError(f"unknown metric {metric!r}")
+    if min_tail is not None and len(values) * (1.0 - q) < min_tail:
+        return math.nan
     return float(np.quantile(values, q))
 
 
