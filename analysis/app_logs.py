@@ -123,12 +123,28 @@ def read_logs(paths: Iterable[Path]) -> list[LogRecord]:
     return records
 
 
+def _path_of(name: str) -> str:
+    """The path in a request name (``GET /api/vods/[id] (poll)`` -> ``/api/vods/[id]``)."""
+    return next((word for word in name.split() if word.startswith("/")), name).split("?", 1)[0]
+
+
 def path_pattern(name: str) -> re.Pattern[str]:
     """A request name as the app logs its path: ``/api/vods/[id]`` matches ``/api/vods/42``
     (words around the path, such as ``GET`` or ``(poll)``, are left out)."""
-    path = next((word for word in name.split() if word.startswith("/")), name).split("?", 1)[0]
-    parts = [re.escape(p) for p in path.split("[id]")]
+    parts = [re.escape(p) for p in _path_of(name).split("[id]")]
     return re.compile(r"[^/\s?\"']+".join(parts) + r"(?![\w/-])")
+
+
+def endpoint_word(name: str) -> re.Pattern[str] | None:
+    """The last fixed segment of a request's path as code names it: ``/api/vod/publish/[id]``
+    -> ``publish`` (matches ``publish_to_vod``), ``sync-status`` -> ``sync[-_ ]?status``.
+    Apps often log the handler, not the path; None for a path without such a segment."""
+    segments = [s for s in _path_of(name).split("/") if s]
+    fixed = [s for s in segments if s != "[id]" and s.lower() != "api"]
+    if not fixed:
+        return None
+    parts = [re.escape(p) for p in re.split(r"[-_]", fixed[-1]) if p]
+    return re.compile(r"[-_ ]?".join(parts), re.IGNORECASE)
 
 
 def explaining_record(
@@ -138,10 +154,12 @@ def explaining_record(
 
     Among the records timed from BEFORE_S before the request to AFTER_S after its answer
     (untimed ones are considered too, after the timed): an error that names the path
-    first, then any error, then an access line with the path and the status; of the best
-    kind, the one nearest the request's start wins. None when nothing fits (pure).
+    first, then an error that names the endpoint's last word (its handler, say), then any
+    error, then an access line with the path and the status; of the best kind, the one
+    nearest the request's start wins. None when nothing fits (pure).
     """
     pattern = path_pattern(name)
+    word = endpoint_word(name)
     code = re.compile(rf"\b{status}\b")
     # Log times are often whole seconds: widen by one so the floor does not fall outside.
     lo, hi = start - BEFORE_S - 1.0, end + AFTER_S
@@ -150,10 +168,12 @@ def explaining_record(
         error, named = r.is_error, r.mentions(pattern)
         if error and named:
             return 0
-        if error:
+        if error and word is not None and r.mentions(word):
             return 1
-        if named and r.mentions(code):
+        if error:
             return 2
+        if named and r.mentions(code):
+            return 3
         return None
 
     best: tuple[int, int, float, int] | None = None

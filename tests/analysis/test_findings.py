@@ -255,6 +255,25 @@ def test_the_explaining_record_names_the_endpoint_near_the_failure() -> None:
     assert path_pattern("/api/vods/[id] (poll)").search("GET /api/vods/6: redis unavailable")
 
 
+def test_an_error_naming_the_handler_beats_a_nearer_error_of_another_route() -> None:
+    """The Flask app logs its handler (publish_to_vod), not the path, for a publish 500."""
+    near = local(2.0)
+    log = (
+        f"{near} | ERROR    | core.api.routes.digitalfiles:get_digital_file:185 - Error "
+        "retrieving digital file 0ce9: Object of type MetaData is not JSON serializable\n"
+        f"{local(2.3)} | ERROR    | core.api.routes.vod:publish_to_vod:98 - Error publishing"
+        " to VOD: 404 Not Found\n"
+        f"{local(2.4)} | ERROR    | core.api.routes.vod:sync_status:120 - 'VODService' object"
+        " has no attribute 'get_publishing_status'\n"
+    )
+    records = parse_log(log, "api.log")
+    t = T0 + 2.0
+    assert explaining_record(records, PUBLISH, 500, t, t + 0.1) is records[1]
+    assert explaining_record(records, "/api/vod/sync-status", 500, t, t + 0.1) is records[2]
+    # a route no error names still gets the nearest error
+    assert explaining_record(records, "/api/browse", 500, t, t + 0.1) is records[0]
+
+
 def test_a_finding_carries_the_first_log_line_and_the_exception() -> None:
     requests = frame(req(2.0, PUBLISH, 500, "POST", body=HTML_500, ctype="text/html"))
     table = find(requests, empty_faults(), RULES, parse_log(FLASK_LOG, "api.log"))
