@@ -849,6 +849,13 @@ def _add_arguments(parser: Any) -> None:
         help="Open model: requests/s per OpenModelReader user, Poisson arrivals "
         "(default: open_model.rate_per_user in config/workload.toml)",
     )
+    parser.add_argument(
+        "--allow-silent",
+        action="store_true",
+        default=False,
+        help="List silent user classes and unexercised routes but do not fail the run on "
+        "them: for measurement slices shorter than the workload's cycle (the paired gate)",
+    )
     target.add_arguments(parser)
     links.add_arguments(parser)
 
@@ -994,5 +1001,8 @@ def _judge_coverage(environment: Environment, **_: Any) -> None:
     record_in_meta(run_dir_of(environment), coverage={**coverage.to_json(), **found.to_json()})
     if found.problems:
         more = f" (and {len(found.problems) - 1} more above)" if len(found.problems) > 1 else ""
+        if getattr(environment.parsed_options, "allow_silent", False):
+            log.warning("the workload was silent (--allow-silent): %s%s", found.problems[0], more)
+            return
         log.error("error: the workload was silent: %s%s", found.problems[0], more)
         environment.process_exit_code = 1

@@ -147,7 +147,13 @@ def findings(
             for t in mine.values():
                 reasons.update(t.skipped)
             why += f"; {reasons.most_common(1)[0][0]}"
-        problems.append(f"user class {cls} sent no request ({users} users, {why})")
+        # As for routes: a class whose tasks ran only a few times, doing nothing (a short
+        # run, a user spawned at its end), is a note; always skipped, or often idle, is not.
+        if (runs and skips == runs) or runs >= MIN_RUNS:
+            problems.append(f"user class {cls} sent no request ({users} users, {why})")
+        else:
+            few = f"user class {cls} sent no request in its few task runs"
+            notes.append(f"{few} ({users} users, {why})")
     for key in sorted(selected - set(coverage.tasks)):
         if coverage.users.get(_class_of(key), 0) > 0:
             notes.append(f"task {key} was never picked")

@@ -105,3 +105,29 @@ def test_a_route_whose_task_ran_only_a_few_times_with_nothing_to_do_is_a_note() 
         "route delete_vod not exercised: its tasks ran only 1 times: "
         "Editor.delete (1 runs, 1 did nothing)"
     )
+
+
+def test_a_class_whose_few_task_runs_did_nothing_is_a_note_and_many_idle_runs_a_problem() -> None:
+    """A short run (a paired-gate slice): the reader spawned near the end ran one task that
+    had nothing to do yet. Idle as often as MIN_RUNS, it is silence."""
+
+    def reader(runs: int) -> Coverage:
+        return Coverage(
+            tasks={
+                "Editor.health": TaskTally(runs=2, sent=2, requests=2),
+                "Reader.read": TaskTally(runs=runs, idle=runs),
+            },
+            users=Counter({"Editor": 1, "Reader": 1}),
+            routes=Counter({"health": 2}),
+        )
+
+    short = findings(reader(1), "contract", ("health",), DECLARED, DECLARED)
+    assert short.problems == ()
+    assert (
+        "user class Reader sent no request in its few task runs (1 users, 1 task runs: "
+        "0 skipped, 1 did nothing)" in short.notes
+    )
+    long = findings(reader(5), "contract", ("health",), DECLARED, DECLARED)
+    assert long.problems == (
+        "user class Reader sent no request (1 users, 5 task runs: 0 skipped, 5 did nothing)",
+    )

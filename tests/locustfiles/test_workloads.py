@@ -199,6 +199,20 @@ def test_a_profile_whose_routes_differ_lists_what_it_skipped_and_fails(
     assert any("OpenModelReader sent no request" in p for p in coverage["problems"])
 
 
+def test_allow_silent_lists_the_silence_but_does_not_fail_the_run(stack, tmp_path: Path) -> None:
+    """For measurement slices (the paired gate): the same silent run, listed, exit 0."""
+    profile = tmp_path / "health-only.toml"
+    profile.write_text(HEALTH_ONLY)
+    args = ["-f", "locustfiles/vod.py", "--headless", "-u", "5", "-r", "5", "-t", "6s"]
+    run = run_locust(
+        [*args, "--routes", str(profile), "--allow-silent", *target(stack)], tmp_path / "run"
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "the workload was silent (--allow-silent): user class OpenModelReader" in run.stderr
+    assert "error: the workload was silent" not in run.stderr
+    assert any("OpenModelReader sent no request" in p for p in meta_of(run)["coverage"]["problems"])
+
+
 def test_two_processes_write_one_ledger_each(two_processes: LocustRun) -> None:
     assert two_processes.returncode == 0, two_processes.stderr[-3000:]
     ledgers = sorted(two_processes.run_dir.glob("ledger-*.jsonl"))
