@@ -9,7 +9,7 @@ nothing; and of the requests per route key. Then, pure functions decide:
 - a user class whose users ran and whose tasks sent no request at all is a problem;
 - a profile route that a task which ran declares it uses (``uses`` in
   locustfiles/archivist.py) but that never got a request is a problem, once those tasks
-  were always skipped or ran ``MIN_RUNS`` times (a short run may simply not get there);
+  were always skipped or ran ``MIN_RUNS`` times per user (a short run may simply not get there);
 - everything else that did not happen (a task never picked, a profile route no task of
   this workload uses, a task skipped now and then) is listed, not hidden.
 
@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # A task may run a few times with nothing to do yet (no VOD of its own to edit): a route
-# its tasks never reached is a problem once they ran this often, or were always skipped.
+# its tasks never reached is a problem once they ran this often per user, or were always
+# skipped.
 MIN_RUNS = 5
 
 
@@ -147,9 +148,9 @@ def findings(
             for t in mine.values():
                 reasons.update(t.skipped)
             why += f"; {reasons.most_common(1)[0][0]}"
-        # As for routes: a class whose tasks ran only a few times, doing nothing (a short
-        # run, a user spawned at its end), is a note; always skipped, or often idle, is not.
-        if (runs and skips == runs) or runs >= MIN_RUNS:
+        # As for routes: a class whose tasks ran only a few times per user, doing nothing (a
+        # short run, users spawned at its end), is a note; always skipped, or often idle, is not.
+        if (runs and skips == runs) or runs >= MIN_RUNS * users:
             problems.append(f"user class {cls} sent no request ({users} users, {why})")
         else:
             few = f"user class {cls} sent no request in its few task runs"
@@ -175,7 +176,10 @@ def findings(
             + ")"
             for k in ran
         )
-        if ran and (all_skipped or runs >= MIN_RUNS):
+        # MIN_RUNS per user: in a short run with many users each ran the task once or
+        # twice, before it had anything to do (an edit before the user's first create).
+        users_ran = sum(coverage.users.get(c, 0) for c in {_class_of(k) for k in ran})
+        if ran and (all_skipped or runs >= MIN_RUNS * max(1, users_ran)):
             problems.append(
                 f"route {route} of profile {profile_name} was never exercised; "
                 f"tasks that use it ran: {what}"

@@ -131,3 +131,21 @@ def test_a_class_whose_few_task_runs_did_nothing_is_a_note_and_many_idle_runs_a_
     assert long.problems == (
         "user class Reader sent no request (1 users, 5 task runs: 0 skipped, 5 did nothing)",
     )
+
+
+def test_idle_runs_count_per_user_so_a_short_run_with_many_users_is_not_silent() -> None:
+    """30 editors for 6 s: each tried to edit once or twice before creating a VOD."""
+    coverage = Coverage(
+        tasks={
+            "Editor.edit": TaskTally(runs=8, idle=8),
+            "Editor.health": TaskTally(runs=30, sent=30, requests=30),
+        },
+        users=Counter({"Editor": 30}),
+        routes=Counter({"health": 30}),
+    )
+    declared = {"Editor.edit": frozenset({"update_vod"}), "Editor.health": frozenset({"health"})}
+    found = findings(coverage, "contract", ("update_vod", "health"), declared, declared)
+    assert found.problems == ()
+    assert any(
+        n.startswith("route update_vod not exercised: its tasks ran only 8") for n in found.notes
+    )
