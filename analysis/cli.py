@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,6 +109,9 @@ def _publish(md: str, checks: pd.DataFrame, junit: Path | None) -> None:
 def cmd_gate_paired(args: argparse.Namespace, config: GateConfig) -> int:
     from analysis.paired_run import run_paired  # starts stacks: only this command needs it
 
+    # A shell starts background jobs (and some CI runners their steps) with SIGINT ignored,
+    # and Python then keeps it ignored: Ctrl-C must still stop both stacks and the export.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     paired = config.paired
     if args.slices is not None:
         paired = dataclasses.replace(paired, slices=args.slices)
