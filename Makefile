@@ -55,17 +55,17 @@ up: $(STAMP)
 clean:
 	rm -rf $(VENV) .stack runs/.tmp .pytest_cache .mypy_cache .ruff_cache
 
-# Performance gate: a fixed, seeded headless run of locustfiles/vod.py against the reference
-# stack (started and stopped by --start-stack), gated against config/baselines/$(GATE_BASELINE).
-GATE_BASELINE ?= main
+# Performance gate: the gate's own seeded headless load ([run] of config/gate.toml) on a stack
+# started for it (on free ports, stopped after), gated against its baseline. The stack hosts
+# config/stack.toml's app, or APP (make gate APP=archivist-flask ARCHIVIST_SRC=PATH): a real
+# app gets its own workload, baseline and checks ([apps.APP] of config/gate.toml).
 GATE_RUN      ?= runs/gate-latest
-GATE_LOCUST   := LOADKIT_SEED=1 $(BIN)/locust -f locustfiles/vod.py --headless -u 30 -r 10 \
-	-t 90s --stop-timeout 15 --only-summary --exit-code-on-error 0 --start-stack
+GATE_TARGET   := $(if $(APP),--app $(APP)) $(if $(ARCHIVIST_SRC),--app-src "$(ARCHIVIST_SRC)")
 
 gate: $(STAMP)
 	rm -rf $(GATE_RUN)
-	$(GATE_LOCUST) --run-dir $(GATE_RUN)
-	$(BIN)/python -m analysis gate $(GATE_RUN) --baseline $(GATE_BASELINE) \
+	$(BIN)/python -m analysis gate --start-stack --run-dir $(GATE_RUN) $(GATE_TARGET) \
+		$(if $(GATE_BASELINE),--baseline $(GATE_BASELINE)) \
 		--junit $(GATE_RUN)/gate.xml --report $(GATE_RUN)/report.html
 
 # Paired gate: GATE_REF's stack and this tree's, loaded in alternating slices in one run and
@@ -80,7 +80,8 @@ gate-paired: $(STAMP)
 	$(BIN)/python -m analysis gate --against $(GATE_REF) $(GATE_PAIRED_ARGS) \
 		--junit $(GATE_RUN)/gate-paired.xml
 
+# Record the gate's load anew and store it as the baseline ([run] baseline, or GATE_BASELINE).
 baseline: $(STAMP)
 	rm -rf $(GATE_RUN)
-	$(GATE_LOCUST) --run-dir $(GATE_RUN)
-	$(BIN)/python -m analysis baseline save $(GATE_RUN) --name $(GATE_BASELINE)
+	$(BIN)/python -m analysis baseline record --run-dir $(GATE_RUN) $(GATE_TARGET) \
+		$(if $(GATE_BASELINE),--name $(GATE_BASELINE))

@@ -17,6 +17,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,10 +68,30 @@ def save_baseline(run: Run, name: str, root: Path = DEFAULT_ROOT, cap: int = 20_
         "cap_per_name": cap,
         "keys": KEYS,
         "requests": int(run.counts["n"].sum()),
-        "meta": {k: v for k, v in run.meta.items() if k != "options"},
+        "meta": {k: v for k, v in run.meta.items() if k != "options"}
+        | ({"routes": routes} if (routes := routes_of(run.meta)) else {}),
     }
     (folder / "baseline.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return folder
+
+
+def routes_of(meta: dict[str, Any]) -> str | None:
+    """The route profile a run (or a baseline's source run) was recorded with, if known."""
+    options = meta.get("options")
+    routes = meta.get("routes") or (options.get("routes") if isinstance(options, dict) else None)
+    return routes if isinstance(routes, str) else None
+
+
+def check_same_routes(base: Run, run: Run) -> None:
+    """Refuse to gate a run against a baseline of another route profile: its rows are other
+    endpoints, so every check would be a skip or a missing row, never a comparison."""
+    theirs, ours = routes_of(base.meta), routes_of(run.meta)
+    if theirs and ours and theirs != ours:
+        raise InputError(
+            f"{base.source} was recorded with routes {theirs!r}, {run.source or 'the run'} with "
+            f"{ours!r}: gate against a baseline of the same target (record one with "
+            f"`python -m analysis baseline record --name NAME`)"
+        )
 
 
 def known_baselines(root: Path = DEFAULT_ROOT) -> list[str]:

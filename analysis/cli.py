@@ -14,13 +14,20 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from analysis import charts
-from analysis.baseline import DEFAULT_ROOT, load_baseline, save_baseline
+from analysis.baseline import (
+    DEFAULT_ROOT,
+    check_same_routes,
+    load_baseline,
+    routes_of,
+    save_baseline,
+)
 from analysis.compare import DEFAULT_METRICS, compare_runs
 from analysis.config import GateConfig, check_paired, load_config
 from analysis.display import history_view
@@ -38,6 +45,7 @@ from analysis.stats import summarise
 from testbed.stack_settings import REGRESSIONS
 
 DEFAULT_CONFIG = Path("config/gate.toml")
+STACK_CONFIG = Path(__file__).resolve().parents[1] / "config" / "stack.toml"
 
 
 def _baseline(arg: str, root: Path) -> Run:
@@ -79,6 +87,20 @@ def cmd_baseline_save(args: argparse.Namespace) -> int:
     folder = save_baseline(run, args.name, args.root, cap=cap)
     size = sum(p.stat().st_size for p in folder.iterdir())
     print(f"saved baseline {args.name!r} from {args.run} to {folder} ({size / 1024:.0f} KiB)")
+    return 0
+
+
+def cmd_baseline_record(args: argparse.Namespace) -> int:
+    """Record the gate's own load on a freshly started stack and store it as a baseline."""
+    try:
+        config, run_dir = record_gate_run(args)
+    except KeyboardInterrupt:
+        print("interrupted: the stack was stopped, nothing stored", file=sys.stderr)
+        return 130
+    name = args.name or config.run.baseline
+    run = load_run(run_dir)
+    folder = save_baseline(run, name, args.root, cap=config.settings.baseline_cap)
+    print(f"saved baseline {name!r} from {run_dir} to {folder}")
     return 0
 
 
@@ -138,21 +160,58 @@ def cmd_gate_paired(args: argparse.Namespace, config: GateConfig) -> int:
     return 0 if ok else 1
 
 
+def record_gate_run(args: argparse.Namespace) -> tuple[GateConfig, Path]:
+    """--start-stack: the gate's own load ([run] of --config, for the app the stack hosts)
+    into --run-dir; returns the config as it applies to that app."""
+    from analysis.gate_load import chosen_target, record_run  # starts a stack
+
+    # A shell starts background jobs with SIGINT ignored: Ctrl-C must still stop the stack.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    target = chosen_target(args.app, args.app_src, args.stack_config)
+    config = load_config(args.config, target.app)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    run_dir = args.run_dir or Path("runs") / f"gate-{stamp}"
+    record_run(config.run, target, run_dir, args.stack_config)
+    return config, run_dir
+
+
 def cmd_gate(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
     if args.against is not None:
-        if args.run is not None or args.baseline or args.report:
-            args.usage_error("--against REF takes no RUN, --baseline or --report")
-        return cmd_gate_paired(args, config)
-    if args.run is None:
-        args.usage_error("a RUN folder is needed, or --against REF for a paired run")
+        if args.run is not None or args.baseline or args.report or args.start_stack:
+            args.usage_error("--against REF takes no RUN, --baseline, --report or --start-stack")
+        return cmd_gate_paired(args, load_config(args.config))
+    stack_flags = [f for f in ("app", "app_src", "run_dir") if getattr(args, f) is not None]
+    if args.start_stack and args.run is not None:
+        args.usage_error("--start-stack records its own run: give --run-dir DIR, not RUN")
+    if not args.start_stack and stack_flags:
+        args.usage_error(f"--{stack_flags[0].replace('_', '-')} goes with --start-stack")
+    if not args.start_stack and args.run is None:
+        args.usage_error(
+            "a RUN folder is needed, --start-stack to record one, or --against REF for a paired run"
+        )
+    if args.start_stack:
+        try:
+            config, args.run = record_gate_run(args)
+        except KeyboardInterrupt:
+            print("interrupted: the stack was stopped", file=sys.stderr)
+            return 130
+        args.baseline = args.baseline or config.run.baseline
+        run = load_run(args.run)
+    else:
+        from analysis.gate_load import app_for_routes
+
+        run = load_run(args.run)
+        config = load_config(args.config, app_for_routes(routes_of(run.meta)))
     base = _baseline(args.baseline, args.root) if args.baseline else None
-    run = load_run(args.run)
+    if base is not None:
+        check_same_routes(base, run)
     changes = _changes(base, run, config) if args.report else None
     checks = evaluate(run, config, base, changes)
     ok = passed(checks)
     summary = summarise(run.samples, run.duration_s)
-    md = gate_markdown(f"Performance gate: {args.run}", summary, checks, ok, args.baseline)
+    title = f"Performance gate: {args.run}"
+    title += f" (checks of [apps.{config.app}])" if config.app else ""
+    md = gate_markdown(title, summary, checks, ok, args.baseline)
     _publish(md, checks, args.junit)
     if args.report:
         _write(args.report, render_report(run, summary, checks, base, changes))
@@ -160,8 +219,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    from analysis.gate_load import app_for_routes
+
     run = load_run(args.run)
+    config = load_config(args.config, app_for_routes(routes_of(run.meta)))
     base = _baseline(args.baseline, args.root) if args.baseline else None
     changes = _changes(base, run, config)
     experiment = read_experiment(Path(args.run))
@@ -221,6 +282,26 @@ def add_app_log(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--app-log", type=Path, action="append", default=[], metavar="FILE", help=help)
 
 
+def stack_options(p: argparse.ArgumentParser) -> None:
+    """Where the gate's own load runs (``gate --start-stack``, ``baseline record``)."""
+    p.add_argument(
+        "--app",
+        help="the Archivist the stack hosts: reference, or a config/apps name such as "
+        "archivist-flask (default: app of --stack-config)",
+    )
+    p.add_argument(
+        "--app-src",
+        help="that app's checkout (default: $ARCHIVIST_SRC, then app_src of --stack-config)",
+    )
+    p.add_argument("--run-dir", type=Path, help="where the run goes (default runs/gate-<UTC>)")
+    p.add_argument(
+        "--stack-config",
+        type=Path,
+        default=STACK_CONFIG,
+        help="stack TOML: ports, app, app_src (default config/stack.toml)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m analysis",
@@ -246,6 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
     common(b)
     b.set_defaults(func=cmd_baseline_save)
 
+    b = bsub.add_parser(
+        "record",
+        help="start the stack, run the gate's load ([run] of --config) and store it",
+        description="Start the stack on free ports (hosting --app, else config/stack.toml's "
+        "app), run the gate's own load on it ([run] of --config, [apps.APP.run] for a real "
+        "app), stop the stack and store the run as baseline NAME (default: [run] baseline).",
+    )
+    b.add_argument("--name", help="baseline name (default: the config's [run] baseline)")
+    b.set_defaults(func=cmd_baseline_record)
+    common(b)
+    stack_options(b)
+
     p = sub.add_parser("compare", help="change of every metric with bootstrap CIs")
     p.add_argument("baseline", help="baseline name or run folder")
     p.add_argument("run", type=Path)
@@ -270,6 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="paired: start this tree's API with a deliberate regression, to prove the gate "
         "catches it",
     )
+    p.add_argument(
+        "--start-stack",
+        action="store_true",
+        help="record RUN first: start the stack, run the gate's load ([run] of --config), "
+        "stop the stack; the baseline defaults to the config's (per app: [apps.APP])",
+    )
+    stack_options(p)
     p.add_argument("--junit", type=Path, help="write JUnit XML here")
     p.add_argument("--report", type=Path, help="write the HTML report here")
     common(p)

@@ -95,9 +95,29 @@ class PairedSettings:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """``[run]``: the gate's own load (``gate --start-stack``, ``baseline record``).
+
+    ``routes`` empty means the target's own profile: ``contract`` for the reference stack,
+    the hosted app's (config/apps/NAME.toml ``routes``) for a real Archivist.
+    """
+
+    locustfile: str = "locustfiles/vod.py"
+    users: int = 30
+    spawn_rate: float = 10.0
+    duration_s: float = 90.0
+    stop_timeout_s: float = 15.0
+    seed: int = 1
+    baseline: str = "main"
+    routes: str = ""
+
+
+@dataclass(frozen=True)
 class GateConfig:
     settings: Settings = field(default_factory=Settings)
     paired: PairedSettings = field(default_factory=PairedSettings)
+    run: RunSettings = field(default_factory=RunSettings)
+    app: str | None = None  # the [apps.NAME] table applied, if any
     absolute_overall: tuple[Absolute, ...] = ()
     absolute_names: dict[str, tuple[Absolute, ...]] = field(default_factory=dict)
     relative_overall: tuple[Relative, ...] = ()
@@ -171,8 +191,42 @@ def _list(raw: Any, where: str) -> list[str]:
     return raw
 
 
-def parse_config(data: dict[str, Any], source: str = "gate.toml") -> GateConfig:
-    """Validate a parsed TOML document into a GateConfig."""
+APP_SECTIONS = ("settings", "run", "absolute", "relative")
+
+
+def for_app(data: dict[str, Any], app: str | None, source: str) -> dict[str, Any]:
+    """The document with ``[apps.NAME]``'s sections in place of the top-level ones.
+
+    Section by section, key by key: an app that gives ``absolute.names`` replaces the
+    reference's named checks (its routes are other routes) and keeps ``absolute.overall``
+    unless it gives its own. An app without a table gets the top-level sections.
+    """
+    apps = data.get("apps", {})
+    if not isinstance(apps, dict) or not all(isinstance(t, dict) for t in apps.values()):
+        raise InputError(f"{source}: apps must hold one table per app, [apps.NAME]")
+    for name, table in apps.items():
+        unknown = sorted(set(table) - set(APP_SECTIONS))
+        if unknown:
+            raise InputError(
+                f"{source}: apps.{name}.{unknown[0]} is not a section; "
+                f"known: {', '.join(APP_SECTIONS)}"
+            )
+        for section in APP_SECTIONS:
+            if not isinstance(table.get(section, {}), dict):
+                raise InputError(f"{source}: apps.{name}.{section} must be a table")
+    chosen = apps.get(app, {}) if app is not None else {}
+    merged = {k: v for k, v in data.items() if k != "apps"}
+    for section, values in chosen.items():
+        base = merged.get(section, {})
+        merged[section] = {**(base if isinstance(base, dict) else {}), **values}
+    return merged
+
+
+def parse_config(
+    data: dict[str, Any], source: str = "gate.toml", app: str | None = None
+) -> GateConfig:
+    """Validate a parsed TOML document into a GateConfig (for ``app``, see for_app)."""
+    data = for_app(data, app, source)
     known = {f for f in Settings.__dataclass_fields__}
     raw_settings = data.get("settings", {})
     unknown = set(raw_settings) - known
@@ -190,6 +244,7 @@ def parse_config(data: dict[str, Any], source: str = "gate.toml") -> GateConfig:
     if settings.resamples < 100 or settings.block_s <= 0:
         raise InputError(f"{source}: settings.resamples must be >= 100 and block_s > 0")
     paired = _paired(data.get("paired", {}), source)
+    run = _run(data.get("run", {}), source)
     absolute = data.get("absolute", {})
     relative = data.get("relative", {})
     names = absolute.get("names", {})
@@ -198,6 +253,8 @@ def parse_config(data: dict[str, Any], source: str = "gate.toml") -> GateConfig:
     return GateConfig(
         settings=settings,
         paired=paired,
+        run=run,
+        app=app,
         absolute_overall=tuple(
             parse_absolute(t, f"{source}: absolute.overall[{i}]")
             for i, t in enumerate(_list(absolute.get("overall"), f"{source}: absolute.overall"))
@@ -238,6 +295,43 @@ def _paired(raw: Any, source: str) -> PairedSettings:
     return paired
 
 
+def _run(raw: Any, source: str) -> RunSettings:
+    known = set(RunSettings.__dataclass_fields__)
+    if not isinstance(raw, dict):
+        raise InputError(f"{source}: run must be a table")
+    unknown = set(raw) - known
+    if unknown:
+        raise InputError(
+            f"{source}: run.{sorted(unknown)[0]} is not a setting; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    try:
+        run = RunSettings(**raw)
+    except TypeError as exc:
+        raise InputError(f"{source}: run: {exc}") from exc
+    check_run(run, f"{source}: run")
+    return run
+
+
+def check_run(run: RunSettings, where: str) -> None:
+    """Refuse a gate load that cannot run (also for values given on the CLI)."""
+    for name, kind in (("users", int), ("seed", int)):
+        if type(getattr(run, name)) is not kind:
+            raise InputError(f"{where}: {name} must be a whole number")
+    for name in ("spawn_rate", "duration_s", "stop_timeout_s"):
+        if type(getattr(run, name)) not in (int, float):
+            raise InputError(f"{where}: {name} must be a number")
+    for name in ("locustfile", "baseline", "routes"):
+        if not isinstance(getattr(run, name), str):
+            raise InputError(f"{where}: {name} must be a string")
+    if run.users < 1 or not run.spawn_rate > 0:
+        raise InputError(f"{where}: users must be >= 1 and spawn_rate > 0")
+    if not run.duration_s > 0 or not run.stop_timeout_s >= 0:
+        raise InputError(f"{where}: duration_s must be > 0 and stop_timeout_s >= 0")
+    if not run.locustfile:
+        raise InputError(f"{where}: locustfile must name a file, e.g. locustfiles/vod.py")
+
+
 def check_paired(paired: PairedSettings, where: str) -> None:
     """Refuse slicings that cannot be run or compared (also for values given on the CLI)."""
     if paired.slices < 2 or paired.slices % 2:
@@ -250,7 +344,8 @@ def check_paired(paired: PairedSettings, where: str) -> None:
         raise InputError(f"{where}: min_requests and min_tail must be >= 1")
 
 
-def load_config(path: Path | str) -> GateConfig:
+def load_config(path: Path | str, app: str | None = None) -> GateConfig:
+    """config/gate.toml as it applies to ``app`` (None or "reference": the reference stack)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -258,4 +353,4 @@ def load_config(path: Path | str) -> GateConfig:
         raise InputError(f"{path}: gate config not found") from exc
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"{path}: not valid TOML ({exc})") from exc
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), None if app == "reference" else app)

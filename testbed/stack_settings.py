@@ -99,6 +99,12 @@ class StackSettings:
             raise StackError(f"{path}: {exc}") from None
         return settings
 
+    @classmethod
+    def as_written(cls, path: Path | str = DEFAULT_CONFIG) -> StackSettings:
+        """`path` as written, not yet validated: which app it names, before a caller adds
+        the checkout that app needs (from its own flags or the environment)."""
+        return _parse(Path(path))
+
     def with_free_ports(self) -> StackSettings:
         picked = iter(free_ports(self.host, len(PORT_NAMES) + len(PROXY_NAMES)))
         return dataclasses.replace(

@@ -81,3 +81,57 @@ def test_missing_and_broken_config(tmp_path: Path) -> None:
     bad.write_text("[settings\n")
     with pytest.raises(InputError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_run_section_is_the_gates_own_load() -> None:
+    cfg = parse_config({"run": {"users": 5, "duration_s": 20, "baseline": "b"}})
+    assert (cfg.run.users, cfg.run.duration_s, cfg.run.baseline) == (5, 20, "b")
+    assert cfg.run.locustfile == "locustfiles/vod.py" and cfg.run.routes == ""
+
+
+@pytest.mark.parametrize(
+    ("run", "message"),
+    [
+        ({"users": 0}, r"run: users must be >= 1"),
+        ({"users": "30"}, r"run: users must be a whole number"),
+        ({"duration_s": -1}, r"run: duration_s must be > 0"),
+        ({"locustfile": ""}, r"run: locustfile must name a file"),
+        ({"userz": 3}, r"run\.userz is not a setting; known: baseline, duration_s"),
+    ],
+)
+def test_bad_run_section_is_explained(run: dict[str, object], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_config({"run": run})
+
+
+def test_an_apps_table_replaces_sections_key_by_key_for_that_app_only() -> None:
+    data = {
+        "run": {"users": 30, "baseline": "main"},
+        "absolute": {"overall": ["p95 < 500ms"], "names": {"GET /api/vods": ["p95 < 300ms"]}},
+        "relative": {"overall": ["p95 +20%"]},
+        "apps": {"flask": {"run": {"baseline": "flask"}, "absolute": {"names": {}}}},
+    }
+    app = parse_config(data, app="flask")
+    assert (app.run.baseline, app.run.users, app.app) == ("flask", 30, "flask")
+    assert app.absolute_names == {}  # its routes are other routes
+    assert [a.text for a in app.absolute_overall] == ["p95 < 500ms"]  # kept: not given
+    assert [r.text for r in app.relative_overall] == ["p95 +20%"]
+    reference = parse_config(data)
+    assert reference.run.baseline == "main" and list(reference.absolute_names) == ["GET /api/vods"]
+    assert parse_config(data, app="other").run.baseline == "main"  # no table: the top level
+
+
+def test_bad_apps_table_is_explained() -> None:
+    with pytest.raises(InputError, match=r"apps\.flask\.paired is not a section; known: settings"):
+        parse_config({"apps": {"flask": {"paired": {}}}})
+    with pytest.raises(InputError, match=r"apps\.flask\.run must be a table"):
+        parse_config({"apps": {"flask": {"run": 3}}})
+
+
+def test_project_gate_config_has_the_real_apps_own_baseline_and_checks() -> None:
+    reference = load_config(ROOT / "config" / "gate.toml")
+    flask = load_config(ROOT / "config" / "gate.toml", "archivist-flask")
+    assert reference.run.baseline == "main" and flask.run.baseline == "archivist-flask"
+    assert "GET /api/vods" in reference.absolute_names
+    assert not set(flask.absolute_names) & set(reference.absolute_names)
+    assert load_config(ROOT / "config" / "gate.toml", "reference") == reference

@@ -63,8 +63,8 @@ def test_bad_paired_input_is_one_line_exit_2(tmp_path: Path, args: list[str], me
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--against", "HEAD", "--baseline", "main"], "takes no RUN, --baseline or --report"),
-        ([], "a RUN folder is needed, or --against REF"),
+        (["--against", "HEAD", "--baseline", "main"], "takes no RUN, --baseline, --report"),
+        ([], "a RUN folder is needed, --start-stack to record one, or --against REF"),
     ],
 )
 def test_gate_without_one_mode_is_a_usage_error(

@@ -1,0 +1,228 @@
+"""The gate's own load: start the stack, run ``[run]`` of config/gate.toml on it, stop it.
+
+Which Archivist the stack hosts decides everything else about a gate run: the route
+profile, the Locust flags the app needs (a real Archivist limits per client address, so
+its users are spread over 127.0.0.2..), the stored baseline and the thresholds
+(``[apps.NAME]`` of config/gate.toml). So ``make gate`` and ``make baseline`` start here,
+reading the app from ``--app`` or config/stack.toml's ``app``, instead of a fixed Locust
+command line that only fits the reference stack.
+
+The stack gets free ports and a throwaway state folder, and is stopped whatever happens
+(a failed start, a failed Locust, Ctrl-C, SIGTERM): a gate never leaves a port taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from analysis.config import RunSettings
+from analysis.load import InputError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STACK_CONFIG = REPO_ROOT / "config" / "stack.toml"
+LOCUST_SLACK_S = 90.0  # Locust's own start and stop on top of the run and its stop timeout
+HEARTBEAT_S = 15.0  # a line this often while the load runs: long work shows progress
+
+
+class GateLoadError(InputError):
+    """The gate's load could not run; the message says which part and why."""
+
+
+@dataclass(frozen=True)
+class GateTarget:
+    """The Archivist a gate run loads: ``reference`` or a config/apps/NAME.toml app."""
+
+    app: str
+    app_src: Path | None = None
+
+
+def chosen_target(
+    app: str | None, app_src: str | None, stack_config: Path = STACK_CONFIG
+) -> GateTarget:
+    """``--app``, else config/stack.toml's ``app``; its checkout from ``--app-src``, then
+    ``$ARCHIVIST_SRC``, then config/stack.toml's ``app_src`` (the order ``faults run`` uses)."""
+    from testbed.hosted.spec import REFERENCE, known_apps
+    from testbed.processes import StackError
+    from testbed.stack_settings import StackSettings
+
+    try:
+        configured = StackSettings.as_written(stack_config)
+        name = app or configured.app
+        if name not in known_apps(REPO_ROOT):
+            known = ", ".join(known_apps(REPO_ROOT))
+            raise GateLoadError(f"app {name!r}: unknown; known: {known}")
+        src = Path(app_src) if app_src else None
+        if src is None and name != REFERENCE:
+            from_env = os.environ.get("ARCHIVIST_SRC")
+            src = Path(from_env) if from_env else configured.app_src
+        if src is None and name != REFERENCE:
+            raise GateLoadError(
+                f"app {name} needs its checkout: --app-src PATH, ARCHIVIST_SRC=PATH or "
+                f"app_src in {stack_config}"
+            )
+        settings = StackSettings.from_config(stack_config, app=name, app_src=src)
+    except StackError as exc:
+        raise GateLoadError(str(exc)) from None
+    return GateTarget(settings.app, settings.app_src)
+
+
+def app_for_routes(routes: str | None) -> str | None:
+    """The hosted app whose own workload is ``routes`` (a run's profile), so a run recorded
+    against a real app is gated with that app's checks; None for the reference's."""
+    from testbed.hosted.spec import REFERENCE, known_apps, load_app
+    from testbed.processes import StackError
+
+    for name in known_apps(REPO_ROOT):
+        if name == REFERENCE:
+            continue
+        try:
+            if load_app(REPO_ROOT, name).routes == routes:
+                return name
+        except StackError:
+            continue  # an unreadable app spec is reported when that app is started
+    return None
+
+
+def locust_command(
+    run: RunSettings,
+    run_dir: Path,
+    api_url: str,
+    cablecast_url: str,
+    routes: str,
+    options: dict[str, Any],
+) -> list[str]:
+    """The headless Locust run of ``[run]`` against one stack (pure)."""
+    command = [
+        sys.executable, "-m", "locust", "-f", run.locustfile, "--headless",
+        "-u", str(run.users), "-r", f"{run.spawn_rate:g}", "-t", f"{run.duration_s:g}s",
+        "--stop-timeout", f"{run.stop_timeout_s:g}", "--only-summary",
+        "--exit-code-on-error", "0", "--host", api_url, "--cablecast-url", cablecast_url,
+        "--routes", routes, "--run-dir", str(run_dir),
+    ]  # fmt: skip
+    for key, value in options.items():
+        if value is True:
+            command.append(f"--{key}")
+        elif value is not False:
+            command += [f"--{key}", str(value)]
+    return command
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI runner cancelling) takes the same clean-up path as Ctrl-C."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def run_locust(
+    command: list[str], run_dir: Path, run: RunSettings, say: Callable[[str], None]
+) -> None:
+    """Run Locust in its own session, its output in RUN/locust.log; a line every
+    HEARTBEAT_S; a failed or hung Locust is an error with the log's last lines."""
+    log = run_dir / "locust.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=os.environ | {"LOADKIT_SEED": str(run.seed)},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    started = time.monotonic()
+    deadline = started + run.duration_s + run.stop_timeout_s + LOCUST_SLACK_S
+    try:
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise GateLoadError(f"Locust did not end in time:\n{_tail(log)}")
+            try:
+                proc.wait(HEARTBEAT_S)
+            except subprocess.TimeoutExpired:
+                elapsed = min(time.monotonic() - started, run.duration_s)
+                say(f"load: {elapsed:.0f}/{run.duration_s:g} s")
+    finally:
+        _stop(proc, run.stop_timeout_s + 10.0)
+    if proc.returncode != 0:
+        raise GateLoadError(f"Locust failed (exit {proc.returncode}); {log}:\n{_tail(log)}")
+
+
+def record_run(
+    run: RunSettings,
+    target: GateTarget,
+    run_dir: Path,
+    stack_config: Path = STACK_CONFIG,
+    say: Callable[[str], None] = print,
+) -> str:
+    """Start the stack hosting ``target``, run the gate's load into ``run_dir``, stop the
+    stack; returns the route profile the load used."""
+    from testbed.processes import StackError
+    from testbed.stack import StackSettings, running_stack
+
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise GateLoadError(f"{run_dir}: not empty; the gate records a fresh run")
+    state_dir = Path(tempfile.mkdtemp(prefix="loadkit-gate-stack-"))
+    chosen: dict[str, Any] = {"app": target.app, "state_dir": state_dir}
+    if target.app_src is not None:
+        chosen["app_src"] = target.app_src
+    try:
+        settings = StackSettings.from_config(stack_config, free_ports=True, **chosen)
+        hosted = settings.hosted_app()
+        routes = run.routes or (hosted.routes if hosted is not None else "contract")
+        options = dict(hosted.load_options) if hosted is not None else {}
+        what = f"{target.app} from {target.app_src}" if hosted is not None else "reference"
+        say(f"starting the stack ({what}) on free ports ...")
+        with _terminate_as_interrupt(), running_stack(settings) as stack:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            command = locust_command(
+                run, run_dir, stack.api_url, stack.cablecast_url, routes, options
+            )
+            say(
+                f"gate load: {run.locustfile}, routes {routes}, {run.users} users for "
+                f"{run.duration_s:g} s (seed {run.seed}) against {stack.api_url}"
+            )
+            run_locust(command, run_dir, run, say)
+    except StackError as exc:
+        raise GateLoadError(f"the stack did not start: {exc}") from None
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    return routes

@@ -1,0 +1,190 @@
+"""`gate --start-stack` and `baseline record`: the gate's own load on a stack it starts for
+the configured app, its own baseline and thresholds per app, and refusals in one line.
+
+The reference-stack runs are real (a stack, ~12 s of load); the real Archivist's run is
+skipped without ARCHIVIST_SRC.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from analysis.cli import main
+from analysis.synthetic import synthetic_requests, write_run
+from tests.conftest import archivist_src
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "config" / "gate.toml"
+_AGAINST = re.compile(r"against (https?://127\.0\.0\.1:\d+)")
+
+
+def short_config(tmp_path: Path, seconds: float = 12.0) -> Path:
+    """The project's gate config with a shorter load: the same checks, a test's budget."""
+    text, n = re.subn(r"duration_s = \d+\.0", f"duration_s = {seconds}", CONFIG.read_text())
+    assert n == 2  # [run] and [apps.archivist-flask]'s run
+    path = tmp_path / "gate.toml"
+    path.write_text(text)
+    return path
+
+
+def gate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", "gate", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/api/health", timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start-stack", "somerun"], "--start-stack records its own run"),
+        (["--app", "archivist-flask", "somerun"], "--app goes with --start-stack"),
+        (["--against", "main", "--start-stack"], "--against REF takes no RUN"),
+    ],
+)
+def test_misplaced_stack_flags_are_usage_errors(args: list[str], message: str) -> None:
+    out = gate(*args)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+def test_an_unknown_app_or_a_missing_checkout_is_one_line_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    no_src = {k: v for k, v in os.environ.items() if k != "ARCHIVIST_SRC"}
+    out = subprocess.run(
+        [sys.executable, "-m", "analysis", "gate", "--start-stack", "--app", "nosuch"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, env=no_src,
+    )  # fmt: skip
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "nosuch" in out.stderr and "archivist-flask" in out.stderr  # the known apps
+    out = subprocess.run(
+        [sys.executable, "-m", "analysis", "gate", "--start-stack", "--app", "archivist-flask"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, env=no_src,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "app archivist-flask needs its checkout: --app-src PATH" in out.stderr
+    out = gate("--start-stack", "--app", "archivist-flask", "--app-src", str(tmp_path / "no"))
+    assert out.returncode == 2 and str(tmp_path / "no") in out.stderr
+
+
+def test_a_run_is_not_gated_against_a_baseline_of_another_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    requests = synthetic_requests(2_000, names=3, duration_s=30, seed=1)
+    contract = write_run(tmp_path / "contract", requests, meta={"options": {"routes": "contract"}})
+    flask = write_run(tmp_path / "flask", requests, meta={"options": {"routes": "archivist-flask"}})
+    root = tmp_path / "baselines"
+    assert main(["baseline", "save", str(contract), "--name", "ref", "--root", str(root)]) == 0
+    saved = json.loads((root / "ref" / "baseline.json").read_text())
+    assert saved["meta"]["routes"] == "contract"
+    capsys.readouterr()
+    assert main(["gate", str(flask), "--baseline", "ref", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "recorded with routes 'contract'" in err and "'archivist-flask'" in err
+    config = tmp_path / "gate.toml"
+    config.write_text('[relative]\noverall = ["p95 +20%"]\n')
+    same = ["--baseline", "ref", "--root", str(root), "--config", str(config)]
+    assert main(["gate", str(contract), *same]) == 0
+
+
+def test_gate_start_stack_loads_a_stack_it_starts_and_stops_then_gates_the_run(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "run"
+    out = gate(
+        "--start-stack",
+        "--config", str(short_config(tmp_path)),
+        "--run-dir", str(run_dir),
+        "--junit", str(run_dir / "gate.xml"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "starting the stack (reference)" in out.stdout
+    assert "routes contract, 30 users for 12 s (seed 1)" in out.stdout
+    assert "Performance gate passed** against baseline `main`" in out.stdout
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["options"]["routes"] == "contract" and meta["seed"] == "1"
+    assert (run_dir / "gate.xml").is_file()
+    api = _AGAINST.search(out.stdout)
+    assert api is not None and not answers(api.group(1))  # the stack it started is gone
+
+
+def test_ctrl_c_during_the_gate_load_stops_the_stack_and_exits_130(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "analysis", "gate", "--start-stack",
+            "--config", str(short_config(tmp_path, 120.0)), "--run-dir", str(tmp_path / "run"),
+        ],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        api = None
+        deadline = time.monotonic() + 240
+        while api is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, f"the gate ended before its load started: {proc.stderr.read()}"  # type: ignore[union-attr]
+            api = _AGAINST.search(line)
+        assert api is not None
+        time.sleep(3)  # Locust is running
+        assert answers(api.group(1))
+        os.killpg(proc.pid, signal.SIGINT)
+        code = proc.wait(120)
+        assert code == 130, proc.stderr.read()  # type: ignore[union-attr]
+        assert not answers(api.group(1))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_real_archivist_is_gated_with_its_own_workload_baseline_and_checks(
+    tmp_path: Path,
+) -> None:
+    """The committed archivist-flask baseline was recorded by `make baseline APP=...`."""
+    src = archivist_src()
+    run_dir = tmp_path / "run"
+    out = gate(
+        "--start-stack",
+        "--app", "archivist-flask",
+        "--config", str(short_config(tmp_path, 45.0)),
+        "--run-dir", str(run_dir),
+        env={"ARCHIVIST_SRC": str(src)},
+    )  # fmt: skip
+    assert out.returncode in (0, 1), out.stdout[-3000:] + out.stderr[-3000:]
+    assert "routes archivist-flask, 20 users" in out.stdout
+    assert "(checks of [apps.archivist-flask])" in out.stdout
+    assert "against baseline `archivist-flask`" in out.stdout
+    assert "GET /api/vods" not in out.stdout  # the reference's named checks are not applied
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["options"]["routes"] == "archivist-flask"
+    assert meta["options"]["source_addresses"] == 20
+    assert "POST /api/upload" in out.stdout and "GET /api/cablecast/shows" in out.stdout
+    assert out.returncode == 0, out.stdout[-4000:]
