@@ -192,9 +192,11 @@ def record_run(
     run_dir: Path,
     stack_config: Path = STACK_CONFIG,
     say: Callable[[str], None] = print,
+    before_load: Callable[[Any], None] | None = None,
 ) -> str:
     """Start the stack hosting ``target``, run the gate's load into ``run_dir``, stop the
-    stack; returns the route profile the load used."""
+    stack; returns the route profile the load used. ``before_load(stack)`` runs once the
+    stack is healthy (a bench sets a fault there, to see the gate catch it)."""
     from testbed.processes import StackError
     from testbed.stack import StackSettings, running_stack
 
@@ -212,6 +214,8 @@ def record_run(
         what = f"{target.app} from {target.app_src}" if hosted is not None else "reference"
         say(f"starting the stack ({what}) on free ports ...")
         with _terminate_as_interrupt(), running_stack(settings) as stack:
+            if before_load is not None:
+                before_load(stack)
             run_dir.mkdir(parents=True, exist_ok=True)
             command = locust_command(
                 run, run_dir, stack.api_url, stack.cablecast_url, routes, options
