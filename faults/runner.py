@@ -117,20 +117,26 @@ def external_target(host: str, app_logs: tuple[Path, ...] = ()) -> Target:
 
 
 @contextmanager
-def reference_stack(app: str | None = None, app_src: Path | None = None) -> Iterator[Target]:
+def reference_stack(
+    app: str | None = None, app_src: Path | None = None, config: Path | None = None
+) -> Iterator[Target]:
     """Start the testbed stack on free ports; always stopped on leaving.
 
-    `app` (a config/apps/NAME.toml) hosts that real Archivist from its checkout `app_src`
-    instead of the reference API; None keeps what config/stack.toml says.
+    `config`: the stack TOML (default config/stack.toml). `app` (a config/apps/NAME.toml)
+    hosts that real Archivist from its checkout `app_src` instead of the reference API;
+    None keeps what the stack TOML says.
     """
     from testbed.stack import StackError, StackSettings, running_stack
+    from testbed.stack_settings import DEFAULT_CONFIG
 
     state_dir = Path(tempfile.mkdtemp(prefix="loadkit-experiment-stack-"))
     chosen: dict[str, Any] = {"app": app} if app is not None else {}
     if app_src is not None:
         chosen["app_src"] = app_src
     try:
-        settings = StackSettings.from_config(free_ports=True, state_dir=state_dir, **chosen)
+        settings = StackSettings.from_config(
+            config or DEFAULT_CONFIG, free_ports=True, state_dir=state_dir, **chosen
+        )
         hosted = settings.hosted_app()
         with running_stack(settings) as stack:
             yield Target(
