@@ -322,7 +322,8 @@ class Totals:
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a CSV file Locust rewrites in place; OSError if it is unreadable."""
+    """Header and rows of a CSV file Locust rewrites in place; OSError or csv.Error if it
+    cannot be read (the progress loop runs while faults are in place: it must not crash)."""
     with path.open(newline="", errors="replace") as f:
         rows = list(csv.reader(f))
     return (rows[0], rows[1:]) if rows else ([], [])
@@ -337,7 +338,7 @@ def known_defects_of(path: Path) -> int:
     try:
         columns, rows = _csv_rows(path)
         error, count = columns.index("Error"), columns.index("Occurrences")
-    except (OSError, ValueError):
+    except (OSError, ValueError, csv.Error):
         return 0
     defect = KNOWN_DEFECT.removesuffix(":")
     known = 0
@@ -362,7 +363,7 @@ def current_totals(run_dir: Path) -> Totals | None:
     try:
         columns, rows = _csv_rows(run_dir / "locust_stats.csv")
         name, total, failed = (columns.index(c) for c in ("Name", "Request Count", "Failure Count"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, csv.Error):
         return None
     for row in reversed(rows):
         if len(row) == len(columns) and row[name] == "Aggregated":

@@ -116,6 +116,18 @@ def test_a_stats_file_without_the_totals_gives_no_counts(tmp_path: Path) -> None
     assert current_totals(tmp_path) is None
 
 
+def test_files_the_csv_module_cannot_read_give_no_counts_not_a_crash(tmp_path: Path) -> None:
+    stats = LocustCsv(tmp_path)
+    stats.ended("/api/browse", 3).ended(SYNC_STATUS, 2, DEFECT).write()
+    huge = '"' + "x" * 200_000 + '"'  # over the csv module's field size limit
+    with (tmp_path / "locust_failures.csv").open("a") as f:
+        f.write(f"\nGET,/api/browse,{huge},1,,")
+    totals = current_totals(tmp_path)
+    assert totals is not None and (totals.requests, totals.known_defects) == (5, 0)
+    (tmp_path / "locust_stats.csv").write_text(STATS_HEADER + "\n" + huge)
+    assert current_totals(tmp_path) is None
+
+
 # --- a real run: Locust, the real app's workload and route profile ------------------------
 
 
