@@ -2,9 +2,12 @@
 
     python -m faults run NAME|FILE [--host URL] [--run-dir DIR] [--no-audit] [--report]
                          [--routes PROFILE] [--app-log FILE ...] [--app NAME [--app-src PATH]]
+                         [--stack-config PATH]
                          NAME: config/experiments/NAME.toml; --app: the stack hosts that
                          real Archivist (config/apps/NAME.toml) from its checkout
-                         (--app-src, default $ARCHIVIST_SRC) and the run uses its routes
+                         (--app-src, default $ARCHIVIST_SRC) and the run uses its routes;
+                         --stack-config: the stack TOML (default config/stack.toml), whose
+                         `app` and `app_src` count when neither --app nor [stack] names one
     python -m faults list                 the catalogue: one line per experiment
     python -m faults check [FILE|DIR ...] validate experiment files (all by default)
     python -m faults cleanup [--all]      remove faults left by killed runs
@@ -78,7 +81,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.host and (args.app or experiment.stack.app):
         app = args.app or experiment.stack.app
         raise ExperimentError(f"--host and --app {app}: give one target, not both")
-    app, app_src = (None, None) if args.host else chosen_app(experiment, args.app, args.app_src)
+    if args.host and args.stack_config:
+        raise ExperimentError("--host and --stack-config: give one target, not both")
+    stack_config = stack_config_file(args.stack_config)
+    app, app_src = (
+        (None, None) if args.host else chosen_app(experiment, args.app, args.app_src, stack_config)
+    )
     if args.routes:
         experiment = with_routes(experiment, args.routes)
     elif app is not None and experiment.load.routes == "contract":
@@ -93,10 +101,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             target = external_target(args.host, tuple(args.app_log))
             outcome = execute(experiment, run_dir, target, audit=args.audit)
         else:
-            where = app_src or "config/stack.toml's app_src"
-            what = f"hosting {app} from {where}" if app else "as config/stack.toml says"
+            what = f"hosting {app} from {app_src}" if app_src else f"as {stack_config} says"
             print(f"starting the stack ({what}) on free ports ...", file=sys.stderr)
-            with reference_stack(app, app_src) as stack:
+            with reference_stack(app, app_src, stack_config) as stack:
                 target = replace(stack, app_logs=(*stack.app_logs, *args.app_log))
                 outcome = execute(experiment, run_dir, target, audit=args.audit)
     except RunError as exc:
@@ -111,30 +118,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
+def stack_config_file(given: Path | None) -> Path:
+    """The stack TOML of the started stack: --stack-config, else config/stack.toml."""
+    from testbed.stack_settings import DEFAULT_CONFIG
+
+    if given is None:
+        return DEFAULT_CONFIG
+    if not given.is_file():
+        raise ExperimentError(f"--stack-config {given}: no such file")
+    return given
+
+
 def chosen_app(
-    experiment: Experiment, app: str | None, app_src: str | None
+    experiment: Experiment, app: str | None, app_src: str | None, stack_config: Path
 ) -> tuple[str | None, Path | None]:
     """The app the stack hosts and its checkout: --app/--app-src, then the experiment's
-    [stack], then $ARCHIVIST_SRC for the checkout, then config/stack.toml (app, app_src).
-    A checkout of None leaves it to config/stack.toml."""
+    [stack], then $ARCHIVIST_SRC for the checkout, then the stack TOML (app, app_src).
+    A checkout of None: the reference app."""
     from testbed.hosted.spec import REFERENCE, known_apps
 
     name = app or experiment.stack.app
     from_stack_toml = name is None
     if from_stack_toml:
-        name = configured_app()
+        name = configured_app(stack_config)
     if name is None or name == REFERENCE:
         if app_src:
             raise ExperimentError("--app-src needs --app NAME (or [stack] app in the experiment)")
         return name, None
     if name not in known_apps(REPO_ROOT):
         known = ", ".join(known_apps(REPO_ROOT))
-        raise ExperimentError(f"--app {name!r}: unknown app; known: {known}")
+        given = f"{stack_config}: app" if from_stack_toml else "--app"
+        raise ExperimentError(f"{given} {name!r}: unknown app; known: {known}")
     src = Path(app_src) if app_src else experiment.stack.app_src
     if src is None and os.environ.get("ARCHIVIST_SRC"):
         src = Path(os.environ["ARCHIVIST_SRC"])
     if src is None and from_stack_toml:
-        return name, None  # config/stack.toml's app_src (the stack settings check it)
+        return name, configured_checkout(stack_config)
     if src is None:
         raise ExperimentError(
             f"app {name} needs its checkout: --app-src PATH or ARCHIVIST_SRC=PATH"
@@ -145,17 +164,26 @@ def chosen_app(
     return name, src.resolve()
 
 
-def configured_app() -> str | None:
-    """`app` of config/stack.toml (None when unset or unreadable: the stack start says why)."""
+def configured_app(stack_config: Path) -> str | None:
+    """`app` of the stack TOML (None when unset or unreadable: the stack start says why)."""
     import tomllib
 
-    from testbed.stack_settings import DEFAULT_CONFIG
-
     try:
-        app = tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8")).get("app")
+        app = tomllib.loads(stack_config.read_text(encoding="utf-8")).get("app")
     except (OSError, tomllib.TOMLDecodeError):
         return None
     return app if isinstance(app, str) else None
+
+
+def configured_checkout(stack_config: Path) -> Path | None:
+    """`app_src` of the stack TOML that names the app, checked before anything starts: a
+    checkout that is missing or not the app's is one line, not a stack that failed."""
+    from testbed.stack_settings import StackError, StackSettings
+
+    try:
+        return StackSettings.from_config(stack_config, free_ports=True).app_src
+    except StackError as exc:
+        raise ExperimentError(str(exc)) from None
 
 
 def with_routes(experiment: Experiment, routes: str) -> Experiment:
@@ -413,6 +441,13 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--app-src", help="the app's checkout (default: [stack] app_src, then $ARCHIVIST_SRC)"
+    )
+    run.add_argument(
+        "--stack-config",
+        type=Path,
+        metavar="PATH",
+        help="stack TOML of the started stack (default config/stack.toml); its app and "
+        "app_src are hosted when neither --app nor the experiment's [stack] names an app",
     )
     run.set_defaults(func=cmd_run)
     sub.add_parser("list", aliases=["catalogue"], help="list the catalogue").set_defaults(

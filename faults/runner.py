@@ -50,7 +50,7 @@ from faults.client import ENV_URL, FaultClient, FaultServerError
 from faults.experiment import REPO_ROOT, Experiment
 from faults.linkbytes import total
 from faults.timeline import Injector, Timeline, cleanup
-from faults.verdict import OutageDefect, Verdict, Window, evaluate
+from faults.verdict import KNOWN_DEFECT, OutageDefect, Verdict, Window, evaluate
 from locustfiles.routes import Profile
 from locustfiles.tomlconfig import ConfigError
 
@@ -117,20 +117,26 @@ def external_target(host: str, app_logs: tuple[Path, ...] = ()) -> Target:
 
 
 @contextmanager
-def reference_stack(app: str | None = None, app_src: Path | None = None) -> Iterator[Target]:
+def reference_stack(
+    app: str | None = None, app_src: Path | None = None, config: Path | None = None
+) -> Iterator[Target]:
     """Start the testbed stack on free ports; always stopped on leaving.
 
-    `app` (a config/apps/NAME.toml) hosts that real Archivist from its checkout `app_src`
-    instead of the reference API; None keeps what config/stack.toml says.
+    `config`: the stack TOML (default config/stack.toml). `app` (a config/apps/NAME.toml)
+    hosts that real Archivist from its checkout `app_src` instead of the reference API;
+    None keeps what the stack TOML says.
     """
     from testbed.stack import StackError, StackSettings, running_stack
+    from testbed.stack_settings import DEFAULT_CONFIG
 
     state_dir = Path(tempfile.mkdtemp(prefix="loadkit-experiment-stack-"))
     chosen: dict[str, Any] = {"app": app} if app is not None else {}
     if app_src is not None:
         chosen["app_src"] = app_src
     try:
-        settings = StackSettings.from_config(free_ports=True, state_dir=state_dir, **chosen)
+        settings = StackSettings.from_config(
+            config or DEFAULT_CONFIG, free_ports=True, state_dir=state_dir, **chosen
+        )
         hosted = settings.hosted_app()
         with running_stack(settings) as stack:
             yield Target(
@@ -304,38 +310,65 @@ def wait_for_start(process: subprocess.Popen[bytes], run_dir: Path) -> float:
 
 @dataclass(frozen=True)
 class Totals:
-    """Locust's running totals (every entry it counts, HTTP and WORKFLOW) at one moment."""
+    """Locust's running totals (every entry it counts, HTTP and WORKFLOW) at one moment.
+
+    `known_defects`: those of the failures that are answers the route profile lists as the
+    app's own defects ([defects]); like the verdict, the progress line counts them apart.
+    """
 
     requests: int
     failures: int
+    known_defects: int = 0
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a CSV file Locust rewrites in place; OSError or csv.Error if it
+    cannot be read (the progress loop runs while faults are in place: it must not crash)."""
+    with path.open(newline="", errors="replace") as f:
+        rows = list(csv.reader(f))
+    return (rows[0], rows[1:]) if rows else ([], [])
+
+
+def known_defects_of(path: Path) -> int:
+    """How many failures in Locust's failures CSV are known defects of the app.
+
+    Locust writes an error as the exception's repr (`KnownDefect('known defect of ...')`);
+    the workload's request ledger as `KnownDefect: ...` (the verdict's KNOWN_DEFECT).
+    """
+    try:
+        columns, rows = _csv_rows(path)
+        error, count = columns.index("Error"), columns.index("Occurrences")
+    except (OSError, ValueError, csv.Error):
+        return 0
+    defect = KNOWN_DEFECT.removesuffix(":")
+    known = 0
+    for row in rows:
+        if len(row) == len(columns) and row[error].startswith((KNOWN_DEFECT, defect + "(")):
+            with contextlib.suppress(ValueError):
+                known += int(row[count])
+    return known
 
 
 def current_totals(run_dir: Path) -> Totals | None:
-    """Latest aggregated totals from Locust's stats history CSV (a row a second).
+    """Latest aggregated totals from Locust's `--csv` files (rewritten every second).
 
     Totals, not Locust's Requests/s and Failures/s: those are a rolling 10 s window,
-    which after a phase change still shows the previous phase.
+    which after a phase change still shows the previous phase. The counts come from
+    locust_stats.csv and the known defects from locust_failures.csv, which Locust
+    rewrites in the same pass (its stats history is flushed only every few seconds, so
+    it would lag the failures behind); the failures are read first, so the known defects
+    are never more recent than the failures they are part of.
     """
-    path = run_dir / "locust_stats_history.csv"
+    known = known_defects_of(run_dir / "locust_failures.csv")
     try:
-        with path.open("rb") as f:
-            header = f.readline().decode(errors="replace")
-            f.seek(max(0, path.stat().st_size - 4096))
-            tail = f.read().decode(errors="replace").splitlines()
-    except OSError:
+        columns, rows = _csv_rows(run_dir / "locust_stats.csv")
+        name, total, failed = (columns.index(c) for c in ("Name", "Request Count", "Failure Count"))
+    except (OSError, ValueError, csv.Error):
         return None
-    columns = next(csv.reader([header]), [])
-    try:
-        name, total, failed = (
-            columns.index(c) for c in ("Name", "Total Request Count", "Total Failure Count")
-        )
-    except ValueError:
-        return None
-    for line in reversed(tail):
-        row = next(csv.reader([line]), [])
+    for row in reversed(rows):
         if len(row) == len(columns) and row[name] == "Aggregated":
             with contextlib.suppress(ValueError):
-                return Totals(int(row[total]), int(row[failed]))
+                return Totals(int(row[total]), int(row[failed]), known)
     return None
 
 
@@ -343,10 +376,12 @@ class Progress:
     """One updating line on a terminal; a line every few seconds otherwise.
 
     The counts are those of the current stretch: requests that ENDED since the phase or
-    the set of active faults last changed (give or take the second of Locust's stats
-    history), so a line labelled `during` shows only what happened during that fault.
+    the set of active faults last changed (give or take the second between Locust's CSV
+    writes), so a line labelled `during` shows only what happened during that fault.
     Locust counts a request when it ends, so one that started in a fault and timed out
-    after it is counted in the next stretch; the verdict goes by start time.
+    after it is counted in the next stretch; the verdict goes by start time. Known
+    defects of the app (the route profile's [defects]) are not counted as failed but
+    apart, as the verdict counts them: they fail in every phase, fault or not.
     """
 
     def __init__(self, out: IO[str], total: float, every: float | None = None) -> None:
@@ -372,9 +407,12 @@ class Progress:
             counts = "(no stats yet)"
         else:
             n = totals.requests - self.base.requests
-            failed = totals.failures - self.base.failures
+            known = totals.known_defects - self.base.known_defects
+            failed = totals.failures - self.base.failures - known
             share = f" ({failed / n:.1%})" if n else ""
             counts = f"since {self.since:.0f}s {n} requests ended, {failed} failed{share}"
+            if known:
+                counts += f", {known} known defect{'s' if known != 1 else ''}"
         faults = ", ".join(active) if active else "no fault"
         line = f"{phase:<7} {elapsed:5.0f}/{self.total:.0f}s | {counts} | {faults}"
         if self.tty:

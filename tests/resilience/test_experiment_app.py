@@ -5,6 +5,7 @@ Locust flags, and its outage defects as data. Bad choices get one line and exit 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ from faults.experiment import ExperimentError, load_experiment
 from faults.runner import Target, locust_command, outage_defects
 from locustfiles.routes import Profile
 from locustfiles.tomlconfig import ConfigError
+from testbed.hosted.spec import known_apps
 
 REPO = Path(__file__).resolve().parents[2]
 BODY = """
@@ -123,6 +125,49 @@ def test_bad_app_choices_exit_2_with_one_line() -> None:
         assert done.returncode == 2, (args, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def stack_toml(tmp_path: Path, app_lines: str) -> Path:
+    """config/stack.toml with its `app` line replaced (the tracked file is never edited)."""
+    text = (REPO / "config/stack.toml").read_text()
+    path = tmp_path / "stack.toml"
+    path.write_text(re.sub(r"(?m)^app = .*$", app_lines, text, count=1))
+    assert app_lines in path.read_text()
+    return path
+
+
+def test_an_app_the_stack_toml_names_is_checked_before_anything_starts(tmp_path: Path) -> None:
+    """Neither --app nor [stack] names an app: --stack-config's app and app_src count."""
+    env = no_src_env()
+    not_a_folder = tmp_path / "archivist.tar"
+    not_a_folder.write_text("")
+    cases = [
+        (
+            f'app = "archivist-flask"\napp_src = "{not_a_folder}"',
+            f"{not_a_folder}: not a directory",
+        ),
+        ('app = "archivist-flask"', "app = 'archivist-flask' needs app_src"),
+        ('app = "nosuch"', f"app 'nosuch': unknown app; known: {', '.join(known_apps(REPO))}"),
+    ]
+    for app_lines, message in cases:
+        config = stack_toml(tmp_path, app_lines)
+        done = faults("run", "redis-down", "--stack-config", str(config), env=env)
+        assert done.returncode == 2, (app_lines, done.stderr)
+        assert done.stderr.startswith(f"error: {config}: ") and message in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    missing = faults("run", "redis-down", "--stack-config", str(tmp_path / "nope.toml"), env=env)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"error: --stack-config {tmp_path / 'nope.toml'}: no such file"
+    # The experiment's [stack] names the app: the stack TOML's app is not consulted.
+    config = stack_toml(tmp_path, 'app = "nosuch"')
+    exp = write(tmp_path, '[stack]\napp = "archivist-flask"\n')
+    done = faults("run", str(exp), "--stack-config", str(config), env=env)
+    assert done.returncode == 2 and "needs its checkout: --app-src PATH" in done.stderr
+    external = faults(
+        "run", "redis-down", "--host", "http://127.0.0.1:9", "--stack-config", str(config), env=env
+    )
+    assert external.returncode == 2
+    assert "--host and --stack-config: give one target" in external.stderr
 
 
 def test_the_catalogue_run_leaves_out_experiments_for_a_hosted_app() -> None:

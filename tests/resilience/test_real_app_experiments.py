@@ -8,6 +8,8 @@ reflect its fault, not PASS by accident nor say FAULT HIT NOTHING.
   verdict FAILs the during phase's relative p95 and its link carried bytes meanwhile.
 - PostgreSQL down: uploads and VOD creations answer JSON 500s, and the health check
   keeps answering 200: the verdict FAILs and names both defects.
+- An experiment that names no app, run with a stack TOML (--stack-config) whose `app` and
+  `app_src` are the real app: the stack hosts it and the run uses its routes.
 
 Both hold only one stack hosting the app at a time (its Redis proxy is 127.0.0.1:6379).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from faults.runner import read_requests
 from tests.conftest import archivist_src
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,3 +104,53 @@ def test_postgres_down_names_the_500s_and_the_health_check_that_stays_green(
 
 def _link_totals(report: dict[str, Any]) -> dict[str, int]:
     return {link: sum(d.values()) for link, d in (report["links"] or {}).items()}
+
+
+# No [stack], no routes: which app, and so which workload, is the stack TOML's to say.
+SHORT = """
+title = "the app config/stack.toml hosts"
+[load]
+locustfile = "locustfiles/vod.py"
+users = 2
+spawn_rate = 2
+duration = "40s"
+warmup = "15s"
+[[faults]]
+link = "redis"
+toxic = "latency"
+attributes = { latency = 20 }
+at = "20s"
+for = "5s"
+[hypothesis]
+error_rate = "< 50%"
+p95_ms = "< 10000"
+recovers_within = "5s"
+sustained = "5s"
+"""
+
+
+def test_the_app_of_the_stack_toml_is_hosted_when_nothing_else_names_one(tmp_path: Path) -> None:
+    src = archivist_src()
+    text = (REPO / "config/stack.toml").read_text()
+    config = tmp_path / "stack.toml"
+    config.write_text(
+        re.sub(r"(?m)^app = .*$", f'app = "archivist-flask"\napp_src = "{src}"', text, count=1)
+    )
+    experiment = tmp_path / "short.toml"
+    experiment.write_text(SHORT)
+    run_dir = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != "ARCHIVIST_SRC"}  # the TOML's checkout
+    done = subprocess.run(
+        [sys.executable, "-m", "faults", "run", str(experiment), "--stack-config", str(config),
+         "--run-dir", str(run_dir), "--no-audit"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert (run_dir / "verdict.json").exists(), done.stderr[-3000:]
+    assert f"hosting archivist-flask from {src.resolve()}" in done.stderr
+    report = json.loads((run_dir / "verdict.json").read_text())
+    assert report["routes"] == "archivist-flask"
+    assert json.loads((run_dir / "meta.json").read_text())["options"]["routes"] == "archivist-flask"
+    requests = read_requests(run_dir)
+    answered = requests[requests["ok"]]["name"].value_counts()
+    for name in ("/api/upload", "/api/csrf-token", "/api/vod/create"):  # the real app's routes
+        assert answered.get(name, 0) > 0, f"no {name} answered as expected"
