@@ -8,7 +8,9 @@ so sessions that never touch the testbed pay nothing for it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,24 @@ import pytest
 
 if TYPE_CHECKING:
     from testbed.stack import Stack
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_module(
+    module: str, *args: str, timeout: float, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m MODULE ARGS` from the repo root, as a user or CI types it, so a test sees
+    the real exit code and the exact stderr. `env` is the child's whole environment (None:
+    this one); the timeout keeps a hung command from holding the session."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else dict(env),
+    )
 
 
 @pytest.fixture(scope="session")

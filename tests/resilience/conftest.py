@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from faults.client import FaultClient
 from faults.embedded import embedded_fault_server
+from tests.conftest import run_module
 
 LINKS = ("postgres", "redis", "cablecast")
+
+
+def run_faults(
+    *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m faults ARGS` as a user types it; `env` is its whole environment (None:
+    this one)."""
+    return run_module("faults", *args, timeout=60, env=env)
 
 
 @pytest.fixture(scope="session")
