@@ -8,11 +8,15 @@ so sessions that never touch the testbed pay nothing for it.
 from __future__ import annotations
 
 import os
+import signal
+import socketserver
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
     from testbed.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+Server = TypeVar("Server", bound=socketserver.BaseServer)
 
 
 def run_module(
@@ -36,6 +41,32 @@ def run_module(
         timeout=timeout,
         env=None if env is None else dict(env),
     )
+
+
+@contextmanager
+def process_group(args: Sequence[str], **popen: Any) -> Iterator[subprocess.Popen[Any]]:
+    """ARGS started in a session and process group of its own, for the block; if it still
+    runs at the end (a failed assertion, a timeout), the whole group is SIGKILLed and reaped,
+    so no test leaves a process or a port behind."""
+    proc = subprocess.Popen(args, start_new_session=True, **popen)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@contextmanager
+def serving(server: Server) -> Iterator[Server]:
+    """A local test server answering on a daemon thread for the block, then shut down and
+    its socket closed, so no test leaves a port open."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")
