@@ -8,14 +8,65 @@ so sessions that never touch the testbed pay nothing for it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import signal
+import socketserver
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 if TYPE_CHECKING:
     from testbed.stack import Stack
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+Server = TypeVar("Server", bound=socketserver.BaseServer)
+
+
+def run_module(
+    module: str, *args: str, timeout: float, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m MODULE ARGS` from the repo root, as a user or CI types it, so a test sees
+    the real exit code and the exact stderr. `env` is the child's whole environment (None:
+    this one); the timeout keeps a hung command from holding the session."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else dict(env),
+    )
+
+
+@contextmanager
+def process_group(args: Sequence[str], **popen: Any) -> Iterator[subprocess.Popen[Any]]:
+    """ARGS started in a session and process group of its own, for the block; if it still
+    runs at the end (a failed assertion, a timeout), the whole group is SIGKILLed and reaped,
+    so no test leaves a process or a port behind."""
+    proc = subprocess.Popen(args, start_new_session=True, **popen)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@contextmanager
+def serving(server: Server) -> Iterator[Server]:
+    """A local test server answering on a daemon thread for the block, then shut down and
+    its socket closed, so no test leaves a port open."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")

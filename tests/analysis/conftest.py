@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +12,16 @@ import pytest
 
 from analysis.load import Run, per_second_counts
 from analysis.synthetic import synthetic_requests, write_run
+from tests.conftest import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_CONFIG = ROOT / "config" / "gate.toml"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m analysis ARGS` in a subprocess, to see exit code and stderr as CI does;
+    `env` adds to this process's environment."""
+    return run_module("analysis", *args, timeout=120, env=os.environ | (env or {}))
 
 
 def without_named_checks(text: str) -> str:

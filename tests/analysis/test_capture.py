@@ -21,6 +21,7 @@ import pytest
 
 from analysis.load import load_run, read_requests
 from analysis.stats import summarise
+from tests.conftest import process_group, serving
 from tests.locustfiles.conftest import processes_args
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,14 +107,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[Counter]:
-    srv = Counter(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Counter(("127.0.0.1", 0), Handler)) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def run_locust(tmp_path: Path, port: int, *extra: str) -> tuple[Path, dict[str, Any]]:
@@ -145,21 +140,10 @@ def run_locust(tmp_path: Path, port: int, *extra: str) -> tuple[Path, dict[str, 
         *extra,
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with process_group(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
         out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 0, out
     entries = json.loads(Path(f"{stats}.json").read_text())
     return run_dir, {f"{e['method']} {e['name']}": e for e in entries}
@@ -237,16 +221,10 @@ def test_requests_finished_after_a_sigterm_are_kept_with_the_rest(
     cmd = [str(LOCUST), "-f", str(locustfile), "--headless", "-u", "4", "-r", "4", "-t", "60s"]
     cmd += ["--stop-timeout", "5", "-H", f"http://127.0.0.1:{server.server_address[1]}"]
     cmd += ["--run-dir", str(run_dir), "--only-summary"]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with process_group(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as proc:
         deadline = time.monotonic() + 60
         while server.hits < 12:  # a few rounds of requests, then the stop
             assert proc.poll() is None, proc.communicate()[1][-3000:]
@@ -254,10 +232,6 @@ def test_requests_finished_after_a_sigterm_are_kept_with_the_rest(
             time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 0, err[-3000:]
     assert "Got SIGTERM signal" in err
     [part] = run_dir.glob("requests-*.parquet")

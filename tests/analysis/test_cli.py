@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,8 +13,7 @@ from junitparser import JUnitXml
 from analysis.cli import main
 from analysis.synthetic import synthetic_requests, write_run
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "config" / "gate.toml"
+from .conftest import PROJECT_CONFIG, run_cli
 
 
 class _Tags(HTMLParser):
@@ -27,18 +23,6 @@ class _Tags(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.seen[tag] += 1
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real entry point in a subprocess, to see exit code and stderr as CI does."""
-    return subprocess.run(
-        [sys.executable, "-m", "analysis", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_help_lists_every_subcommand() -> None:
@@ -78,7 +62,7 @@ def test_unknown_baseline_exit_2(synthetic_pair, tmp_path: Path, capsys) -> None
             "--root",
             str(tmp_path / "b"),
             "--config",
-            str(CONFIG),
+            str(PROJECT_CONFIG),
         ]
     )
     assert code == 2
@@ -108,7 +92,7 @@ def test_gate_fails_on_slow_endpoint_and_writes_outputs(
                 "--root",
                 str(root),
                 "--config",
-                str(CONFIG),
+                str(PROJECT_CONFIG),
             ]
         )
         == 0
@@ -191,7 +175,7 @@ def test_report_is_self_contained_html(synthetic_pair, tmp_path: Path, gate_conf
 
 def test_compare_prints_every_metric(synthetic_pair, capsys) -> None:
     base, cur = synthetic_pair
-    assert main(["compare", str(base), str(cur), "--config", str(CONFIG)]) == 0
+    assert main(["compare", str(base), str(cur), "--config", str(PROJECT_CONFIG)]) == 0
     out = capsys.readouterr().out
     assert "throughput" in out and "error_rate" in out and "p99" in out
 
@@ -234,7 +218,7 @@ def test_report_lists_skipped_tasks_and_bytes_per_link(synthetic_pair, tmp_path:
     meta["links"] = {"postgres": {"upstream": 1200, "downstream": 5400}, "cablecast": {}}
     meta_path.write_text(json.dumps(meta))
     out = tmp_path / "r.html"
-    assert main(["report", str(run), "--out", str(out), "--config", str(CONFIG)]) == 0
+    assert main(["report", str(run), "--out", str(out), "--config", str(PROJECT_CONFIG)]) == 0
     text = out.read_text()
     assert "PROBLEM: user class OpenModelReader sent no request" in text
     assert (

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import http.server
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -25,6 +23,7 @@ from analysis.cli import main
 from analysis.config import load_config
 from analysis.gate import evaluate
 from analysis.load import load_run
+from tests.conftest import process_group, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).with_name("locust")
@@ -75,12 +74,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def server() -> Iterator[SlowServer]:
     srv = SlowServer(("127.0.0.1", 0), Handler)
     srv.factor = {}
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
+    with serving(srv):
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def locust_run(base: Path, label: str, port: int) -> Path:
@@ -93,14 +88,10 @@ def locust_run(base: Path, label: str, port: int) -> Path:
         "--only-summary",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=base, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
+    with process_group(
+        cmd, cwd=base, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as proc:
         assert proc.wait(timeout=90) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     return run_dir
 
 

@@ -3,10 +3,7 @@ skips, skip reasons naming the unmet minimum, and numbers in the unit of their t
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +17,9 @@ from analysis.gate import evaluate
 from analysis.load import load_run
 from analysis.synthetic import synthetic_requests, write_run
 
-from .conftest import PROJECT_CONFIG, make_run, make_samples
+from .conftest import PROJECT_CONFIG, make_run, make_samples, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 RAW = re.compile(r"\bnan\b|\bNaN\b|\bTrue\b|\bFalse\b|\de[+-]\d\d", re.IGNORECASE)
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "analysis", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        env=dict(os.environ),
-    )
 
 
 def test_unknown_baseline_lists_the_stored_names_in_one_line(

@@ -6,7 +6,6 @@ Locust here would monkey-patch the whole test session."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from http.cookiejar import CookieJar
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,7 @@ import pytest
 from geventhttpclient import UserAgent
 
 from locustfiles.cookies import QuickCookieJar, install
+from tests.conftest import serving
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -35,14 +35,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def base_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class Session:

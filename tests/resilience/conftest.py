@@ -1,16 +1,61 @@
-"""Fixtures of the resilience tests: a real embedded fault server with the three links."""
+"""Fixtures of the resilience tests: a real embedded fault server with the three links, the
+session stack as a target, and `python -m faults` run the way a user runs it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from faults.client import FaultClient
 from faults.embedded import embedded_fault_server
+from tests.conftest import run_module
+
+if TYPE_CHECKING:  # imported where used: most tests here need neither (faults.runner is slow)
+    from faults.runner import Target
+    from testbed.stack import Stack
 
 LINKS = ("postgres", "redis", "cablecast")
+
+
+def run_faults(
+    *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m faults ARGS` as a user types it; `env` is its whole environment (None:
+    this one)."""
+    return run_module("faults", *args, timeout=60, env=env)
+
+
+@pytest.fixture
+def target(clean_faults: Stack) -> Target:
+    """The session stack, seen as an external Archivist would be."""
+    from faults.runner import Target
+
+    s = clean_faults
+    return Target(s.api_url, s.fault_url, s.cablecast_url, s.database_url, s.redis_url)
+
+
+def run_args(path: Path, target: Target, run_dir: Path, *extra: str) -> list[str]:
+    """`faults run` arguments for an experiment against the target's API as an external host."""
+    return ["run", str(path), "--host", target.api_url, "--run-dir", str(run_dir), *extra]
+
+
+def faults_run(
+    path: Path, target: Target, run_dir: Path, *extra: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """An experiment against the target as an operator runs one against their own
+    Archivist: the fault server, database, Redis and Cablecast named in the environment."""
+    env = os.environ | {
+        "TOXIPROXY_URL": target.fault_url,
+        "DATABASE_URL": str(target.database_url),
+        "REDIS_URL": str(target.redis_url),
+        "CABLECAST_URL": str(target.cablecast_url),
+    }
+    return run_module("faults", *run_args(path, target, run_dir, *extra), timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="session")

@@ -7,18 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .conftest import run_faults as faults
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def faults(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "faults", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
 
 
 def test_the_catalogue_checks_and_lists() -> None:

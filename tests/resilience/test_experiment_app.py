@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -18,6 +16,8 @@ from faults.runner import Target, locust_command, outage_defects
 from locustfiles.routes import Profile
 from locustfiles.tomlconfig import ConfigError
 from testbed.hosted.spec import known_apps
+
+from .conftest import run_faults as faults
 
 REPO = Path(__file__).resolve().parents[2]
 BODY = """
@@ -40,17 +40,6 @@ def write(tmp_path: Path, head: str, body: str = BODY) -> Path:
     path = tmp_path / "exp.toml"
     path.write_text(textwrap.dedent(head) + textwrap.dedent(body))
     return path
-
-
-def faults(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "faults", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
 
 
 def no_src_env() -> dict[str, str]:

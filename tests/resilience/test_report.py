@@ -4,13 +4,8 @@ recoveries and data audit (and no whole-run gate that contradicts it)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
-
-import pytest
 
 from analysis.cli import main as analysis_main
 from analysis.synthetic import synthetic_requests, write_run
@@ -18,16 +13,9 @@ from faults.audit import AuditResult, Finding
 from faults.experiment import Hypothesis, Tolerance, parse_bound
 from faults.runner import Target
 from faults.verdict import Window, evaluate
-from testbed.stack import Stack
 from tests.resilience.test_runs import experiment_file
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def target(clean_faults: Stack) -> Target:
-    s = clean_faults
-    return Target(s.api_url, s.fault_url, s.cablecast_url, s.database_url, s.redis_url)
+from .conftest import faults_run
 
 
 def test_the_html_report_of_an_experiment_shows_the_verdict_the_cli_printed(
@@ -37,23 +25,7 @@ def test_the_html_report_of_an_experiment_shows_the_verdict_the_cli_printed(
     # beyond config/gate.toml's "error_rate < 1%" while the experiment may well pass.
     path = experiment_file(tmp_path, link="redis", toxic="down")
     run_dir = tmp_path / "run"
-    env = os.environ | {
-        "TOXIPROXY_URL": target.fault_url,
-        "DATABASE_URL": str(target.database_url),
-        "REDIS_URL": str(target.redis_url),
-        "CABLECAST_URL": str(target.cablecast_url),
-    }
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "faults", "run", str(path)),
-            *("--host", target.api_url, "--run-dir", str(run_dir), "--report"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = faults_run(path, target, run_dir, "--report", timeout=240)
     assert done.returncode in (0, 1), done.stderr
     [cli_word] = re.findall(r"^verdict: (PASS|FAIL);", done.stdout, re.MULTILINE)
     assert done.returncode == (0 if cli_word == "PASS" else 1)

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +23,9 @@ from faults.experiment import load_experiment
 from faults.runner import Outcome, Target, execute, read_requests
 from faults.scorecard import render_report
 from testbed.stack import Stack
+from tests.conftest import process_group
+
+from .conftest import faults_run, run_args, run_faults
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,12 +72,6 @@ def experiment_file(tmp_path: Path, **values: str) -> Path:
     path = tmp_path / f"{values['link']}-{values['toxic']}.toml"
     path.write_text(TEMPLATE.format(**values))
     return path
-
-
-@pytest.fixture
-def target(clean_faults: Stack) -> Target:
-    s = clean_faults
-    return Target(s.api_url, s.fault_url, s.cablecast_url, s.database_url, s.redis_url)
 
 
 def writes_inside(run_dir: Path, start: float, end: float) -> pd.DataFrame:
@@ -134,31 +133,6 @@ def test_a_hypothesis_the_service_cannot_meet_fails(
     assert not outcome.verdict.ok and not outcome.ok
 
 
-def start_runner(
-    path: Path, target: Target, run_dir: Path, journal: Path
-) -> subprocess.Popen[bytes]:
-    env = os.environ | {"TOXIPROXY_URL": target.fault_url, "LOADKIT_FAULTS_JOURNAL": str(journal)}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "faults",
-            "run",
-            str(path),
-            "--host",
-            target.api_url,
-            "--run-dir",
-            str(run_dir),
-            "--no-audit",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-
-
 def wait_for_toxic(client: FaultClient, proxy: str, runner: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while not client.toxics(proxy):
@@ -188,20 +162,31 @@ def long_fault(tmp_path: Path) -> Path:
     )
 
 
+@contextmanager
+def runner_with_its_fault_in(
+    client: FaultClient, target: Target, tmp_path: Path, journal: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`faults run` of long_fault into tmp_path/run, in a session of its own, handed to the
+    test once its Redis fault is in place; whatever the test does, nothing of it outlives
+    the block."""
+    env = os.environ | {"TOXIPROXY_URL": target.fault_url, "LOADKIT_FAULTS_JOURNAL": str(journal)}
+    args = run_args(long_fault(tmp_path), target, tmp_path / "run", "--no-audit")
+    command = [sys.executable, "-m", "faults", *args]
+    with process_group(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    ) as runner:
+        wait_for_toxic(client, "redis", runner)
+        yield runner
+
+
 def test_ctrl_c_removes_the_fault_and_stops_locust(
     target: Target, tmp_path: Path, journal_dir: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    runner = start_runner(long_fault(tmp_path), target, run_dir, journal_dir)
     with FaultClient(target.fault_url) as client:
-        try:
-            wait_for_toxic(client, "redis", runner)
+        with runner_with_its_fault_in(client, target, tmp_path, journal_dir) as runner:
             runner.send_signal(signal.SIGINT)
             assert runner.wait(60) == 130
-        finally:
-            if runner.poll() is None:
-                os.killpg(runner.pid, signal.SIGKILL)
-                runner.wait(10)
         assert client.toxics("redis") == []
     [window] = [json.loads(line) for line in (run_dir / "faults.jsonl").read_text().splitlines()]
     assert window["link"] == "redis" and "rolled back" in window["what"]
@@ -227,28 +212,17 @@ def test_a_sigkilled_runner_leaves_a_journal_that_cleanup_uses(
     target: Target, tmp_path: Path, journal_dir: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    runner = start_runner(long_fault(tmp_path), target, run_dir, journal_dir)
     with FaultClient(target.fault_url) as client:
-        try:
-            wait_for_toxic(client, "redis", runner)
+        with runner_with_its_fault_in(client, target, tmp_path, journal_dir) as runner:
             runner.kill()  # SIGKILL: no handler, no finally
             runner.wait(10)
-        finally:
-            if runner.poll() is None:
-                os.killpg(runner.pid, signal.SIGKILL)
-                runner.wait(10)
         assert [t.type for t in client.toxics("redis")] == ["latency"]  # left behind
         deadline = time.monotonic() + 30  # Locust follows its parent (PR_SET_PDEATHSIG)
         while locust_of(run_dir) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert locust_of(run_dir) == []
-        cleaned = subprocess.run(
-            [sys.executable, "-m", "faults", "cleanup"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=os.environ | {"LOADKIT_FAULTS_JOURNAL": str(journal_dir)},
+        cleaned = run_faults(
+            "cleanup", env=os.environ | {"LOADKIT_FAULTS_JOURNAL": str(journal_dir)}
         )
         assert cleaned.returncode == 0, cleaned.stderr
         assert "removed latency latency=50 on redis" in cleaned.stdout
@@ -267,33 +241,8 @@ def test_an_external_archivist_is_run_and_audited_through_the_environment(
         during_errors="< 5%",
         during_p95="< 1500",
     )
-    env = os.environ | {
-        "TOXIPROXY_URL": target.fault_url,
-        "DATABASE_URL": str(target.database_url),
-        "REDIS_URL": str(target.redis_url),
-        "CABLECAST_URL": str(target.cablecast_url),
-    }
     run_dir = tmp_path / "run"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "faults",
-            "run",
-            str(path),
-            "--host",
-            target.api_url,
-            "--run-dir",
-            str(run_dir),
-            "--app-log",
-            str(clean_faults.log_dir / "api.log"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = faults_run(path, target, run_dir, "--app-log", str(clean_faults.log_dir / "api.log"))
     report = json.loads((run_dir / "verdict.json").read_text())
     assert done.returncode == (0 if report["ok"] else 1), done.stderr
     assert report["target"] == target.api_url

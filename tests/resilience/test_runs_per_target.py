@@ -4,7 +4,6 @@ route profile picks the routes and the audit, and an audit that does not fit say
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,8 @@ from faults.audit import AuditError, fetch_present
 from faults.runner import Target
 from locustfiles.routes import Profile
 from testbed.stack import Stack
+
+from .conftest import faults_run, run_faults
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,6 +43,7 @@ sustained = "2s"
 [hypothesis.during]
 error_rate = "<= 100%"
 """
+DB_EDITORS = 'tags = ["db"]\nuser_classes = ["VodEditor"]'  # they never publish to Cablecast
 
 
 def flask_routes_for_contract_users(tmp_path: Path) -> Path:
@@ -54,41 +56,21 @@ def flask_routes_for_contract_users(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def target(clean_faults: Stack) -> Target:
-    s = clean_faults
-    return Target(s.api_url, s.fault_url, s.cablecast_url, s.database_url, s.redis_url)
-
-
-def faults_run(
-    path: Path, target: Target, run_dir: Path, *extra: str
-) -> subprocess.CompletedProcess:
-    env = os.environ | {
-        "TOXIPROXY_URL": target.fault_url,
-        "DATABASE_URL": str(target.database_url),
-        "REDIS_URL": str(target.redis_url),
-        "CABLECAST_URL": str(target.cablecast_url),
-    }
-    command = [sys.executable, "-m", "faults", "run", str(path), "--host", target.api_url]
-    return subprocess.run(
-        [*command, "--run-dir", str(run_dir), *extra],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+def short_run(
+    tmp_path: Path, target: Target, name: str, link: str, load: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """SHORT with its fault on `link` and `load` in its [load] table, saved as NAME.toml and
+    run against the target into tmp_path/run."""
+    path = tmp_path / f"{name}.toml"
+    path.write_text(SHORT.format(link=link, load=load))
+    return faults_run(path, target, tmp_path / "run", *extra)
 
 
 def test_a_fault_on_a_link_the_workload_never_uses_hit_nothing(
     target: Target, tmp_path: Path, journal_dir: Path
 ) -> None:
     """Only the `db` tasks run: nothing is published, so Cablecast sees no byte."""
-    path = tmp_path / "cablecast-idle.toml"
-    path.write_text(
-        SHORT.format(link="cablecast", load='tags = ["db"]\nuser_classes = ["VodEditor"]')
-    )
-    done = faults_run(path, target, tmp_path / "run", "--no-audit")
+    done = short_run(tmp_path, target, "cablecast-idle", "cablecast", DB_EDITORS, "--no-audit")
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     report = json.loads((tmp_path / "run" / "verdict.json").read_text())
@@ -106,11 +88,7 @@ def test_a_fault_on_a_link_the_workload_never_uses_hit_nothing(
 def test_a_fault_on_a_link_in_use_carries_bytes_and_keeps_its_verdict(
     target: Target, tmp_path: Path, journal_dir: Path
 ) -> None:
-    path = tmp_path / "postgres-used.toml"
-    path.write_text(
-        SHORT.format(link="postgres", load='tags = ["db"]\nuser_classes = ["VodEditor"]')
-    )
-    done = faults_run(path, target, tmp_path / "run", "--no-audit")
+    done = short_run(tmp_path, target, "postgres-used", "postgres", DB_EDITORS, "--no-audit")
     assert (tmp_path / "run" / "verdict.json").exists(), done.stderr[-3000:]
     report = json.loads((tmp_path / "run" / "verdict.json").read_text())
     assert report["verdict"]["hit_nothing"] == [], done.stdout
@@ -123,12 +101,9 @@ def test_the_flask_profile_on_the_reference_stack_runs_and_its_audit_says_what_i
 ) -> None:
     """--routes picks the Flask app's routes (only its health route fits this workload
     selection) and its audit (its own tables, with nothing of theirs acknowledged here)."""
-    path = tmp_path / "flask.toml"
-    path.write_text(
-        SHORT.format(link="redis", load='tags = ["system"]\nuser_classes = ["VodEditor"]')
-    )
     routes = str(flask_routes_for_contract_users(tmp_path))
-    done = faults_run(path, target, tmp_path / "run", "--routes", routes)
+    load = 'tags = ["system"]\nuser_classes = ["VodEditor"]'
+    done = short_run(tmp_path, target, "flask", "redis", load, "--routes", routes)
     assert "Traceback" not in done.stderr, done.stderr
     report = json.loads((tmp_path / "run" / "verdict.json").read_text())
     assert report["routes"] == routes
@@ -145,10 +120,9 @@ def test_a_silent_workload_stops_the_experiment_with_one_line(
 ) -> None:
     """The Flask profile with the open-model reader: it needs a listing route the profile
     lacks, so it never sends a request."""
-    path = tmp_path / "silent.toml"
-    path.write_text(SHORT.format(link="redis", load='user_classes = ["OpenModelReader"]'))
     routes = str(flask_routes_for_contract_users(tmp_path))
-    done = faults_run(path, target, tmp_path / "run", "--routes", routes)
+    load = 'user_classes = ["OpenModelReader"]'
+    done = short_run(tmp_path, target, "silent", "redis", load, "--routes", routes)
     assert done.returncode == 2, done.stderr
     errors = done.stderr.strip().splitlines()
     assert errors[-1].startswith(
@@ -208,14 +182,14 @@ def test_a_profile_audited_by_tables_checks_real_rows(stack: Stack, tmp_path: Pa
         if a.get("kind") == "ack" and a.get("request") == "POST /api/vods"
     ]
     assert created, acks
-    audit = [sys.executable, "-m", "faults", "audit", str(run_dir)]
-    args = [*audit, "--routes", str(profile), "--database-url", str(stack.database_url)]
-    kept = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60)
+    args = ["audit", str(run_dir), "--routes", str(profile)]
+    args += ["--database-url", str(stack.database_url)]
+    kept = run_faults(*args)
     assert kept.returncode == 0, kept.stdout + kept.stderr
     assert f"'vods.id': {len(set(created))}" in kept.stdout
     with psycopg.connect(str(stack.database_url), autocommit=True) as conn:
         conn.execute("DELETE FROM vods WHERE id = %s", (created[0],))
-    lost = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60)
+    lost = run_faults(*args)
     assert lost.returncode == 1, lost.stdout + lost.stderr
     assert (
         f"lost: {created[0]}: POST /api/vods acknowledged, but no vods row has id = '{created[0]}'"

@@ -99,15 +99,24 @@ def slow_worker_config(tmp_path: Path) -> Path:
     return path
 
 
+def kill_the_worker_mid_job(
+    stack: Stack, api: ArchivistClient, tmp_path: Path, title: str
+) -> dict[str, Any]:
+    """A new VOD whose job a slow worker has started (status transcoding) when it is
+    SIGKILLed: the job is left claimed by a dead worker."""
+    stack.restart("worker", env={"ARCHIVIST_CONFIG": str(slow_worker_config(tmp_path))})
+    vod = api.create_vod(title=title)
+    assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
+    api.wait_for(vod["id"], {"transcoding"}, timeout=15, poll=0.02)
+    stack.kill("worker")
+    return vod
+
+
 def test_a_worker_killed_mid_job_is_restarted_and_finishes_it_exactly_once(
     clean_faults: Stack, api: ArchivistClient, tmp_path: Path
 ) -> None:
     stack = clean_faults
-    stack.restart("worker", env={"ARCHIVIST_CONFIG": str(slow_worker_config(tmp_path))})
-    vod = api.create_vod(title="Killed mid-job")
-    assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
-    api.wait_for(vod["id"], {"transcoding"}, timeout=15, poll=0.02)
-    stack.kill("worker")
+    vod = kill_the_worker_mid_job(stack, api, tmp_path, "Killed mid-job")
     time.sleep(1.0)
     assert api.get_vod(vod["id"])["status"] == "transcoding"  # nobody else is working on it
     stack.start("worker")  # the usual fast config
@@ -120,11 +129,7 @@ def test_another_worker_reclaims_the_job_of_a_dead_one(
     clean_faults: Stack, api: ArchivistClient, tmp_path: Path
 ) -> None:
     stack = clean_faults
-    stack.restart("worker", env={"ARCHIVIST_CONFIG": str(slow_worker_config(tmp_path))})
-    vod = api.create_vod(title="Reclaimed by another worker")
-    assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
-    api.wait_for(vod["id"], {"transcoding"}, timeout=15, poll=0.02)
-    stack.kill("worker")
+    vod = kill_the_worker_mid_job(stack, api, tmp_path, "Reclaimed by another worker")
     log_path = tmp_path / "rescuer.log"
     env = dict(stack.app_env) | {"ARCHIVIST_WORKER_NAME": f"rescuer-{vod['id']}"}
     env.pop("ARCHIVIST_CONFIG", None)

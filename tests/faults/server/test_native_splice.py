@@ -101,27 +101,23 @@ def wait_finished(fwd: _splice.Forwarder, count: int, timeout: float = 10) -> di
     return seen
 
 
-def read_all(sock: socket.socket, size: int) -> bytes:
+def read_all(sock: socket.socket, size: int, chunk: int = 1 << 16, pause: float = 0) -> bytes:
+    """Up to `size` bytes, fewer if the peer closes first; `pause` after each read."""
     parts, got = [], 0
     while got < size:
-        part = sock.recv(min(size - got, 1 << 16))
+        part = sock.recv(min(size - got, chunk))
         if not part:
             break
         parts.append(part)
         got += len(part)
+        if pause:
+            time.sleep(pause)
     return b"".join(parts)
 
 
 def read_slowly(sock: socket.socket, size: int) -> bytes:
-    parts, got = [], 0
-    while got < size:
-        part = sock.recv(min(size - got, 1 << 15))
-        if not part:
-            break
-        parts.append(part)
-        got += len(part)
-        time.sleep(0.001)
-    return b"".join(parts)
+    """A reader slower than the sender: small reads with a pause keep the buffers full."""
+    return read_all(sock, size, chunk=1 << 15, pause=0.001)
 
 
 def in_thread(fn: object, *args: object) -> tuple[threading.Thread, list[object]]:
