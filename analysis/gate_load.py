@@ -13,22 +13,20 @@ The stack gets free ports and a throwaway state folder, and is stopped whatever 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from analysis.config import RunSettings
 from analysis.load import InputError
+from analysis.processes import log_tail, stop_groups, terminate_as_interrupt
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_CONFIG = REPO_ROOT / "config" / "stack.toml"
@@ -119,40 +117,6 @@ def locust_command(
     return command
 
 
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a CI runner cancelling) takes the same clean-up path as Ctrl-C."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-
 def run_locust(
     command: list[str], run_dir: Path, run: RunSettings, say: Callable[[str], None]
 ) -> None:
@@ -174,16 +138,16 @@ def run_locust(
     try:
         while proc.poll() is None:
             if time.monotonic() > deadline:
-                raise GateLoadError(f"Locust did not end in time:\n{_tail(log)}")
+                raise GateLoadError(f"Locust did not end in time:\n{log_tail(log)}")
             try:
                 proc.wait(HEARTBEAT_S)
             except subprocess.TimeoutExpired:
                 elapsed = min(time.monotonic() - started, run.duration_s)
                 say(f"load: {elapsed:.0f}/{run.duration_s:g} s")
     finally:
-        _stop(proc, run.stop_timeout_s + 10.0)
+        stop_groups([proc], run.stop_timeout_s + 10.0)
     if proc.returncode != 0:
-        raise GateLoadError(f"Locust failed (exit {proc.returncode}); {log}:\n{_tail(log)}")
+        raise GateLoadError(f"Locust failed (exit {proc.returncode}); {log}:\n{log_tail(log)}")
 
 
 def record_run(
@@ -213,7 +177,7 @@ def record_run(
         options = dict(hosted.load_options) if hosted is not None else {}
         what = f"{target.app} from {target.app_src}" if hosted is not None else "reference"
         say(f"starting the stack ({what}) on free ports ...")
-        with _terminate_as_interrupt(), running_stack(settings) as stack:
+        with terminate_as_interrupt(), running_stack(settings) as stack:
             if before_load is not None:
                 before_load(stack)
             run_dir.mkdir(parents=True, exist_ok=True)

@@ -27,13 +27,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 import pandas as pd
 
 from analysis.config import PairedSettings
 from analysis.load import InputError, load_run
 from analysis.paired import slice_order
+from analysis.processes import log_tail, stop_groups, terminate_as_interrupt
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_START_S = 240.0  # both stacks start together on a busy 2-core box
@@ -98,30 +98,6 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _stop_groups(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
-    """SIGINT each process group (a stack stops all its parts on it) at once, then wait;
-    SIGKILL a group that lingers past ``grace``."""
-    for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGINT)
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        try:
-            proc.wait(max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
 def remove_tree(path: Path, attempts: int = 40) -> None:
     """Remove ``path``, retrying: a stack killed after its grace leaves its guardian to stop
     the last parts, which may write into their state a moment longer."""
@@ -169,7 +145,7 @@ def stacks(
         # A second Ctrl-C must not cut the stop short and leave a stack holding its ports.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            _stop_groups([proc for _, proc, _ in procs], STACK_STOP_S)
+            stop_groups([proc for _, proc, _ in procs], STACK_STOP_S)
         finally:
             signal.signal(signal.SIGINT, previous)
 
@@ -183,7 +159,7 @@ def _wait_ready(label: str, proc: subprocess.Popen[bytes], log: Path) -> Target:
             return Target(label, api.group(1), cablecast.group(1))
         if proc.poll() is not None:
             raise PairedRunError(
-                f"the {label} stack exited with code {proc.returncode}:\n{_tail(log)}"
+                f"the {label} stack exited with code {proc.returncode}:\n{log_tail(log)}"
             )
         time.sleep(0.5)
     raise PairedRunError(f"the {label} stack was not ready within {STACK_START_S:g} s")
@@ -217,11 +193,11 @@ def run_slice(target: Target, run_dir: Path, paired: PairedSettings, env: dict[s
     except subprocess.TimeoutExpired:
         code = None
     finally:
-        _stop_groups([proc], 5.0)
+        stop_groups([proc], 5.0)
     if code != 0:
         raise PairedRunError(
             f"the Locust slice against the {target.label} stack failed "
-            f"({'timed out' if code is None else f'exit {code}'}):\n{_tail(log)}"
+            f"({'timed out' if code is None else f'exit {code}'}):\n{log_tail(log)}"
         )
 
 
@@ -230,20 +206,6 @@ def slice_samples(run_dir: Path, pair: int, side: str, paired: PairedSettings) -
     samples = load_run(run_dir).samples
     keep = (samples["t"] >= paired.warmup_s) & (samples["t"] < paired.slice_s)
     return samples[keep].assign(pair=pair, side=side, name=samples["name"].astype(str))
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a CI runner cancelling) takes the same clean-up path as Ctrl-C."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_paired(
@@ -255,7 +217,7 @@ def run_paired(
     """Every slice's samples (with ``pair`` and ``side``); see :mod:`analysis.paired`."""
     commit = resolve_ref(ref)
     env = dict(os.environ)
-    with _terminate_as_interrupt(), _workdir() as work:
+    with terminate_as_interrupt(), _workdir() as work:
         tree = work / "ref"
         export_tree(commit, tree)
         if not same_file(REPO_ROOT / SPLICE, tree / SPLICE):
