@@ -9,7 +9,8 @@ Three kinds, judged with the route profile's ``[findings]`` rules (config/routes
 - ``server error``: a 5xx answer while no fault was active (nor had just ended);
 - ``ungraceful``: a 5xx answer during a fault (or its grace period) that is not what the
   profile expects from a route whose dependency is down (one of ``outage_status`` with a
-  JSON body, e.g. a JSON 503), such as an HTML 500;
+  JSON body, e.g. a JSON 503), such as an HTML 500, nor the endpoint's steady defect (the
+  same status and shape it gives with no fault active);
 - ``slow``: an endpoint whose median latency outside the faults is above its limit.
 
 Everything here is pure: the requests (capture format), fault windows and app-log records
@@ -272,6 +273,22 @@ def _slow_rows(
     return rows
 
 
+def steady_answers(frame: pd.DataFrame, outside: np.ndarray) -> np.ndarray:
+    """Answers the same as an error the endpoint gives with no fault active (same endpoint,
+    status and shape): a route that always answers a JSON 500 (a steady defect, reported
+    once as a server error) is not ungraceful under a fault for answering it again; what
+    the fault changes, e.g. an HTML 500, still is (pure)."""
+    keys = pd.MultiIndex.from_arrays(
+        [
+            frame["method"].astype(str),
+            frame["name"].astype(str),
+            frame["status"],
+            frame["shape"].astype(str),
+        ]
+    )
+    return np.asarray(keys.isin(keys[outside]))
+
+
 def find(
     requests: pd.DataFrame,
     faults: pd.DataFrame,
@@ -296,10 +313,17 @@ def find(
     if rules.error_shape == "json":
         # JSON, not necessarily an error object: a health check's 503 carries its report.
         graceful &= np.isin(frame["shape"].to_numpy(), ["json error", "json", "unknown"])
+    steady = steady_answers(frame, server_error & ~faulted)
     rows = [
         *_error_rows(frame, server_error & ~faulted, SERVER_ERROR, ~faulted, start0, rules, logs),
         *_error_rows(
-            frame, server_error & faulted & ~graceful, UNGRACEFUL, faulted, start0, rules, logs
+            frame,
+            server_error & faulted & ~graceful & ~steady,
+            UNGRACEFUL,
+            faulted,
+            start0,
+            rules,
+            logs,
         ),
         *_slow_rows(frame, ~faulted, start0, rules),
     ]

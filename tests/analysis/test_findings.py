@@ -373,3 +373,23 @@ def test_a_report_whose_findings_cannot_be_computed_still_is_written(tmp_path: P
     assert main(["report", str(run), "--out", str(out)]) == 0
     html = out.read_text()
     assert "<p>Not computed: --routes &#x27;gone-profile&#x27;: no such profile" in html
+
+
+def test_a_steady_defect_answered_again_during_a_fault_is_not_ungraceful() -> None:
+    """publish answers a JSON 500 whatever happens (a server error, reported once); under
+    a fault the same JSON 500 is that defect again, but its HTML 500 is the fault's doing."""
+    json_500 = '{"error": "publish failed"}'
+    requests = frame(
+        req(1.0, PUBLISH, 500, "POST", body=json_500, ctype="application/json"),
+        req(2.0, PUBLISH, 500, "POST", body=json_500, ctype="application/json"),
+        req(11.0, PUBLISH, 500, "POST", body=json_500, ctype="application/json"),
+        req(12.0, PUBLISH, 500, "POST", body=HTML_500, ctype="text/html"),
+        req(13.0, "/api/me", 500, body=json_500, ctype="application/json"),
+    )
+    table = find(requests, window(10.0, 20.0), RULES)
+    rows = {(r.kind, r.endpoint, r["shape"], r["count"]) for _, r in table.iterrows()}
+    assert rows == {
+        (SERVER_ERROR, f"POST {PUBLISH}", "json error", 2),
+        (UNGRACEFUL, f"POST {PUBLISH}", "html", 1),
+        (UNGRACEFUL, "GET /api/me", "json error", 1),  # never failed outside the fault
+    }
