@@ -87,6 +87,14 @@ def test_same_code_on_both_sides_passes_and_leaves_nothing(tmp_base: Path) -> No
     assert leftovers(tmp_base) == []  # REF's export and both stacks' state removed
 
 
+def command_of(process: psutil.Process) -> str:
+    """Its command line; "" once it has ended (a zombie not yet reaped has none to read)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def test_ctrl_c_stops_both_stacks_and_removes_the_export(tmp_base: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "analysis", "gate", "--against", "HEAD", "--slices", "2",
@@ -101,7 +109,7 @@ def test_ctrl_c_stops_both_stacks_and_removes_the_export(tmp_base: Path) -> None
         # Wait until the first slice's Locust runs: both stacks are up by then.
         while time.monotonic() < deadline and proc.poll() is None:
             started = gate_process.children(recursive=True)
-            if any("locust" in " ".join(p.cmdline()) for p in started if p.is_running()):
+            if any("locust" in command_of(p) for p in started):
                 break
             time.sleep(0.5)
         assert proc.poll() is None, proc.communicate()
@@ -115,7 +123,7 @@ def test_ctrl_c_stops_both_stacks_and_removes_the_export(tmp_base: Path) -> None
     assert proc.returncode == 130, out + err
     assert "interrupted: both stacks stopped" in err
     _, alive = psutil.wait_procs(started, timeout=10)
-    assert alive == [], [p.cmdline() for p in alive]
+    assert alive == [], [command_of(p) for p in alive]
     assert leftovers(tmp_base) == []
 
 
