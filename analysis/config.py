@@ -15,7 +15,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from analysis.load import InputError
 
@@ -28,6 +28,7 @@ _REL_RE = re.compile(
     rf"^\s*{_METRIC}\s*(?P<sign>[+-])\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>%|pp)\s*$"
 )
 _UNIT_TO_MS = {"ms": 1.0, "us": 0.001, "s": 1000.0}
+_S = TypeVar("_S", "Settings", "PairedSettings", "RunSettings")
 
 
 @dataclass(frozen=True)
@@ -227,18 +228,7 @@ def parse_config(
 ) -> GateConfig:
     """Validate a parsed TOML document into a GateConfig (for ``app``, see for_app)."""
     data = for_app(data, app, source)
-    known = {f for f in Settings.__dataclass_fields__}
-    raw_settings = data.get("settings", {})
-    unknown = set(raw_settings) - known
-    if unknown:
-        raise InputError(
-            f"{source}: settings.{sorted(unknown)[0]} is not a setting; "
-            f"known: {', '.join(sorted(known))}"
-        )
-    try:
-        settings = Settings(**raw_settings)
-    except TypeError as exc:
-        raise InputError(f"{source}: settings: {exc}") from exc
+    settings = _section(data.get("settings", {}), Settings, "settings", source)
     if not 0.5 <= settings.confidence < 1.0:
         raise InputError(f"{source}: settings.confidence must be in [0.5, 1)")
     if settings.resamples < 100 or settings.block_s <= 0:
@@ -277,38 +267,31 @@ def parse_config(
     )
 
 
-def _paired(raw: Any, source: str) -> PairedSettings:
-    known = set(PairedSettings.__dataclass_fields__)
+def _section(raw: Any, cls: type[_S], name: str, source: str) -> _S:
+    """A ``[name]`` table as a ``cls`` dataclass: a table, known keys only, one line each."""
+    known = set(cls.__dataclass_fields__)
     if not isinstance(raw, dict):
-        raise InputError(f"{source}: paired must be a table")
+        raise InputError(f"{source}: {name} must be a table")
     unknown = set(raw) - known
     if unknown:
         raise InputError(
-            f"{source}: paired.{sorted(unknown)[0]} is not a setting; "
+            f"{source}: {name}.{sorted(unknown)[0]} is not a setting; "
             f"known: {', '.join(sorted(known))}"
         )
     try:
-        paired = PairedSettings(**raw)
+        return cls(**raw)
     except TypeError as exc:
-        raise InputError(f"{source}: paired: {exc}") from exc
+        raise InputError(f"{source}: {name}: {exc}") from exc
+
+
+def _paired(raw: Any, source: str) -> PairedSettings:
+    paired = _section(raw, PairedSettings, "paired", source)
     check_paired(paired, f"{source}: paired")
     return paired
 
 
 def _run(raw: Any, source: str) -> RunSettings:
-    known = set(RunSettings.__dataclass_fields__)
-    if not isinstance(raw, dict):
-        raise InputError(f"{source}: run must be a table")
-    unknown = set(raw) - known
-    if unknown:
-        raise InputError(
-            f"{source}: run.{sorted(unknown)[0]} is not a setting; "
-            f"known: {', '.join(sorted(known))}"
-        )
-    try:
-        run = RunSettings(**raw)
-    except TypeError as exc:
-        raise InputError(f"{source}: run: {exc}") from exc
+    run = _section(raw, RunSettings, "run", source)
     check_run(run, f"{source}: run")
     return run
 
