@@ -22,7 +22,7 @@ import pytest
 
 from analysis.cli import main
 from analysis.synthetic import synthetic_requests, write_run
-from tests.conftest import archivist_src
+from tests.conftest import archivist_src, run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "gate.toml"
@@ -39,17 +39,13 @@ def short_config(tmp_path: Path, seconds: float = 12.0) -> Path:
 
 
 def gate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "analysis", "gate", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
+    """`python -m analysis gate ARGS`; a stack start plus its load fits in 600 s."""
+    return run_module("analysis", "gate", *args, timeout=600, env=os.environ | (env or {}))
 
 
 def answers(url: str) -> bool:
+    """Whether the API still answers (any status); locustfiles.target has the same probe,
+    but importing it here would load Locust and gevent's monkey-patching into pytest."""
     try:
         with urllib.request.urlopen(url + "/api/health", timeout=2):
             return True
@@ -76,16 +72,12 @@ def test_an_unknown_app_or_a_missing_checkout_is_one_line_before_anything_starts
     tmp_path: Path,
 ) -> None:
     no_src = {k: v for k, v in os.environ.items() if k != "ARCHIVIST_SRC"}
-    out = subprocess.run(
-        [sys.executable, "-m", "analysis", "gate", "--start-stack", "--app", "nosuch"],
-        capture_output=True, text=True, cwd=ROOT, timeout=60, env=no_src,
-    )  # fmt: skip
+    out = run_module("analysis", "gate", "--start-stack", "--app", "nosuch", timeout=60, env=no_src)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "nosuch" in out.stderr and "archivist-flask" in out.stderr  # the known apps
-    out = subprocess.run(
-        [sys.executable, "-m", "analysis", "gate", "--start-stack", "--app", "archivist-flask"],
-        capture_output=True, text=True, cwd=ROOT, timeout=60, env=no_src,
-    )  # fmt: skip
+    out = run_module(
+        "analysis", "gate", "--start-stack", "--app", "archivist-flask", timeout=60, env=no_src
+    )
     assert out.returncode == 2
     assert "app archivist-flask needs its checkout: --app-src PATH" in out.stderr
     out = gate("--start-stack", "--app", "archivist-flask", "--app-src", str(tmp_path / "no"))
