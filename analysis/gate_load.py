@@ -27,6 +27,7 @@ from typing import Any
 from analysis.config import RunSettings
 from analysis.load import InputError
 from analysis.processes import log_tail, stop_groups, terminate_as_interrupt
+from testbed.hosted.spec import locust_flags
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_CONFIG = REPO_ROOT / "config" / "stack.toml"
@@ -109,12 +110,7 @@ def locust_command(
         "--exit-code-on-error", "0", "--host", api_url, "--cablecast-url", cablecast_url,
         "--routes", routes, "--run-dir", str(run_dir),
     ]  # fmt: skip
-    for key, value in options.items():
-        if value is True:
-            command.append(f"--{key}")
-        elif value is not False:
-            command += [f"--{key}", str(value)]
-    return command
+    return command + locust_flags(options)
 
 
 def run_locust(

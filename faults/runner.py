@@ -53,6 +53,7 @@ from faults.timeline import Injector, Timeline, cleanup
 from faults.verdict import KNOWN_DEFECT, OutageDefect, Verdict, Window, evaluate
 from locustfiles.routes import Profile
 from locustfiles.tomlconfig import ConfigError
+from testbed.hosted.spec import locust_flags
 
 START_TIMEOUT_S = 90.0  # Locust import and first spawn on a loaded 2-core box
 STOP_GRACE_S = 60.0  # after the planned duration, before Locust is stopped by force
@@ -232,11 +233,7 @@ def locust_command(experiment: Experiment, target: Target, run_dir: Path) -> lis
         command += ["--tags", *load.tags]
     if load.exclude_tags:
         command += ["--exclude-tags", *load.exclude_tags]
-    for key, value in (target.load_options | load.options).items():
-        if value is True:
-            command.append(f"--{key}")
-        elif value is not False:
-            command += [f"--{key}", str(value)]
+    command += locust_flags(target.load_options | load.options)
     command += list(load.user_classes)
     return command
 

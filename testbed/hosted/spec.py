@@ -57,6 +57,18 @@ class HostedApp:
             )
 
 
+def locust_flags(options: dict[str, Any]) -> list[str]:
+    """``{"source-addresses": 20, "allow-silent": True}`` as Locust flags: ``--key value``,
+    a bare ``--key`` for True, nothing for False (pure; shared by experiments and the gate)."""
+    flags: list[str] = []
+    for key, value in options.items():
+        if value is True:
+            flags.append(f"--{key}")
+        elif value is not False:
+            flags += [f"--{key}", str(value)]
+    return flags
+
+
 def apps_dir(root: Path) -> Path:
     return root / "config" / "apps"
 
