@@ -14,10 +14,8 @@ The stack gets free ports and a throwaway state folder, and is stopped whatever 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,36 +155,35 @@ def record_run(
     """Start the stack hosting ``target``, run the gate's load into ``run_dir``, stop the
     stack; returns the route profile the load used. ``before_load(stack)`` runs once the
     stack is healthy (a bench sets a fault there, to see the gate catch it)."""
+    from faults.runner import RunError, reference_stack
+    from testbed.hosted.spec import REFERENCE, load_app
     from testbed.processes import StackError
-    from testbed.stack import StackSettings, running_stack
 
     if run_dir.exists() and any(run_dir.iterdir()):
         raise GateLoadError(f"{run_dir}: not empty; the gate records a fresh run")
-    state_dir = Path(tempfile.mkdtemp(prefix="loadkit-gate-stack-"))
-    chosen: dict[str, Any] = {"app": target.app, "state_dir": state_dir}
-    if target.app_src is not None:
-        chosen["app_src"] = target.app_src
+    hosted = target.app != REFERENCE
     try:
-        settings = StackSettings.from_config(stack_config, free_ports=True, **chosen)
-        hosted = settings.hosted_app()
-        routes = run.routes or (hosted.routes if hosted is not None else "contract")
-        options = dict(hosted.load_options) if hosted is not None else {}
-        what = f"{target.app} from {target.app_src}" if hosted is not None else "reference"
-        say(f"starting the stack ({what}) on free ports ...")
-        with terminate_as_interrupt(), running_stack(settings) as stack:
+        routes = run.routes or (load_app(REPO_ROOT, target.app).routes if hosted else "contract")
+    except StackError as exc:
+        raise GateLoadError(str(exc)) from None
+    what = f"{target.app} from {target.app_src}" if hosted else "reference"
+    say(f"starting the stack ({what}) on free ports ...")
+    try:
+        with (
+            terminate_as_interrupt(),
+            reference_stack(target.app, target.app_src, stack_config) as stack,
+        ):
             if before_load is not None:
                 before_load(stack)
             run_dir.mkdir(parents=True, exist_ok=True)
             command = locust_command(
-                run, run_dir, stack.api_url, stack.cablecast_url, routes, options
+                run, run_dir, stack.api_url, stack.cablecast_url or "", routes, stack.load_options
             )
             say(
                 f"gate load: {run.locustfile}, routes {routes}, {run.users} users for "
                 f"{run.duration_s:g} s (seed {run.seed}) against {stack.api_url}"
             )
             run_locust(command, run_dir, run, say)
-    except StackError as exc:
-        raise GateLoadError(f"the stack did not start: {exc}") from None
-    finally:
-        shutil.rmtree(state_dir, ignore_errors=True)
+    except RunError as exc:
+        raise GateLoadError(str(exc)) from None
     return routes
