@@ -124,6 +124,17 @@ def clean_faults(stack: Stack) -> Iterator[Stack]:
         stack.restart(name)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that host the real app share one xdist worker (`--dist loadgroup`): the app's
+    limiter is hard-wired to 127.0.0.1:6379, so two of its stacks cannot run at once."""
+    for item in items:
+        if item.get_closest_marker("hosts_real_app") or "archivist_stack" in getattr(
+            item, "fixturenames", ()
+        ):
+            item.add_marker(pytest.mark.xdist_group("real-app-redis-6379"))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
     """A failed test that used the stack reports the tail of each app's log with its

@@ -19,10 +19,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from junitparser import Failure, JUnitXml
 
 from analysis.cli import main
 from analysis.synthetic import synthetic_requests, write_run
 from tests.conftest import archivist_src, run_module
+
+from .conftest import without_absolute_checks
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "gate.toml"
@@ -107,22 +110,50 @@ def test_a_run_is_not_gated_against_a_baseline_of_another_target(
 def test_gate_start_stack_loads_a_stack_it_starts_and_stops_then_gates_the_run(
     tmp_path: Path,
 ) -> None:
+    """The start-stack path end to end, judged only by what holds on any machine.
+
+    Whether a 12 s load on this machine passes against the stored `main` baseline (90 s,
+    recorded elsewhere) depends on the machine's speed, so the verdict itself is only
+    required to be a verdict that agrees with its JUnit file; the gate's logic is then shown
+    on figures that cannot move: the run it recorded, gated against itself, passes every
+    check it can judge (a change of exactly zero); test_compare and test_cli fail regressions
+    on runs whose figures they control.
+    """
     run_dir = tmp_path / "run"
+    config = short_config(tmp_path)
     out = gate(
         "--start-stack",
-        "--config", str(short_config(tmp_path)),
+        "--config", str(config),
         "--run-dir", str(run_dir),
         "--junit", str(run_dir / "gate.xml"),
     )  # fmt: skip
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.returncode in (0, 1), out.stdout[-3000:] + out.stderr[-3000:]
     assert "starting the stack (reference)" in out.stdout
     assert "routes contract, 30 users for 12 s (seed 1)" in out.stdout
-    assert "Performance gate passed** against baseline `main`" in out.stdout
+    word = "passed" if out.returncode == 0 else "failed"
+    assert f"Performance gate {word}** against baseline `main`" in out.stdout, out.stdout
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["options"]["routes"] == "contract" and meta["seed"] == "1"
-    assert (run_dir / "gate.xml").is_file()
+    failed = [c for suite in JUnitXml.fromfile(str(run_dir / "gate.xml")) for c in suite
+              if any(isinstance(r, Failure) for r in c.result)]  # fmt: skip
+    assert (len(failed) > 0) == (out.returncode == 1), out.stdout
     api = _AGAINST.search(out.stdout)
     assert api is not None and not answers(api.group(1))  # the stack it started is gone
+
+    root = tmp_path / "baselines"
+    saved = run_module("analysis", "baseline", "save", str(run_dir), "--name", "self",
+                       "--root", str(root), timeout=120)  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    relative_only = tmp_path / "relative.toml"  # and minimums a 12 s run meets
+    text = without_absolute_checks(config.read_text())
+    for key, low in (("min_samples", 5), ("min_blocks", 5), ("min_tail", 2)):
+        text = re.sub(rf"(?m)^{key} = \d+", f"{key} = {low}", text, count=1)
+    relative_only.write_text(text)
+    again = gate(str(run_dir), "--baseline", "self", "--root", str(root),
+                 "--config", str(relative_only))  # fmt: skip
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    tally = re.search(r"(\d+) checks: (\d+) passed, (\d+) failed", again.stdout)
+    assert tally is not None and int(tally[2]) > 0 and tally[3] == "0", again.stdout
 
 
 def test_ctrl_c_during_the_gate_load_stops_the_stack_and_exits_130(tmp_path: Path) -> None:
@@ -156,6 +187,7 @@ def test_ctrl_c_during_the_gate_load_stops_the_stack_and_exits_130(tmp_path: Pat
 
 
 @pytest.mark.slow
+@pytest.mark.hosts_real_app
 @pytest.mark.timeout(900)
 def test_the_real_archivist_is_gated_with_its_own_workload_baseline_and_checks(
     tmp_path: Path,

@@ -16,6 +16,8 @@ from junitparser import JUnitXml
 
 from testbed.stack import temporary_state_dir
 
+from .conftest import without_absolute_checks
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -75,9 +77,15 @@ def test_gate_without_one_mode_is_a_usage_error(
 
 
 def test_same_code_on_both_sides_passes_and_leaves_nothing(tmp_base: Path) -> None:
+    """The plumbing and the clean-up of one pair. Its relative checks skip (one pair is too
+    few to decide on: test_paired decides them on pairs it controls) and its fixed bounds
+    (p95 < 500ms) are left out: whether two stacks loaded on this machine meet them depends
+    on the machine, not on the code."""
     junit = tmp_base / "gate.xml"
+    config = tmp_base / "gate.toml"
+    config.write_text(without_absolute_checks((ROOT / "config" / "gate.toml").read_text()))
     done = gate(tmp_base, "--against", "HEAD", "--slices", "2", "--slice-seconds", "6",
-                "--junit", str(junit))  # fmt: skip
+                "--config", str(config), "--junit", str(junit))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     # Progress per slice, baseline first in pair 1; then the verdict and the pair table.
     assert "slice 1/2 pair 1 baseline" in done.stdout

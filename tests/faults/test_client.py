@@ -142,10 +142,11 @@ def test_latency_toxic_slows_an_open_connection_and_removal_restores(
             return (time.perf_counter() - start) * 1000
 
         ping_ms()
-        fault_client.add_toxic("db", "latency", {"latency": 100})
-        assert min(ping_ms() for _ in range(3)) >= 90  # applies to the open connection
+        fault_client.add_toxic("db", "latency", {"latency": 200})
+        assert min(ping_ms() for _ in range(3)) >= 180  # applies to the open connection
         fault_client.remove_toxic("db", "latency_downstream")
-        assert min(ping_ms() for _ in range(5)) < 50
+        # Half the toxic's latency: gone, with room for a busy machine's scheduling delay.
+        assert min(ping_ms() for _ in range(5)) < 100
 
 
 def test_reset_enables_proxies_and_removes_toxics(

@@ -43,6 +43,7 @@ def _writes(run_dir: Path) -> pd.DataFrame:
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.hosts_real_app
 def test_writes_over_http_need_the_secure_session_cookie_sent_by_hand(tmp_path: Path) -> None:
     src = archivist_src()
     app = _variant(

@@ -30,7 +30,8 @@ from faults.runner import read_requests
 from tests.conftest import archivist_src
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a stack start plus ~2 min of load
+# a stack start plus ~2 min of load; the app's Redis proxy needs 127.0.0.1:6379
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.hosts_real_app]
 
 
 def run(name: str, run_dir: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:

@@ -30,6 +30,9 @@ from .conftest import faults_run, run_args, run_faults
 REPO = Path(__file__).resolve().parents[2]
 
 # 26 s of load: 4 s warm-up, 5 s before, 7 s fault, 6 s recovery allowance, 3 s after.
+# The p95 bounds say "answers in seconds, not never" (a request held through the whole
+# outage takes 7 s and more); tighter figures would judge the machine: with PostgreSQL
+# down each database request waits out the pool's 2 s, and on a busy machine longer.
 TEMPLATE = """
 title = "{title}"
 [load]
@@ -47,7 +50,7 @@ for = "{length}"
 [hypothesis]
 error_rate = "< 5%"
 other_errors = "< 1%"
-p95_ms = "< 1500"
+p95_ms = "< 3000"
 recovers_within = "6s"
 sustained = "3s"
 [hypothesis.during]
@@ -67,7 +70,7 @@ def experiment_file(tmp_path: Path, **values: str) -> Path:
         "length": "7s",
         "attributes": "",
         "during_errors": "<= 100%",
-        "during_p95": "< 2500",
+        "during_p95": "< 5000",
     } | values
     path = tmp_path / f"{values['link']}-{values['toxic']}.toml"
     path.write_text(TEMPLATE.format(**values))

@@ -28,6 +28,9 @@ from testbed.stack import Stack, StackError
 from testbed.stack_settings import REPO_ROOT
 from tests.conftest import archivist_src
 
+# Its port test and its real-app stacks bind 127.0.0.1:6379: one worker runs them all.
+pytestmark = pytest.mark.hosts_real_app
+
 APP = load_app(REPO_ROOT, "archivist-flask")
 
 

@@ -17,6 +17,7 @@ from testbed.api.client import ArchivistClient
 from testbed.api.settings import AppConfig
 from testbed.stack import Stack
 
+from .test_api_idempotency import retrying_503
 from .test_faults_postgres import wait_until_ok
 from .test_worker_flow import assert_published_once, slow_worker_config
 
@@ -50,19 +51,22 @@ def test_a_job_is_on_the_queue_only_after_its_row_is_committed(clean_faults: Sta
     stack = clean_faults
     direct = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     with ArchivistClient(stack.api_url, timeout=30) as api:
-        api.login()
-        vod = api.create_vod(title="committed before queued")
+        retrying_503(api.login)
+        vod = retrying_503(lambda: api.create_vod(title="committed before queued"))
         last: Any = direct.xrevrange(QUEUE.stream, count=1)
         after = last[0][0] if last else "0-0"
         stack.faults.add_toxic(
             "postgres", "latency", {"latency": 300}, stream="upstream", name="slow"
         )
-        answer: dict[str, int] = {}
-        call = threading.Thread(
-            target=lambda: answer.update(
-                status=api.request("POST", f"/api/vods/{vod['id']}/process").status_code
-            )
-        )
+        answer: dict[str, Any] = {}
+
+        def process() -> None:
+            started = time.monotonic()
+            response = api.request("POST", f"/api/vods/{vod['id']}/process")
+            answer.update(status=response.status_code, body=response.text)
+            answer["seconds"] = round(time.monotonic() - started, 2)
+
+        call = threading.Thread(target=process)
         call.start()
         try:
             entry = None
@@ -79,6 +83,7 @@ def test_a_job_is_on_the_queue_only_after_its_row_is_committed(clean_faults: Sta
             call.join(30)
             stack.faults.remove_toxic("postgres", "slow")
             direct.close()
+        print(f"\nprocess through a 300 ms link: {answer}")
         assert answer.get("status") == 202, answer
         done = api.wait_for(vod["id"], {"published", "failed"}, timeout=30)
     assert done["status"] == "published", done

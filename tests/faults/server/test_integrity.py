@@ -107,13 +107,18 @@ def test_toxic_changes_apply_to_open_connections(api: httpx.Client, echo: EchoSe
     listen = add_proxy(api, "live", echo.address)
     api.post(
         "/proxies/live/toxics",
-        json={"type": "latency", "name": "lag", "toxicity": 0.0, "attributes": {"latency": 200}},
+        json={"type": "latency", "name": "lag", "toxicity": 0.0, "attributes": {"latency": 400}},
     )
+
+    def fastest(sock: socket.socket, payload: bytes) -> float:
+        """Best of three round trips: a busy machine's stall hits one, a toxic hits all."""
+        return min(round_trip(sock, payload) for _ in range(3))
+
     with connect(listen) as sock:
-        assert round_trip(sock, b"a") < 0.1
+        assert fastest(sock, b"a") < 0.2  # half the toxic's latency: the toxic is not on
         api.patch("/proxies/live/toxics/lag", json={"toxicity": 1.0})  # drawn again
-        assert 0.18 <= round_trip(sock, b"b") < 0.5
+        assert 0.36 <= round_trip(sock, b"b") < 0.8  # once, not twice
         api.delete("/proxies/live/toxics/lag")
-        assert round_trip(sock, b"c") < 0.1
-        add_toxic(api, "live", "latency", "upstream", latency=200)
-        assert 0.18 <= round_trip(sock, b"d") < 0.5
+        assert fastest(sock, b"c") < 0.2
+        add_toxic(api, "live", "latency", "upstream", latency=400)
+        assert 0.36 <= round_trip(sock, b"d") < 0.8

