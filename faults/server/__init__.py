@@ -21,6 +21,14 @@ Layout (one job per module):
   (``toxiproxy_proxy_{received,sent}_bytes_total{direction,listener,proxy,upstream}``,
   ``toxiproxy_proxy_open_connections{proxy}``, ``toxiproxy_proxy_active_toxics{proxy}``).
 
+The modules form layers, each importing only those below it (an import-linter contract in
+pyproject.toml checks it): ``__main__``, ``app``, ``api``, ``metrics``, ``collection``,
+``proxy``, ``connection``, ``link``, ``model``, ``toxics``, then ``pipeline``, ``native`` and
+``errors``. Where a lower module calls back up, it types the caller with a Protocol of its
+own: ``connection.Owner`` is what a connection needs of its proxy, ``link.Owner`` what a
+direction needs of its connection, ``pipeline.Flow`` what a queue reports to; a toxic's
+``Stub`` gets the connection's reset as a callable.
+
 Data path. With no toxic applied to a direction (the common case) the source protocol's
 ``data_received`` writes straight into the destination transport: no task, no queue, no
 copy; flow control pauses the source when the destination's buffer passes 256 KiB and

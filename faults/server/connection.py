@@ -7,16 +7,35 @@ import contextlib
 import random
 import socket
 import struct
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from faults.server import native
 from faults.server.link import Direction
 
 if TYPE_CHECKING:
-    from faults.server.proxy import Proxy
+    from faults.server.model import ToxicEntry
 
 WRITE_HIGH_WATER = 256 << 10  # destination buffer size at which the source pauses
 CLOSE_GRACE = 2.0  # seconds a closing socket may spend flushing before it is aborted
+
+
+class Owner(Protocol):
+    """What a connection needs of its proxy (``proxy.Proxy``).
+
+    Typed here, on the lower side, so that a connection never imports the proxy above it.
+    """
+
+    connections: set[Connection]  # the open ones; a connection adds itself on start
+
+    def next_ordinal(self) -> int: ...
+
+    def rng_for(self, what: str) -> random.Random: ...
+
+    def upstream_address(self) -> tuple[str, int]: ...
+
+    def chain(self, stream: str) -> list[ToxicEntry]: ...
+
+    def forget(self, conn: Connection) -> None: ...
 
 
 def _tune(transport: asyncio.BaseTransport) -> None:
@@ -85,7 +104,7 @@ class Side(asyncio.Protocol):
 class ClientSide(Side):
     """The accepted socket: holds reading until the upstream connection is up."""
 
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: Owner) -> None:
         super().__init__(Connection(proxy))
         self.conn.client = self
 
@@ -97,7 +116,7 @@ class ClientSide(Side):
 
 
 class Connection:
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: Owner) -> None:
         self.proxy = proxy
         self.loop = asyncio.get_running_loop()
         self.ordinal = proxy.next_ordinal()

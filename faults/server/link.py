@@ -18,14 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from faults.server.native import Detached
+from faults.server.native import Detached, NativePlane
 from faults.server.pipeline import CLOSE, EOF, Chunk, ChunkQueue, Item, Marker, Stub
 from faults.server.toxics.registry import closes_on_removal
 
 if TYPE_CHECKING:
-    from faults.server.connection import Connection
     from faults.server.model import ToxicEntry
 
 HIGH_WATER = 1 << 20  # bytes queued in a pipeline before the source stops reading
@@ -38,6 +37,25 @@ PAUSED_BY_NATIVE = 4  # the native plane reads the source: asyncio must not
 log = logging.getLogger("faults.server")
 
 NATIVE_RETRY = 0.005  # s between looks at the destination buffer before going native
+
+
+class Owner(Protocol):
+    """What a direction needs of its connection (``connection.Connection``).
+
+    Typed here, on the lower side, so that a link never imports the connection above it.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    plane: NativePlane | None  # None: the Python data plane
+    closed: bool
+
+    def rng_for(self, what: str) -> random.Random: ...
+
+    def direction_finished(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def reset(self) -> None: ...
 
 
 class Stage:
@@ -53,7 +71,7 @@ class Direction:
     """Moves bytes from ``src`` to ``dst`` and owns the toxic chain for one stream."""
 
     def __init__(
-        self, conn: Connection, stream: str, src: asyncio.Transport, dst: asyncio.Transport
+        self, conn: Owner, stream: str, src: asyncio.Transport, dst: asyncio.Transport
     ) -> None:
         self.conn = conn
         self.stream = stream
@@ -203,11 +221,11 @@ class Direction:
         for entry in active:
             output = ChunkQueue(self) if entry is not active[-1] else self.tail
             stub = Stub(
-                self,
                 queue,
                 output,
                 self._toxic_rng(entry.name),
                 self.toxic_state.setdefault(entry.name, {}),
+                self.conn.reset,
             )
             task = self.conn.loop.create_task(_run_stage(entry.toxic, stub))
             self.stages.append(Stage(entry, stub, task))

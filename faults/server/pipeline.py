@@ -4,6 +4,10 @@ A link direction with toxics is a chain of stages joined by ``ChunkQueue``s. Eve
 queue pops an item only after its reader wakes, and a stage keeps the item it is
 working on in ``Stub.pending``; so a stage task can be cancelled at any ``await``
 and the chain rebuilt around it without losing or reordering a byte.
+
+This is the whole of what a toxic sees, so it imports nothing of the server: the
+direction that owns the queues (``link``) comes in as a ``Flow``, and the connection's
+reset as a plain callable.
 """
 
 from __future__ import annotations
@@ -11,11 +15,9 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from faults.server.link import Direction
+from typing import Any, Protocol
 
 
 @dataclass(slots=True)
@@ -44,12 +46,18 @@ CLOSE = Marker("close")  # a toxic ended the connection: close it once the data 
 Item = Chunk | Marker
 
 
+class Flow(Protocol):
+    """Where a queue reports the bytes it holds: the flow control of its direction."""
+
+    def add_queued(self, delta: int) -> None: ...
+
+
 class ChunkQueue:
     """Unbounded FIFO whose byte total feeds the direction's flow control."""
 
     __slots__ = ("_items", "_owner", "_waiter")
 
-    def __init__(self, owner: Direction) -> None:
+    def __init__(self, owner: Flow) -> None:
         self._items: deque[Item] = deque()
         self._owner = owner
         self._waiter: asyncio.Future[None] | None = None
@@ -91,23 +99,23 @@ class ChunkQueue:
 class Stub:
     """What a toxic sees of its link: an input, an output and per-connection state."""
 
-    __slots__ = ("closed", "input", "link", "output", "pending", "rng", "state")
+    __slots__ = ("_abort", "closed", "input", "output", "pending", "rng", "state")
 
     def __init__(
         self,
-        link: Direction,
         input_queue: ChunkQueue,
         output_queue: ChunkQueue,
         rng: random.Random,
         state: dict[str, Any],
+        abort: Callable[[], None],
     ) -> None:
-        self.link = link
         self.input = input_queue
         self.output = output_queue
         self.rng = rng  # per connection, direction and toxic: repeatable with --seed
         self.state = state  # survives chain rebuilds, e.g. limit_data's byte count
         self.pending: Item | None = None
         self.closed = False
+        self._abort = abort  # the connection's TCP reset, for ``reset``
 
     @staticmethod
     def now() -> float:
@@ -145,4 +153,4 @@ class Stub:
         """Abort the connection with a TCP reset, now."""
         self.closed = True
         self.pending = None
-        self.link.conn.reset()
+        self._abort()
