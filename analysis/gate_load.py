@@ -8,7 +8,8 @@ reading the app from ``--app`` or config/stack.toml's ``app``, instead of a fixe
 command line that only fits the reference stack.
 
 The stack gets free ports and a throwaway state folder, and is stopped whatever happens
-(a failed start, a failed Locust, Ctrl-C, SIGTERM): a gate never leaves a port taken.
+(a failed start, a failed Locust, Ctrl-C, SIGTERM): a gate never leaves a port taken
+(testbed.throwaway_stack, as for resilience experiments).
 """
 
 from __future__ import annotations
@@ -155,9 +156,9 @@ def record_run(
     """Start the stack hosting ``target``, run the gate's load into ``run_dir``, stop the
     stack; returns the route profile the load used. ``before_load(stack)`` runs once the
     stack is healthy (a bench sets a fault there, to see the gate catch it)."""
-    from faults.runner import RunError, reference_stack
     from testbed.hosted.spec import REFERENCE, load_app
     from testbed.processes import StackError
+    from testbed.throwaway_stack import StackStartError, reference_stack
 
     if run_dir.exists() and any(run_dir.iterdir()):
         raise GateLoadError(f"{run_dir}: not empty; the gate records a fresh run")
@@ -184,6 +185,6 @@ def record_run(
                 f"{run.duration_s:g} s (seed {run.seed}) against {stack.api_url}"
             )
             run_locust(command, run_dir, run, say)
-    except RunError as exc:
+    except StackStartError as exc:
         raise GateLoadError(str(exc)) from None
     return routes

@@ -1,20 +1,24 @@
-"""`python -m faults`: run resilience experiments and look after what they inject.
+"""`python -m experiments`: run resilience experiments and look after what they inject.
 
-    python -m faults run NAME|FILE [--host URL] [--run-dir DIR] [--no-audit] [--report]
-                         [--routes PROFILE] [--app-log FILE ...] [--app NAME [--app-src PATH]]
-                         [--stack-config PATH]
-                         NAME: config/experiments/NAME.toml; --app: the stack hosts that
-                         real Archivist (config/apps/NAME.toml) from its checkout
-                         (--app-src, default $ARCHIVIST_SRC) and the run uses its routes;
-                         --stack-config: the stack TOML (default config/stack.toml), whose
-                         `app` and `app_src` count when neither --app nor [stack] names one
-    python -m faults list                 the catalogue: one line per experiment
-    python -m faults check [FILE|DIR ...] validate experiment files (all by default)
-    python -m faults cleanup [--all]      remove faults left by killed runs
-    python -m faults resilience [--only GLOB] [--out DIR]   the catalogue and its scorecard
-    python -m faults scorecard RUN_DIR ... [--out DIR]      a scorecard of finished runs
-    python -m faults audit RUN_DIR --database-url URL [--redis-url URL] [--cablecast-url URL]
-                               [--routes PROFILE]  was anything the service acknowledged lost?
+    python -m experiments run NAME|FILE [--host URL] [--run-dir DIR] [--no-audit] [--report]
+                    [--routes PROFILE] [--app-log FILE ...] [--app NAME [--app-src PATH]]
+                    [--stack-config PATH]
+                    NAME: config/experiments/NAME.toml; --app: the stack hosts that
+                    real Archivist (config/apps/NAME.toml) from its checkout
+                    (--app-src, default $ARCHIVIST_SRC) and the run uses its routes;
+                    --stack-config: the stack TOML (default config/stack.toml), whose
+                    `app` and `app_src` count when neither --app nor [stack] names one
+                    (the choice: testbed.app_choice)
+    python -m experiments list                 the catalogue: one line per experiment
+    python -m experiments check [FILE|DIR ...] validate experiment files (all by default)
+    python -m experiments cleanup [--all]      remove faults left by killed runs
+    python -m experiments resilience [--only GLOB] [--out DIR]   the catalogue, its scorecard
+    python -m experiments scorecard RUN_DIR ... [--out DIR]      a scorecard of finished runs
+    python -m experiments audit RUN_DIR --database-url URL [--redis-url URL]
+                    [--cablecast-url URL] [--routes PROFILE]
+                    was anything the service acknowledged lost?
+
+`python -m faults ...` (the old name, faults/__main__.py) runs the same commands.
 
 Exit codes: 0 every check held, 1 a check failed or a fault hit nothing (its link carried
 no byte: no verdict), 2 the experiment could not be run (bad file, stack did not start, a
@@ -36,8 +40,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from faults.experiment import REPO_ROOT, Experiment, ExperimentError, app_routes, load_experiment
+from experiments.errors import ExperimentError
+from experiments.experiment import REPO_ROOT, Experiment
+from experiments.experiment_file import app_routes, load_experiment
 
+PROG = "python -m experiments"
 CATALOGUE = REPO_ROOT / "config" / "experiments"
 
 
@@ -74,8 +81,10 @@ def experiment_file(given: str) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from analysis.experiment_report import verdict_word
-    from faults.runner import RunError, default_run_dir, execute, external_target, reference_stack
-    from faults.scorecard import render_report
+    from experiments.errors import RunError
+    from experiments.runner import default_run_dir, execute, external_target
+    from experiments.scorecard import render_report
+    from testbed.throwaway_stack import StackStartError, reference_stack
 
     experiment = load_experiment(experiment_file(args.experiment))
     if args.host and (args.app or experiment.stack.app):
@@ -106,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             with reference_stack(app, app_src, stack_config) as stack:
                 target = replace(stack, app_logs=(*stack.app_logs, *args.app_log))
                 outcome = execute(experiment, run_dir, target, audit=args.audit)
-    except RunError as exc:
+    except (RunError, StackStartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(render_report(outcome.report))
@@ -188,7 +197,7 @@ def configured_checkout(stack_config: Path) -> Path | None:
 
 def with_routes(experiment: Experiment, routes: str) -> Experiment:
     """The experiment run with another route/auth profile (--routes), checked first."""
-    from faults.experiment import check_routes
+    from experiments.experiment_file import check_routes
 
     def fail(where: str, message: str) -> ExperimentError:
         return ExperimentError(f"--routes {routes!r}: {message}")
@@ -267,7 +276,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from faults.timeline import cleanup
+    from experiments.timeline import cleanup
 
     lines = cleanup(include_live=args.all)
     for line in lines:
@@ -278,7 +287,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_resilience(args: argparse.Namespace) -> int:
-    from faults.scorecard import run_catalogue
+    from experiments.scorecard import run_catalogue
 
     files = catalogue_files(args.only)
     files = [f for f in files if f.stem != "demo" or args.only]
@@ -286,7 +295,8 @@ def cmd_resilience(args: argparse.Namespace) -> int:
     if hosted:  # the catalogue runs on one reference stack; these need their own
         names = ", ".join(f.stem for f in hosted)
         print(
-            f"not run here (they host a real app; run each: python -m faults run NAME): {names}",
+            "not run here (they host a real app; run each: python -m experiments run NAME): "
+            + names,
             file=sys.stderr,
         )
         files = [f for f in files if f not in hosted]
@@ -308,7 +318,7 @@ def hosts_an_app(path: Path) -> bool:
 
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
-    from faults.scorecard import ScorecardError, write_scorecard
+    from experiments.scorecard import ScorecardError, write_scorecard
 
     try:
         paths = write_scorecard([Path(d) for d in args.run_dirs], Path(args.out))
@@ -340,15 +350,11 @@ def run_routes(run_dir: Path) -> str:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from faults.audit import (
-        AuditError,
-        Sources,
-        audit_tables,
-        no_audit_note,
-        read_ledger,
-        run_audit,
-    )
-    from faults.experiment import Audit
+    from experiments.audit import no_audit_note
+    from experiments.audit_contract import read_ledger, run_audit
+    from experiments.audit_result import AuditError, Sources
+    from experiments.audit_tables import audit_tables
+    from experiments.experiment import Audit
     from locustfiles.routes import Profile
     from locustfiles.tomlconfig import ConfigError
 
@@ -409,8 +415,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 1 if any(found.values()) else 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m faults", description=__doc__.split("\n")[0])
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    what = __doc__.split("\n")[0].split(": ", 1)[1]
+    p = argparse.ArgumentParser(prog=prog, description=f"`{prog}`: {what}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run one experiment")
     run.add_argument(
@@ -496,8 +503,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    """The CLI; `prog` is the name it was started by (the old `python -m faults` too)."""
+    args = parser(prog).parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     # A shell starts background jobs with SIGINT ignored and Python then keeps it ignored;
     # Ctrl-C (or a supervisor's SIGINT) must still roll back the faults and exit 130.
