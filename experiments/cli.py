@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from typing import Any
 from experiments.errors import ExperimentError
 from experiments.experiment import REPO_ROOT, Experiment
 from experiments.experiment_file import app_routes, load_experiment
+from testbed.app_choice import AppChoice, AppChoiceError, choose_app
 
 PROG = "python -m experiments"
 CATALOGUE = REPO_ROOT / "config" / "experiments"
@@ -93,23 +93,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.host and args.stack_config:
         raise ExperimentError("--host and --stack-config: give one target, not both")
     stack_config = stack_config_file(args.stack_config)
-    app, app_src = (
-        (None, None) if args.host else chosen_app(experiment, args.app, args.app_src, stack_config)
-    )
+    choice = None if args.host else chosen_app(experiment, args.app, args.app_src, stack_config)
     if args.routes:
         experiment = with_routes(experiment, args.routes)
-    elif app is not None and experiment.load.routes == "contract":
-        experiment = with_routes(experiment, app_routes(app))  # the app's own workload
+    elif choice is not None and experiment.load.routes == "contract":
+        experiment = with_routes(experiment, app_routes(choice.app))  # the app's own workload
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(experiment)
     for log in args.app_log:
         if not log.is_file():
             print(f"error: --app-log {log}: no such file", file=sys.stderr)
             return 2
     try:
-        if args.host:
+        if choice is None:  # --host
             target = external_target(args.host, tuple(args.app_log))
             outcome = execute(experiment, run_dir, target, audit=args.audit)
         else:
+            app, app_src = choice.app, choice.app_src
             what = f"hosting {app} from {app_src}" if app_src else f"as {stack_config} says"
             print(f"starting the stack ({what}) on free ports ...", file=sys.stderr)
             with reference_stack(app, app_src, stack_config) as stack:
@@ -140,58 +139,12 @@ def stack_config_file(given: Path | None) -> Path:
 
 def chosen_app(
     experiment: Experiment, app: str | None, app_src: str | None, stack_config: Path
-) -> tuple[str | None, Path | None]:
-    """The app the stack hosts and its checkout: --app/--app-src, then the experiment's
-    [stack], then $ARCHIVIST_SRC for the checkout, then the stack TOML (app, app_src).
-    A checkout of None: the reference app."""
-    from testbed.hosted.spec import REFERENCE, known_apps
-
-    name = app or experiment.stack.app
-    from_stack_toml = name is None
-    if from_stack_toml:
-        name = configured_app(stack_config)
-    if name is None or name == REFERENCE:
-        if app_src:
-            raise ExperimentError("--app-src needs --app NAME (or [stack] app in the experiment)")
-        return name, None
-    if name not in known_apps(REPO_ROOT):
-        known = ", ".join(known_apps(REPO_ROOT))
-        given = f"{stack_config}: app" if from_stack_toml else "--app"
-        raise ExperimentError(f"{given} {name!r}: unknown app; known: {known}")
-    src = Path(app_src) if app_src else experiment.stack.app_src
-    if src is None and os.environ.get("ARCHIVIST_SRC"):
-        src = Path(os.environ["ARCHIVIST_SRC"])
-    if src is None and from_stack_toml:
-        return name, configured_checkout(stack_config)
-    if src is None:
-        raise ExperimentError(
-            f"app {name} needs its checkout: --app-src PATH or ARCHIVIST_SRC=PATH"
-        )
-    src = src.expanduser()
-    if not src.is_dir():
-        raise ExperimentError(f"app {name}: checkout {src} is not a folder")
-    return name, src.resolve()
-
-
-def configured_app(stack_config: Path) -> str | None:
-    """`app` of the stack TOML (None when unset or unreadable: the stack start says why)."""
-    import tomllib
-
+) -> AppChoice:
+    """The app the stack hosts and its checkout (testbed.app_choice: --app/--app-src, then
+    the experiment's [stack], then $ARCHIVIST_SRC, then the stack TOML)."""
     try:
-        app = tomllib.loads(stack_config.read_text(encoding="utf-8")).get("app")
-    except (OSError, tomllib.TOMLDecodeError):
-        return None
-    return app if isinstance(app, str) else None
-
-
-def configured_checkout(stack_config: Path) -> Path | None:
-    """`app_src` of the stack TOML that names the app, checked before anything starts: a
-    checkout that is missing or not the app's is one line, not a stack that failed."""
-    from testbed.stack_settings import StackError, StackSettings
-
-    try:
-        return StackSettings.from_config(stack_config, free_ports=True).app_src
-    except StackError as exc:
+        return choose_app(app, app_src, stack_config, experiment.stack)
+    except AppChoiceError as exc:
         raise ExperimentError(str(exc)) from None
 
 
