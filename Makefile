@@ -26,28 +26,30 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# Experiments run with `python -m experiments` (the old `python -m faults` still works).
+
 # The main tour: the reference stack under ~3 min of VOD and auth load, one fault per link,
 # then the verdict, the data audit and an HTML report (config/experiments/demo.toml).
 demo: $(STAMP)
-	$(BIN)/python -m faults run config/experiments/demo.toml --report
+	$(BIN)/python -m experiments run config/experiments/demo.toml --report
 
 # The tour on the real Archivist: the stack hosts the public Flask app from its checkout
 # (make demo-archivist ARCHIVIST_SRC=PATH), its workload runs, Redis goes down, then
 # PostgreSQL turns slow; verdict, audit and HTML report (config/experiments/archivist-demo.toml).
 demo-archivist: $(STAMP)
 	@test -n "$(ARCHIVIST_SRC)" || { echo "usage: make demo-archivist ARCHIVIST_SRC=<checkout of the Archivist Flask app>"; exit 2; }
-	$(BIN)/python -m faults run config/experiments/archivist-demo.toml --app-src "$(ARCHIVIST_SRC)" --report
+	$(BIN)/python -m experiments run config/experiments/archivist-demo.toml --app-src "$(ARCHIVIST_SRC)" --report
 
 # One resilience experiment: make experiment NAME=postgres-down (config/experiments/NAME.toml);
 # on the real Archivist: make experiment NAME=archivist-redis-down ARCHIVIST_SRC=PATH, or any
 # experiment with APP=archivist-flask ARCHIVIST_SRC=PATH
 experiment: $(STAMP)
 	@test -n "$(NAME)" || { echo "usage: make experiment NAME=<one of: $$(ls config/experiments | sed 's/\.toml$$//' | tr '\n' ' ')>"; exit 2; }
-	$(if $(ARCHIVIST_SRC),ARCHIVIST_SRC="$(ARCHIVIST_SRC)") $(BIN)/python -m faults run $(NAME) $(if $(APP),--app $(APP))
+	$(if $(ARCHIVIST_SRC),ARCHIVIST_SRC="$(ARCHIVIST_SRC)") $(BIN)/python -m experiments run $(NAME) $(if $(APP),--app $(APP))
 
 # The whole catalogue on one stack (bounded: 30 min), then runs/resilience-*/scorecard.{md,png}
 resilience: $(STAMP)
-	$(BIN)/python -m faults resilience --budget 30m
+	$(BIN)/python -m experiments resilience --budget 30m
 
 up: $(STAMP)
 	$(BIN)/python -m testbed up

@@ -1,6 +1,6 @@
 """The experiment's part of the HTML report: its verdict, phases, recoveries and audit.
 
-A resilience experiment (`python -m faults run`) writes `verdict.json` into its run
+A resilience experiment (`python -m experiments run`) writes `verdict.json` into its run
 folder. Its verdict - not the whole-run performance gate, which would judge the outage
 the experiment caused on purpose - is what the report states, with the same word the
 CLI printed (`verdict_word` of the same `ok`).
@@ -52,7 +52,7 @@ def read_experiment(run_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("verdict"), dict) or "ok" not in data:
-        raise InputError(f"{path}: not a verdict written by python -m faults run")
+        raise InputError(f"{path}: not a verdict written by python -m experiments run")
     return data
 
 

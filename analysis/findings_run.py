@@ -1,7 +1,7 @@
 """The findings of a run folder: its requests, fault windows, route profile and app logs.
 
 The one place that reads files for analysis.findings, shared by ``python -m analysis
-findings``, the HTML report and ``python -m faults run``. App logs are the files given
+findings``, the HTML report and ``python -m experiments run``. App logs are the files given
 plus those the experiment runner copied into the run folder (``app-logs/*.log``), so a
 run folder reports the same findings after its stack is gone.
 """

@@ -8,7 +8,8 @@ reading the app from ``--app`` or config/stack.toml's ``app``, instead of a fixe
 command line that only fits the reference stack.
 
 The stack gets free ports and a throwaway state folder, and is stopped whatever happens
-(a failed start, a failed Locust, Ctrl-C, SIGTERM): a gate never leaves a port taken.
+(a failed start, a failed Locust, Ctrl-C, SIGTERM): a gate never leaves a port taken
+(testbed.throwaway_stack, as for resilience experiments).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from analysis.config import RunSettings
 from analysis.load import InputError
 from analysis.processes import log_tail, stop_groups, terminate_as_interrupt
+from testbed.app_choice import AppChoice, AppChoiceError, choose_app
 from testbed.hosted.spec import locust_flags
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,42 +38,16 @@ class GateLoadError(InputError):
     """The gate's load could not run; the message says which part and why."""
 
 
-@dataclass(frozen=True)
-class GateTarget:
-    """The Archivist a gate run loads: ``reference`` or a config/apps/NAME.toml app."""
-
-    app: str
-    app_src: Path | None = None
-
-
 def chosen_target(
     app: str | None, app_src: str | None, stack_config: Path = STACK_CONFIG
-) -> GateTarget:
-    """``--app``, else config/stack.toml's ``app``; its checkout from ``--app-src``, then
-    ``$ARCHIVIST_SRC``, then config/stack.toml's ``app_src`` (the order ``faults run`` uses)."""
-    from testbed.hosted.spec import REFERENCE, known_apps
-    from testbed.processes import StackError
-    from testbed.stack_settings import StackSettings
-
+) -> AppChoice:
+    """``--app``, else the stack TOML's ``app``; its checkout from ``--app-src``, then
+    ``$ARCHIVIST_SRC``, then the stack TOML's ``app_src`` (testbed.app_choice: the rule
+    ``experiments run`` uses too)."""
     try:
-        configured = StackSettings.as_written(stack_config)
-        name = app or configured.app
-        if name not in known_apps(REPO_ROOT):
-            known = ", ".join(known_apps(REPO_ROOT))
-            raise GateLoadError(f"app {name!r}: unknown; known: {known}")
-        src = Path(app_src) if app_src else None
-        if src is None and name != REFERENCE:
-            from_env = os.environ.get("ARCHIVIST_SRC")
-            src = Path(from_env) if from_env else configured.app_src
-        if src is None and name != REFERENCE:
-            raise GateLoadError(
-                f"app {name} needs its checkout: --app-src PATH, ARCHIVIST_SRC=PATH or "
-                f"app_src in {stack_config}"
-            )
-        settings = StackSettings.from_config(stack_config, app=name, app_src=src)
-    except StackError as exc:
+        return choose_app(app, app_src, stack_config)
+    except AppChoiceError as exc:
         raise GateLoadError(str(exc)) from None
-    return GateTarget(settings.app, settings.app_src)
 
 
 def app_for_routes(routes: str | None) -> str | None:
@@ -146,7 +121,7 @@ def run_locust(
 
 def record_run(
     run: RunSettings,
-    target: GateTarget,
+    target: AppChoice,
     run_dir: Path,
     stack_config: Path = STACK_CONFIG,
     say: Callable[[str], None] = print,
@@ -155,9 +130,9 @@ def record_run(
     """Start the stack hosting ``target``, run the gate's load into ``run_dir``, stop the
     stack; returns the route profile the load used. ``before_load(stack)`` runs once the
     stack is healthy (a bench sets a fault there, to see the gate catch it)."""
-    from faults.runner import RunError, reference_stack
     from testbed.hosted.spec import REFERENCE, load_app
     from testbed.processes import StackError
+    from testbed.throwaway_stack import StackStartError, reference_stack
 
     if run_dir.exists() and any(run_dir.iterdir()):
         raise GateLoadError(f"{run_dir}: not empty; the gate records a fresh run")
@@ -184,6 +159,6 @@ def record_run(
                 f"{run.duration_s:g} s (seed {run.seed}) against {stack.api_url}"
             )
             run_locust(command, run_dir, run, say)
-    except RunError as exc:
+    except StackStartError as exc:
         raise GateLoadError(str(exc)) from None
     return routes

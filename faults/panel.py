@@ -39,19 +39,19 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from analysis.capture import run_dir_of  # also registers --run-dir and the capture
+from experiments.experiment import REPO_ROOT
+from experiments.timeline import Injector
 from faults.client import ENV_URL, FaultClient, FaultServerError
-from faults.experiment import (
+from faults.toxic_types import (
     ATTRIBUTE_UNITS,
     DOWN,
     EFFECT_ATTRIBUTES,
-    REPO_ROOT,
     STREAMS,
     TOXIC_ATTRIBUTES,
     TOXICS,
     attribute_problem,
     whole_numbers,
 )
-from faults.timeline import Injector
 
 SCRIPT = Path(__file__).with_name("panel.js")
 STATE_TTL_S = 2.0  # the tab refreshes with the stats every 2 s; one fault-server read each

@@ -202,7 +202,7 @@ def test_capture_records_every_request_exactly(
     assert set(failed["body"]) == {"<html>" + "nope" * 48 + "no"}
     assert good["content_type"].isna().all() and good["body"].isna().all()
 
-    # The request type is kept: faults.runner tells WORKFLOW entries from HTTP by it.
+    # The request type is kept: experiments.runner tells WORKFLOW entries from HTTP by it.
     assert set(read_requests(run_dir)["type"].astype(str)) == {"GET", "POST"}
 
     meta = json.loads((run_dir / "meta.json").read_text())

@@ -17,7 +17,7 @@ import pytest
 
 from faults.client import ENV_URL
 from faults.embedded import free_port, real_toxiproxy_server
-from faults.experiment import TOXIC_ATTRIBUTES
+from faults.toxic_types import TOXIC_ATTRIBUTES
 
 PROXY_KEYS = {"name", "listen", "upstream", "enabled", "toxics"}
 TOXIC_KEYS = {"name", "type", "stream", "toxicity", "attributes"}

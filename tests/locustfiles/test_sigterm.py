@@ -73,7 +73,7 @@ def test_a_sigtermed_headless_run_ends_cleanly_and_keeps_its_files(
     )
     run_dir = tmp_path / "run"
     args = ["-f", "locustfiles/vod.py", "VodEditor", "--headless", "-u", "3", "-r", "3"]
-    args += ["-t", "60s", "-T", "db", "--stop-timeout", "5"]  # as faults.runner runs it
+    args += ["-t", "60s", "-T", "db", "--stop-timeout", "5"]  # as the experiment runner does
     args += ["--shape", shape, "--shapes-file", str(shapes)]
     args += ["--host", stack.api_url, "--cablecast-url", stack.cablecast_url]
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from faults.audit import expectations, fetch_rows, judge, read_ledger
+from experiments.audit_contract import expectations, fetch_rows, judge, read_ledger
+from experiments.experiment import Audit
 from faults.embedded import free_port
-from faults.experiment import Audit
 from tests.locustfiles.conftest import REPO_ROOT, LocustRun, processes_args, run_locust
 
 ALL_FILES = "locustfiles/vod.py,locustfiles/auth.py,locustfiles/invalid.py"

@@ -1,5 +1,5 @@
 """Fixtures of the resilience tests: a real embedded fault server with the three links, the
-session stack as a target, and `python -m faults` run the way a user runs it."""
+session stack as a target, and `python -m experiments` run the way a user runs it."""
 
 from __future__ import annotations
 
@@ -15,36 +15,37 @@ from faults.client import FaultClient
 from faults.embedded import embedded_fault_server
 from tests.conftest import run_module
 
-if TYPE_CHECKING:  # imported where used: most tests here need neither (faults.runner is slow)
-    from faults.runner import Target
+if TYPE_CHECKING:  # imported where used: most tests here need neither (the runner is slow)
     from testbed.stack import Stack
+    from testbed.target import Target
 
 LINKS = ("postgres", "redis", "cablecast")
 
 
-def run_faults(
+def run_experiments(
     *args: str, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m faults ARGS` as a user types it; `env` is its whole environment (None:
-    this one)."""
-    return run_module("faults", *args, timeout=60, env=env)
+    """`python -m experiments ARGS` as a user types it; `env` is its whole environment
+    (None: this one)."""
+    return run_module("experiments", *args, timeout=60, env=env)
 
 
 @pytest.fixture
 def target(clean_faults: Stack) -> Target:
     """The session stack, seen as an external Archivist would be."""
-    from faults.runner import Target
+    from testbed.target import Target
 
     s = clean_faults
     return Target(s.api_url, s.fault_url, s.cablecast_url, s.database_url, s.redis_url)
 
 
 def run_args(path: Path, target: Target, run_dir: Path, *extra: str) -> list[str]:
-    """`faults run` arguments for an experiment against the target's API as an external host."""
+    """`experiments run` arguments for an experiment against the target's API, an external
+    host."""
     return ["run", str(path), "--host", target.api_url, "--run-dir", str(run_dir), *extra]
 
 
-def faults_run(
+def run_experiment(
     path: Path, target: Target, run_dir: Path, *extra: str, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     """An experiment against the target as an operator runs one against their own
@@ -55,7 +56,8 @@ def faults_run(
         "REDIS_URL": str(target.redis_url),
         "CABLECAST_URL": str(target.cablecast_url),
     }
-    return run_module("faults", *run_args(path, target, run_dir, *extra), timeout=timeout, env=env)
+    args = run_args(path, target, run_dir, *extra)
+    return run_module("experiments", *args, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="session")

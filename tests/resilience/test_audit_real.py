@@ -17,8 +17,9 @@ import httpx
 import psycopg
 import pytest
 
-from faults.audit import Sources, run_audit
-from faults.experiment import Audit
+from experiments.audit_contract import run_audit
+from experiments.audit_result import Sources
+from experiments.experiment import Audit
 from testbed.api.settings import AppConfig
 from testbed.stack import Stack
 

@@ -5,16 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from faults.audit import (
-    CablecastView,
-    Expected,
-    expectations,
-    judge,
-    judge_tables,
-    read_acks,
-    read_ledger,
-)
-from faults.experiment import Audit
+from experiments.audit_contract import CablecastView, Expected, expectations, judge, read_ledger
+from experiments.audit_tables import judge_tables, read_acks
+from experiments.experiment import Audit
 from locustfiles.routes import Profile
 
 NOW = 10_000.0

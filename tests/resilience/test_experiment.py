@@ -7,14 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from faults.experiment import (
-    REPO_ROOT,
-    TOXICS,
-    ExperimentError,
-    load_experiment,
-    parse_bound,
-    parse_duration,
-)
+from experiments.errors import ExperimentError
+from experiments.experiment import REPO_ROOT
+from experiments.experiment_file import load_experiment
+from experiments.written_values import parse_bound, parse_duration
+from faults.toxic_types import TOXICS
 
 LINKS = ("postgres", "redis", "cablecast")
 VALID = """
@@ -179,7 +176,8 @@ def test_a_fault_may_carry_its_own_during_tolerance(tmp_path: Path) -> None:
 
 
 def test_the_load_table_becomes_locust_flags(tmp_path: Path) -> None:
-    from faults.runner import Target, locust_command
+    from experiments.locust_process import locust_command
+    from testbed.target import Target
 
     text = VALID.replace(
         "users = 5",

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from faults.experiment import ExperimentError, load_experiment
-from faults.runner import Target, locust_command, outage_defects
+from experiments.errors import ExperimentError
+from experiments.experiment_file import load_experiment
+from experiments.locust_process import locust_command
+from experiments.runner import outage_defects
 from locustfiles.routes import Profile
 from locustfiles.tomlconfig import ConfigError
 from testbed.hosted.spec import known_apps
+from testbed.target import Target
 
-from .conftest import run_faults as faults
+from .conftest import run_experiments as cli
 
 REPO = Path(__file__).resolve().parents[2]
 BODY = """
@@ -110,7 +113,7 @@ def test_bad_app_choices_exit_2_with_one_line() -> None:
         ),
     ]
     for args, message in cases:
-        done = faults("run", *args, env=env)
+        done = cli("run", *args, env=env)
         assert done.returncode == 2, (args, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -140,19 +143,19 @@ def test_an_app_the_stack_toml_names_is_checked_before_anything_starts(tmp_path:
     ]
     for app_lines, message in cases:
         config = stack_toml(tmp_path, app_lines)
-        done = faults("run", "redis-down", "--stack-config", str(config), env=env)
+        done = cli("run", "redis-down", "--stack-config", str(config), env=env)
         assert done.returncode == 2, (app_lines, done.stderr)
         assert done.stderr.startswith(f"error: {config}: ") and message in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    missing = faults("run", "redis-down", "--stack-config", str(tmp_path / "nope.toml"), env=env)
+    missing = cli("run", "redis-down", "--stack-config", str(tmp_path / "nope.toml"), env=env)
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"error: --stack-config {tmp_path / 'nope.toml'}: no such file"
     # The experiment's [stack] names the app: the stack TOML's app is not consulted.
     config = stack_toml(tmp_path, 'app = "nosuch"')
     exp = write(tmp_path, '[stack]\napp = "archivist-flask"\n')
-    done = faults("run", str(exp), "--stack-config", str(config), env=env)
+    done = cli("run", str(exp), "--stack-config", str(config), env=env)
     assert done.returncode == 2 and "needs its checkout: --app-src PATH" in done.stderr
-    external = faults(
+    external = cli(
         "run", "redis-down", "--host", "http://127.0.0.1:9", "--stack-config", str(config), env=env
     )
     assert external.returncode == 2
@@ -160,7 +163,7 @@ def test_an_app_the_stack_toml_names_is_checked_before_anything_starts(tmp_path:
 
 
 def test_the_catalogue_run_leaves_out_experiments_for_a_hosted_app() -> None:
-    done = faults("resilience", "--only", "archivist-*", "--budget", "1s", env=no_src_env())
+    done = cli("resilience", "--only", "archivist-*", "--budget", "1s", env=no_src_env())
     assert "not run here (they host a real app" in done.stderr
     assert "archivist-redis-down" in done.stderr
     assert done.returncode == 2 and "no experiment" in done.stderr

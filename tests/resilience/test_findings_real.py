@@ -15,11 +15,13 @@ from analysis.cli import main as analysis_main
 from analysis.findings import SLOW, UNGRACEFUL
 from analysis.findings_run import APP_LOG_DIR, run_findings
 from analysis.load import read_requests
-from faults.__main__ import findings_text
-from faults.experiment import load_experiment
-from faults.runner import Target, execute, stack_app_logs
+from experiments.cli import findings_text
+from experiments.experiment_file import load_experiment
+from experiments.runner import execute
 from testbed.api.client import ArchivistClient
 from testbed.stack import Stack
+from testbed.target import Target
+from testbed.throwaway_stack import stack_app_logs
 from tests.locustfiles.conftest import run_locust
 from tests.resilience.test_runs import experiment_file
 from tests.testbed.test_api_idempotency import retrying_503

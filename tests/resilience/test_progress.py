@@ -20,9 +20,11 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from faults.experiment import load_experiment
-from faults.runner import Progress, Target, current_totals, read_requests, run_load
-from faults.verdict import KNOWN_DEFECT
+from experiments.experiment_file import load_experiment
+from experiments.progress import Progress, current_totals
+from experiments.runner import read_requests, run_load
+from experiments.verdict import KNOWN_DEFECT
+from testbed.target import Target
 
 SYNC_STATUS = "/api/vod/sync-status"  # a [defects] route of config/routes/archivist-flask.toml
 LINE = re.compile(
@@ -199,7 +201,7 @@ sustained = "1s"
 def test_a_real_run_counts_the_apps_known_defects_apart(
     tmp_path: Path, lone_fault_url: str, journal_dir: Path
 ) -> None:
-    """`faults run`'s load loop (Locust with the archivist-flask workload and profile)
+    """`experiments run`'s load loop (Locust with the archivist-flask workload and profile)
     against an app whose sync-status answers the listed 500: the line's known defects are
     those requests, and its failures the others."""
     path = tmp_path / "progress.toml"

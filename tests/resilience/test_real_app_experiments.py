@@ -1,5 +1,5 @@
 """The real Archivist (ARCHIVIST_SRC; skipped without it) under the experiments written for
-it, run end to end as a user runs them (`python -m faults run NAME`): each verdict must
+it, run end to end as a user runs them (`python -m experiments run NAME`): each verdict must
 reflect its fault, not PASS by accident nor say FAULT HIT NOTHING.
 
 - Redis down: the app answers HTML 500s on every route (its rate limiter needs Redis):
@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from faults.runner import read_requests
+from experiments.runner import read_requests
 from tests.conftest import archivist_src
 
 REPO = Path(__file__).resolve().parents[2]

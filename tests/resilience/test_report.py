@@ -9,13 +9,14 @@ from pathlib import Path
 
 from analysis.cli import main as analysis_main
 from analysis.synthetic import synthetic_requests, write_run
-from faults.audit import AuditResult, Finding
-from faults.experiment import Hypothesis, Tolerance, parse_bound
-from faults.runner import Target
-from faults.verdict import Window, evaluate
+from experiments.audit_result import AuditResult, Finding
+from experiments.experiment import Hypothesis, Tolerance
+from experiments.verdict import Window, evaluate
+from experiments.written_values import parse_bound
+from testbed.target import Target
 from tests.resilience.test_runs import experiment_file
 
-from .conftest import faults_run
+from .conftest import run_experiment
 
 
 def test_the_html_report_of_an_experiment_shows_the_verdict_the_cli_printed(
@@ -25,7 +26,7 @@ def test_the_html_report_of_an_experiment_shows_the_verdict_the_cli_printed(
     # beyond config/gate.toml's "error_rate < 1%" while the experiment may well pass.
     path = experiment_file(tmp_path, link="redis", toxic="down")
     run_dir = tmp_path / "run"
-    done = faults_run(path, target, run_dir, "--report", timeout=240)
+    done = run_experiment(path, target, run_dir, "--report", timeout=240)
     assert done.returncode in (0, 1), done.stderr
     [cli_word] = re.findall(r"^verdict: (PASS|FAIL);", done.stdout, re.MULTILINE)
     assert done.returncode == (0 if cli_word == "PASS" else 1)

@@ -18,14 +18,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from experiments.experiment_file import load_experiment
+from experiments.runner import Outcome, execute, read_requests
+from experiments.scorecard import render_report
 from faults.client import FaultClient
-from faults.experiment import load_experiment
-from faults.runner import Outcome, Target, execute, read_requests
-from faults.scorecard import render_report
 from testbed.stack import Stack
+from testbed.target import Target
 from tests.conftest import process_group
 
-from .conftest import faults_run, run_args, run_faults
+from .conftest import run_args, run_experiment, run_experiments
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -169,7 +170,7 @@ def long_fault(tmp_path: Path) -> Path:
 def runner_with_its_fault_in(
     client: FaultClient, target: Target, tmp_path: Path, journal: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`faults run` of long_fault into tmp_path/run, in a session of its own, handed to the
+    """`experiments run` of long_fault into tmp_path/run, in a session of its own, handed to the
     test once its Redis fault is in place; whatever the test does, nothing of it outlives
     the block."""
     env = os.environ | {"TOXIPROXY_URL": target.fault_url, "LOADKIT_FAULTS_JOURNAL": str(journal)}
@@ -224,7 +225,7 @@ def test_a_sigkilled_runner_leaves_a_journal_that_cleanup_uses(
         while locust_of(run_dir) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert locust_of(run_dir) == []
-        cleaned = run_faults(
+        cleaned = run_experiments(
             "cleanup", env=os.environ | {"LOADKIT_FAULTS_JOURNAL": str(journal_dir)}
         )
         assert cleaned.returncode == 0, cleaned.stderr
@@ -245,7 +246,7 @@ def test_an_external_archivist_is_run_and_audited_through_the_environment(
         during_p95="< 1500",
     )
     run_dir = tmp_path / "run"
-    done = faults_run(path, target, run_dir, "--app-log", str(clean_faults.log_dir / "api.log"))
+    done = run_experiment(path, target, run_dir, "--app-log", str(clean_faults.log_dir / "api.log"))
     report = json.loads((run_dir / "verdict.json").read_text())
     assert done.returncode == (0 if report["ok"] else 1), done.stderr
     assert report["target"] == target.api_url

@@ -16,13 +16,14 @@ import httpx
 import psycopg
 import pytest
 
-from faults.audit import AuditError, fetch_present
-from faults.runner import Target
+from experiments.audit_result import AuditError
+from experiments.audit_tables import fetch_present
 from locustfiles.routes import Profile
 from testbed.api.client import ArchivistClient
 from testbed.stack import Stack
+from testbed.target import Target
 
-from .conftest import faults_run, run_faults
+from .conftest import run_experiment, run_experiments
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,7 +70,7 @@ def short_run(
     run against the target into tmp_path/run."""
     path = tmp_path / f"{name}.toml"
     path.write_text(SHORT.format(link=link, load=load))
-    return faults_run(path, target, tmp_path / "run", *extra)
+    return run_experiment(path, target, tmp_path / "run", *extra)
 
 
 def test_a_fault_on_a_link_the_workload_never_uses_hit_nothing(
@@ -221,12 +222,12 @@ def test_a_profile_audited_by_tables_checks_real_rows(stack: Stack, tmp_path: Pa
     assert created, acks
     args = ["audit", str(run_dir), "--routes", str(profile)]
     args += ["--database-url", str(stack.database_url)]
-    kept = run_faults(*args)
+    kept = run_experiments(*args)
     assert kept.returncode == 0, kept.stdout + kept.stderr
     assert f"'vods.id': {len(set(created))}" in kept.stdout
     with psycopg.connect(str(stack.database_url), autocommit=True) as conn:
         conn.execute("DELETE FROM vods WHERE id = %s", (created[0],))
-    lost = run_faults(*args)
+    lost = run_experiments(*args)
     assert lost.returncode == 1, lost.stdout + lost.stderr
     assert (
         f"lost: {created[0]}: POST /api/vods acknowledged, but no vods row has id = '{created[0]}'"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from faults.scorecard import ScorecardError, render_report, write_scorecard
+from experiments.scorecard import ScorecardError, render_report, write_scorecard
 
 
 def verdict(name: str, ok: bool, error_rate: float, recovery: float | None, lost: int) -> dict:

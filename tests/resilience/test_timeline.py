@@ -10,9 +10,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+from experiments.experiment import Fault
+from experiments.timeline import Injector, Journal, Timeline, cleanup
 from faults.client import FaultClient
-from faults.experiment import Fault
-from faults.timeline import Injector, Journal, Timeline, cleanup
 
 
 def windows(run_dir: Path) -> list[dict]:
@@ -80,7 +80,7 @@ CHILD = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from faults.client import FaultClient
-    from faults.timeline import Injector
+    from experiments.timeline import Injector
     client = FaultClient(sys.argv[1])
     injector = Injector(client, Path(sys.argv[2]))
     injector.inject("redis", "timeout", {"timeout": 0})

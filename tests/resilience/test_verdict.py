@@ -8,15 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faults.experiment import Hypothesis, Tolerance, parse_bound
-from faults.verdict import (
-    Window,
-    check_phase,
-    episodes,
-    evaluate,
-    recovery_time,
-    window_stats,
-)
+from experiments.experiment import Hypothesis, Tolerance
+from experiments.verdict import Window, check_phase, episodes, evaluate, recovery_time, window_stats
+from experiments.written_values import parse_bound
 
 T0 = 1_000_000.0
 

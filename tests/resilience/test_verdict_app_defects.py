@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from faults.experiment import Hypothesis, Tolerance, parse_bound
-from faults.verdict import OutageDefect, Window, evaluate, window_stats
+from experiments.experiment import Hypothesis, Tolerance
+from experiments.verdict import OutageDefect, Window, evaluate, window_stats
+from experiments.written_values import parse_bound
 
 T0 = 1_000_000.0
 HTML_500 = "CatchResponseError: status 500, expected 200 <!doctype html>"

@@ -5,7 +5,7 @@ Three pieces, used by the experiment runner and by the web UI's faults panel:
 - `Journal`: before anything is injected, a line saying what and where is written and
   fsync'ed to `runs/.faults-journal/<pid>-<n>.jsonl`; after removal, a line saying so.
   If the injecting process dies (SIGKILL, power cut), `cleanup()` - run by
-  `python -m faults cleanup` and at the start of every experiment - reads the journals
+  `python -m experiments cleanup` and at the start of every experiment - reads the journals
   of dead processes and removes what they left behind.
 - `Injector`: adds a toxic or takes a link down, removes it, and appends the fault
   window to the run folder's `faults.jsonl` (the shared format).
@@ -27,9 +27,10 @@ from typing import Any
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
+from experiments.experiment import REPO_ROOT, Fault
 from faults.client import FaultClient, FaultNotFound, FaultServerError, FaultServerUnavailable
-from faults.experiment import DOWN, REPO_ROOT, Fault
 from faults.linkbytes import difference
+from faults.toxic_types import DOWN
 
 JOURNAL_DIR = REPO_ROOT / "runs" / ".faults-journal"
 ENV_JOURNAL_DIR = "LOADKIT_FAULTS_JOURNAL"

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faults.experiment import Bound, Hypothesis, Tolerance
+from experiments.experiment import Bound, Hypothesis, Tolerance
 
 STEP_S = 0.5  # s between candidate recovery points
 # A proper answer, as the workloads word it (locustfiles/archivist.py: "status 503, expected

@@ -17,7 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from faults.experiment import REPO_ROOT, ExperimentError, load_experiment, parse_duration
+from experiments.errors import ExperimentError
+from experiments.experiment import REPO_ROOT
+from experiments.experiment_file import load_experiment
+from experiments.written_values import parse_duration
 
 
 class ScorecardError(Exception):
@@ -140,7 +143,7 @@ def read_report(run_dir: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise ScorecardError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or "verdict" not in data:
-        raise ScorecardError(f"{path}: not a verdict written by python -m faults run")
+        raise ScorecardError(f"{path}: not a verdict written by python -m experiments run")
     return data
 
 
@@ -230,7 +233,9 @@ def write_scorecard(
 
 def run_catalogue(files: list[Path], out: Path | None, budget: str) -> int:
     """Run every experiment on one reference stack; write the scorecard; 0 if all passed."""
-    from faults.runner import RunError, execute, reference_stack
+    from experiments.errors import RunError
+    from experiments.runner import execute
+    from testbed.throwaway_stack import StackStartError, reference_stack
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = out or REPO_ROOT / "runs" / f"resilience-{stamp}"
@@ -260,7 +265,7 @@ def run_catalogue(files: list[Path], out: Path | None, budget: str) -> int:
                     continue
                 print(render_report(outcome.report), file=sys.stderr)
                 run_dirs.append(run_dir)
-    except RunError as exc:
+    except (RunError, StackStartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     paths = write_scorecard(run_dirs, out, errors)

@@ -1,4 +1,4 @@
-"""Was anything the service acknowledged lost? The data audit after an experiment.
+"""The reference stack's audit (`[audit] checks = "contract"`): was anything lost?
 
 The workload's ledger (`ledger-<pid>.jsonl` in the run folder) holds every write the
 service acknowledged. The audit compares it with what is really there:
@@ -18,10 +18,8 @@ service acknowledged. The audit compares it with what is really there:
 Gathering (`fetch_*`) is apart from judging (`judge`, a pure function), so the rules are
 tested on small inputs. Every finding names the VOD and says what differs.
 
-Those are the reference stack's rules (`[audit] checks = "contract"` in
-config/routes/contract.toml). Another deployment's profile says what durable means there
-(`checks = "tables"`: for each acknowledged write, the table and key column that must hold
-it; `audit_tables`), or has no `[audit]`, and then the run says nothing was audited.
+These are the rules of config/routes/contract.toml; experiments.audit says which audit a
+profile gets.
 """
 
 from __future__ import annotations
@@ -31,18 +29,17 @@ import re
 import time
 import tomllib
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import redis
-from psycopg import sql
 from psycopg.rows import dict_row
 
-from faults.experiment import REPO_ROOT, Audit
-from locustfiles.routes import AuditRules, Profile
+from experiments.audit_result import AuditError, AuditResult, Finding, Sources, safe_url
+from experiments.experiment import REPO_ROOT, Audit
 
 IN_PROCESS = ("transcoding", "captioning", "publishing")
 TOMBSTONE_VERSION = 2**62  # testbed/api/cache.py: a delete leaves this version
@@ -55,65 +52,7 @@ QUIET_S = 10.0  # s without any change to a processing VOD: the drain stops wait
 CHECKED_FIELDS = ("title", "description", "file_name", "duration_s", "size_bytes")
 
 
-class AuditError(Exception):
-    """A source could not be read; the message names it."""
-
-
 PendingJob = tuple[str, int, float]  # stream message id, VOD id (0: unknown), idle seconds
-
-
-@dataclass(frozen=True)
-class Sources:
-    database_url: str | None
-    redis_url: str | None = None
-    cablecast_url: str | None = None  # base like http://host:port/CablecastAPI/v1
-
-
-@dataclass(frozen=True)
-class Finding:
-    id: int | str  # a VOD id, or the key a `tables` rule looked up
-    problem: str
-
-
-@dataclass
-class AuditResult:
-    lost: list[Finding] = field(default_factory=list)
-    duplicated: list[Finding] = field(default_factory=list)
-    inconsistent: list[Finding] = field(default_factory=list)
-    stuck: list[Finding] = field(default_factory=list)
-    checked: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    limits: Audit = field(default_factory=Audit)
-
-    @property
-    def ok(self) -> bool:
-        return (
-            len(self.lost) <= self.limits.lost_writes
-            and len(self.duplicated) <= self.limits.duplicates
-            and len(self.inconsistent) <= self.limits.inconsistent
-            and len(self.stuck) <= self.limits.stuck
-        )
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "lost": len(self.lost),
-            "duplicated": len(self.duplicated),
-            "inconsistent": len(self.inconsistent),
-            "stuck": len(self.stuck),
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "counts": self.counts(),
-            "limits": asdict(self.limits),
-            "checked": self.checked,
-            "lost": [asdict(f) for f in self.lost],
-            "duplicated": [asdict(f) for f in self.duplicated],
-            "inconsistent": [asdict(f) for f in self.inconsistent],
-            "stuck": [asdict(f) for f in self.stuck],
-            "notes": self.notes,
-        }
 
 
 @dataclass
@@ -354,7 +293,7 @@ def fetch_rows(database_url: str, ids: list[int]) -> dict[int, dict[str, Any]]:
             )
             return {int(r["id"]): dict(r) for r in cur.fetchall()}
     except psycopg.Error as exc:
-        raise AuditError(f"database {_safe(database_url)}: {exc}") from None
+        raise AuditError(f"database {safe_url(database_url)}: {exc}") from None
 
 
 def fetch_cache(redis_url: str, ids: list[int]) -> dict[int, tuple[int, dict[str, Any] | None]]:
@@ -363,7 +302,7 @@ def fetch_cache(redis_url: str, ids: list[int]) -> dict[int, tuple[int, dict[str
     try:
         values = client.mget([VOD_KEY.format(id=i) for i in ids]) if ids else []
     except redis.RedisError as exc:
-        raise AuditError(f"redis {_safe(redis_url)}: {exc}") from None
+        raise AuditError(f"redis {safe_url(redis_url)}: {exc}") from None
     finally:
         client.close()
     result: dict[int, tuple[int, dict[str, Any] | None]] = {}
@@ -407,7 +346,7 @@ def fetch_pending(redis_url: str) -> list[PendingJob]:
                 jobs.append((f"lag:{g['lag']}", 0, 0.0))
         return jobs
     except redis.RedisError as exc:
-        raise AuditError(f"redis {_safe(redis_url)}: {exc}") from None
+        raise AuditError(f"redis {safe_url(redis_url)}: {exc}") from None
     finally:
         client.close()
 
@@ -499,139 +438,3 @@ def run_audit(run_dir: Path, sources: Sources, limits: Audit) -> AuditResult:
     if not expected:
         result.notes.append("the ledger is empty: no acknowledged write to audit")
     return result
-
-
-def _safe(url: str) -> str:
-    """A URL without its password, for messages."""
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
-
-
-# -- per profile: what "durable" means is the profile's [audit] (config/routes/*.toml) ------
-
-
-def no_audit_note(profile: Profile) -> str | None:
-    """Why nothing is audited for this profile (None: it has an audit)."""
-    if profile.audit is None:
-        return (
-            f"profile {profile.name} defines no audit (no [audit] in its config/routes file): "
-            "nothing was audited"
-        )
-    return None
-
-
-def read_acks(run_dir: Path) -> list[dict[str, Any]]:
-    """The `ack` entries of the ledger (profiles audited by tables), oldest first."""
-    acks = []
-    for path in sorted(run_dir.glob("ledger-*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a torn last line
-            if isinstance(entry, dict) and entry.get("kind") == "ack":
-                acks.append(entry)
-    acks.sort(key=lambda e: float(e.get("ts", 0)))
-    return acks
-
-
-def judge_tables(
-    rules: AuditRules,
-    acks: list[dict[str, Any]],
-    present: dict[tuple[str, str], set[str]],
-    limits: Audit,
-) -> AuditResult:
-    """Each acknowledged write against its rules (pure): `present` maps (table, column) to
-    the keys found there among those looked up."""
-    result = AuditResult(limits=limits)
-    result.checked = {"acknowledged": len(acks)}
-    for rule in rules.durable:
-        keys = _keys_of(rule.request, rule.field, acks)
-        found = present.get((rule.table, rule.column), set())
-        result.checked[f"{rule.table}.{rule.column}"] = len(keys)
-        for key in keys:
-            if rule.absent and key in found:
-                result.lost.append(
-                    Finding(key, f"{rule.request} acknowledged, but {rule.table} still has it")
-                )
-            elif not rule.absent and key not in found:
-                result.lost.append(
-                    Finding(
-                        key,
-                        f"{rule.request} acknowledged, but no {rule.table} row has "
-                        f"{rule.column} = {key!r}",
-                    )
-                )
-    for request in rules.not_durable:
-        n = sum(1 for a in acks if a.get("request") == request)
-        if n:
-            result.notes.append(
-                f"{request}: {n} acknowledged, not audited: the app keeps nothing for it"
-            )
-    if not acks:
-        result.notes.append("the ledger holds no acknowledged write this profile audits")
-    return result
-
-
-def _keys_of(request: str, answer_field: str, acks: list[dict[str, Any]]) -> list[str]:
-    keys = []
-    for ack in acks:
-        if ack.get("request") != request:
-            continue
-        value = (ack.get("values") or {}).get(answer_field)
-        if value is not None and str(value) not in keys:
-            keys.append(str(value))
-    return keys
-
-
-def fetch_present(
-    database_url: str, profile: Profile, wanted: dict[tuple[str, str], list[str]]
-) -> dict[tuple[str, str], set[str]]:
-    """The keys of `wanted` found in each (table, column); AuditError names a missing table."""
-    present: dict[tuple[str, str], set[str]] = {}
-    try:
-        with psycopg.connect(database_url, connect_timeout=5) as conn:
-            for (table, column), keys in wanted.items():
-                query = sql.SQL("SELECT {col}::text FROM {table} WHERE {col}::text = ANY(%s)")
-                try:
-                    rows = conn.execute(
-                        query.format(col=sql.Identifier(column), table=sql.Identifier(table)),
-                        (keys,),
-                    ).fetchall()
-                except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
-                    raise AuditError(
-                        f"profile {profile.name} audits {table}.{column}, which the database "
-                        f"{_safe(database_url)} lacks ({exc.diag.message_primary}): is it the "
-                        f"{profile.name} deployment's database?"
-                    ) from None
-                present[(table, column)] = {str(r[0]) for r in rows}
-    except psycopg.Error as exc:
-        raise AuditError(f"database {_safe(database_url)}: {exc}") from None
-    return present
-
-
-def audit_tables(run_dir: Path, database_url: str, profile: Profile, limits: Audit) -> AuditResult:
-    """The `tables` audit: every acknowledged durable write of the ledger is in its table."""
-    rules = profile.audit
-    if rules is None or rules.checks != "tables":
-        raise AuditError(f"profile {profile.name} is not audited by tables")
-    acks = read_acks(run_dir)
-    wanted: dict[tuple[str, str], list[str]] = {}
-    for rule in rules.durable:
-        keys = _keys_of(rule.request, rule.field, acks)
-        if keys:
-            wanted.setdefault((rule.table, rule.column), []).extend(keys)
-    present = fetch_present(database_url, profile, wanted) if wanted else {}
-    return judge_tables(rules, acks, present, limits)
-
-
-def audit_for_profile(
-    run_dir: Path, sources: Sources, limits: Audit, profile: Profile
-) -> AuditResult | None:
-    """The audit the profile defines (None when it defines none: see `no_audit_note`)."""
-    if profile.audit is None:
-        return None
-    if sources.database_url is None:
-        raise AuditError("the audit needs the database: set DATABASE_URL")
-    if profile.audit.checks == "tables":
-        return audit_tables(run_dir, sources.database_url, profile, limits)
-    return run_audit(run_dir, sources, limits)

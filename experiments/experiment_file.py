@@ -1,4 +1,4 @@
-"""Resilience experiments as data: the schema of `config/experiments/*.toml`, validated on load.
+"""Experiment files: the schema of `config/experiments/*.toml`, read and validated on load.
 
 An experiment is what a person reviews (STYLE.md section 3): the load, the faults on a
 timeline, the steady-state hypothesis per phase, and the audit. Every problem is
@@ -39,345 +39,37 @@ half as slow again), a plain number milliseconds.
 from __future__ import annotations
 
 import json
-import math
-import operator
 import re
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from experiments.errors import ExperimentError
+from experiments.experiment import (
+    METRICS,
+    PHASES,
+    REPO_ROOT,
+    Audit,
+    Bound,
+    Experiment,
+    Fault,
+    Hypothesis,
+    Load,
+    StackChoice,
+    Tolerance,
+)
+from experiments.field_reader import FieldReader, field_path, kind_of
+from experiments.written_values import parse_bound
+from faults.toxic_types import DOWN, STREAMS, TOXICS, attribute_problem, whole_numbers
+
 PROXIES_FILE = REPO_ROOT / "config" / "proxies.json"
-
-DOWN = "down"
-# Toxiproxy's toxic types and their attributes (the protocol, see toxiproxy-api.md).
-TOXIC_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "latency": ("latency", "jitter"),
-    "bandwidth": ("rate",),
-    "slow_close": ("delay",),
-    "timeout": ("timeout",),
-    "reset_peer": ("timeout",),
-    "slicer": ("average_size", "size_variation", "delay"),
-    "limit_data": ("bytes",),
-}
-TOXICS = (*TOXIC_ATTRIBUTES, DOWN)
-# The unit of each attribute, for people: labels in the panel, text like "latency=300ms".
-ATTRIBUTE_UNITS: dict[str, dict[str, str]] = {
-    "latency": {"latency": "ms", "jitter": "ms"},
-    "bandwidth": {"rate": "KB/s"},
-    "slow_close": {"delay": "ms"},
-    "timeout": {"timeout": "ms"},
-    "reset_peer": {"timeout": "ms"},
-    "slicer": {"average_size": "B", "size_variation": "B", "delay": "us"},
-    "limit_data": {"bytes": "B"},
-}
-# Toxics that pass data unchanged unless one of these attributes is above 0 (latency 0,
-# bandwidth rate 0 = unlimited, slow_close delay 0): injecting one would record a fault
-# window for a fault that did nothing. A timeout, reset_peer or limit_data of 0 does act.
-EFFECT_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "latency": ("latency", "jitter"),
-    "bandwidth": ("rate",),
-    "slow_close": ("delay",),
-}
-ATTRIBUTE_MAX = 2**53  # as the fault server (faults/server/toxics/registry.py INT_MAX)
-STREAMS = ("downstream", "upstream")
-PHASES = ("before", "during", "after")
-METRICS = ("error_rate", "other_errors", "p95_ms", "throughput")
-
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le,
-    ">=": operator.ge,
-    "<": operator.lt,
-    ">": operator.gt,
-    "==": operator.eq,
-    "=": operator.eq,
-}
-_BOUND = re.compile(r"^\s*(<=|>=|==|<|>|=)\s*([0-9]*\.?[0-9]+)\s*(%?)\s*$")
-_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)\s*(ms|s|m|h)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-class ExperimentError(ValueError):
-    """An experiment file is malformed; the message names the file and the field."""
-
-
-@dataclass(frozen=True)
-class Bound:
-    """`value OP limit`; `relative` means the limit is a fraction of the before phase."""
-
-    op: str
-    limit: float
-    relative: bool = False
-    text: str = ""
-
-    def holds(self, value: float, baseline: float | None = None) -> bool:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return False
-        limit = self.limit
-        if self.relative:
-            if baseline is None or math.isnan(baseline):
-                return False
-            limit = self.limit * baseline
-        return _OPS[self.op](value, limit)
-
-    def __str__(self) -> str:
-        return self.text
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """What one phase must satisfy; None means "not checked"."""
-
-    error_rate: Bound | None = None
-    other_errors: Bound | None = None  # failed without a 503/4xx answer: timeouts, resets, 500s
-    p95_ms: Bound | None = None
-    throughput: Bound | None = None
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    before: Tolerance
-    during: Tolerance
-    after: Tolerance
-    recovers_within: float  # s after a fault ends
-    sustained: float  # s the after-tolerance must hold to count as recovered
-    # route keys of the load's profile whose latency p95_ms measures (empty: every request);
-    # e.g. the routes that read the database, when others are slow by design
-    p95_routes: tuple[str, ...] = ()
-
-    def phase(self, name: str) -> Tolerance:
-        return {"before": self.before, "during": self.during, "after": self.after}[name]
-
-
-@dataclass(frozen=True)
-class Fault:
-    link: str
-    toxic: str  # a Toxiproxy type or "down"
-    at: float  # s after the load starts
-    duration: float  # s
-    attributes: dict[str, Any] = field(default_factory=dict)
-    stream: str = "downstream"
-    toxicity: float = 1.0
-    during: Tolerance | None = None  # this fault's own during-tolerance, over [hypothesis.during]
-
-    @property
-    def end(self) -> float:
-        return self.at + self.duration
-
-    def describe(self) -> str:
-        """Human words for the fault, used as `what` in faults.jsonl."""
-        if self.toxic == DOWN:
-            return f"{self.link} down"
-        attrs = ", ".join(f"{k}={v}" for k, v in self.attributes.items())
-        extra = []
-        if self.stream != "downstream":
-            extra.append(self.stream)
-        if self.toxicity < 1.0:
-            extra.append(f"toxicity {self.toxicity:g}")
-        tail = f" ({'; '.join(extra)})" if extra else ""
-        return f"{self.toxic}{' ' + attrs if attrs else ''} on {self.link}{tail}"
-
-
-@dataclass(frozen=True)
-class Load:
-    locustfile: str
-    users: int
-    spawn_rate: float
-    duration: float  # s
-    warmup: float  # s at the start left out of the before phase
-    tags: tuple[str, ...] = ()
-    exclude_tags: tuple[str, ...] = ()
-    user_classes: tuple[str, ...] = ()
-    arrival_rate: float | None = None  # open model: requests/s per OpenModelReader user
-    shape: str | None = None  # a load shape of locustfiles/shapes.py (config/shapes.toml)
-    options: dict[str, Any] = field(default_factory=dict)
-    routes: str = "contract"  # route/auth profile (config/routes/NAME.toml): routes and audit
-
-
-@dataclass(frozen=True)
-class Audit:
-    enabled: bool = True
-    lost_writes: int = 0
-    duplicates: int = 0
-    inconsistent: int = 0
-    stuck: int = 0
-    stuck_after: float = 60.0  # s: a VOD in a non-terminal state older than this is stuck
-    drain: float = 30.0  # s to wait for queued jobs to finish before auditing
-
-
-@dataclass(frozen=True)
-class StackChoice:
-    """Which Archivist the started stack hosts (None: config/stack.toml decides)."""
-
-    app: str | None = None
-    app_src: Path | None = None
-
-
-@dataclass(frozen=True)
-class Experiment:
-    path: Path
-    name: str
-    title: str
-    description: str
-    load: Load
-    faults: tuple[Fault, ...]
-    hypothesis: Hypothesis
-    audit: Audit
-    stack: StackChoice = field(default_factory=StackChoice)
-
-
-def attribute_problem(toxic: str, attributes: Mapping[str, Any]) -> tuple[str, str] | None:
-    """What is wrong with a toxic's attributes, as (field, message); None when they are fine.
-
-    The same rules as the fault server (whole numbers from 0 to 2**53), plus: a toxic
-    that would do nothing (EFFECT_ATTRIBUTES) is refused rather than recorded as a fault.
-    """
-    known = TOXIC_ATTRIBUTES.get(toxic, ())
-    units = ATTRIBUTE_UNITS.get(toxic, {})
-    for key, value in attributes.items():
-        where = f"attributes.{key}"
-        if key not in known:
-            choices = ", ".join(known) if known else "none (down takes no attributes)"
-            return where, f"is not an attribute of {toxic}; known: {choices}"
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            return where, f"must be a whole number of {units[key]}, got {value!r}"
-        if not 0 <= value <= ATTRIBUTE_MAX:
-            return where, f"is {value}; it must be from 0 to {ATTRIBUTE_MAX} ({units[key]})"
-    needed = EFFECT_ATTRIBUTES.get(toxic, ())
-    if needed and not any(attributes.get(key) for key in needed):
-        wanted = " or ".join(f"{key} ({units[key]})" for key in needed)
-        return "attributes", f"{toxic} needs {wanted} above 0; without it the toxic does nothing"
-    return None
-
-
-def whole_numbers(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """Attributes as the fault server stores them: 300.0 becomes 300."""
-    return {
-        k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in attributes.items()
-    }
 
 
 def known_links(proxies_file: Path = PROXIES_FILE) -> tuple[str, ...]:
     """Proxy names from config/proxies.json: the links an experiment may break."""
     data = json.loads(proxies_file.read_text(encoding="utf-8"))
     return tuple(entry["name"] for entry in data)
-
-
-def parse_duration(value: Any) -> float:
-    """ "60s", "3m", "1m30s", "500ms" or a number of seconds -> seconds (ValueError if not)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"{value!r} is negative")
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a duration")
-    text = value.strip().lower()
-    parts = _DURATION_PART.findall(text)
-    if not parts or _DURATION_PART.sub("", text).strip():
-        raise ValueError(f'"{value}" is not a duration like "60s", "3m" or "1m30s"')
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
-
-
-def parse_bound(value: Any, metric: str) -> Bound:
-    """`"< 1%"` etc. -> Bound; the meaning of % depends on the metric (see module doc)."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f'{value!r} is not a bound like "< 1%" or "<= 800"')
-    if isinstance(value, int | float):
-        value = f"<= {value}"
-    match = _BOUND.match(value)
-    if not match:
-        raise ValueError(f'"{value}" is not a bound like "< 1%" or "<= 800"')
-    op, number, percent = match.groups()
-    limit = float(number)
-    if metric in ("error_rate", "other_errors"):
-        if percent:
-            limit /= 100.0
-        elif limit > 1.0:
-            raise ValueError(f'"{value}" is a fraction above 1; write a percentage like "< 5%"')
-        return Bound(op, limit, text=value.strip())
-    if metric == "p95_ms":  # a percentage: of the before phase's p95 (during and after only)
-        if percent:
-            return Bound(op, limit / 100.0, relative=True, text=f"{value.strip()} of before")
-        return Bound(op, limit, text=value.strip())
-    # throughput
-    if percent:
-        return Bound(op, limit / 100.0, relative=True, text=f"{value.strip()} of before")
-    return Bound(op, limit, text=f"{value.strip()} req/s")
-
-
-class _Reader:
-    """Field access with errors that name the file and the dotted field path."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, where: str, message: str) -> ExperimentError:
-        return ExperimentError(f"{self.path}: {where}{' ' if where else ''}{message}")
-
-    def table(self, data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
-        value = data.get(key, {})
-        if not isinstance(value, dict):
-            raise self.fail(_join(where, key), f"must be a table, got {_kind(value)}")
-        return value
-
-    def only(self, data: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-        for key in data:
-            if key not in allowed:
-                raise self.fail(
-                    _join(where, key), f"is not a known field; known: {', '.join(allowed)}"
-                )
-
-    def require(self, data: Mapping[str, Any], key: str, where: str) -> Any:
-        if key not in data:
-            raise self.fail(_join(where, key), "is missing")
-        return data[key]
-
-    def duration(self, data: Mapping[str, Any], key: str, where: str, default: Any = None) -> float:
-        raw = data.get(key, default)
-        if raw is None:
-            raise self.fail(_join(where, key), "is missing")
-        try:
-            return parse_duration(raw)
-        except ValueError as exc:
-            raise self.fail(_join(where, key), str(exc)) from None
-
-    def number(
-        self,
-        data: Mapping[str, Any],
-        key: str,
-        where: str,
-        default: float | None = None,
-        low: float = 0.0,
-        high: float = math.inf,
-        integer: bool = False,
-    ) -> float:
-        raw: Any = data.get(key, default)
-        if raw is None:
-            raise self.fail(_join(where, key), "is missing")
-        if (
-            isinstance(raw, bool)
-            or not isinstance(raw, int | float)
-            or (integer and not isinstance(raw, int))
-        ):
-            wanted = "an integer" if integer else "a number"
-            raise self.fail(_join(where, key), f"must be {wanted}, got {_kind(raw)}")
-        if not low <= raw <= high:
-            raise self.fail(_join(where, key), f"{raw} is outside {low:g}..{high:g}")
-        return float(raw)
-
-    def strings(self, data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
-        raw = data.get(key, [])
-        if isinstance(raw, str):
-            raw = [raw]
-        if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
-            raise self.fail(_join(where, key), "must be a list of strings")
-        return tuple(raw)
 
 
 def load_experiment(path: str | Path, links: tuple[str, ...] | None = None) -> Experiment:
@@ -395,7 +87,7 @@ def load_experiment(path: str | Path, links: tuple[str, ...] | None = None) -> E
 
 
 def parse_experiment(data: dict[str, Any], path: Path, links: tuple[str, ...]) -> Experiment:
-    r = _Reader(path)
+    r = FieldReader(path)
     r.only(data, ("title", "description", "load", "faults", "hypothesis", "audit", "stack"), "")
     title = data.get("title", path.stem)
     if not isinstance(title, str) or not title.strip():
@@ -457,7 +149,7 @@ def app_routes(app: str | None) -> str:
     return load_app(REPO_ROOT, app).routes
 
 
-def _stack(r: _Reader, raw: dict[str, Any]) -> StackChoice:
+def _stack(r: FieldReader, raw: dict[str, Any]) -> StackChoice:
     from testbed.hosted.spec import known_apps
     from testbed.processes import StackError
 
@@ -481,7 +173,7 @@ def _stack(r: _Reader, raw: dict[str, Any]) -> StackChoice:
     return StackChoice(app=app, app_src=app_src)
 
 
-def _load(r: _Reader, raw: dict[str, Any], default_routes: str = "contract") -> Load:
+def _load(r: FieldReader, raw: dict[str, Any], default_routes: str = "contract") -> Load:
     where = "load"
     allowed = (
         "locustfile",
@@ -552,9 +244,11 @@ def check_routes(name: Any, fail: Callable[[str, str], ExperimentError]) -> str:
     return name
 
 
-def _fault(r: _Reader, raw: Any, where: str, links: tuple[str, ...], during: Tolerance) -> Fault:
+def _fault(
+    r: FieldReader, raw: Any, where: str, links: tuple[str, ...], during: Tolerance
+) -> Fault:
     if not isinstance(raw, dict):
-        raise r.fail(where, f"must be a table, got {_kind(raw)}")
+        raise r.fail(where, f"must be a table, got {kind_of(raw)}")
     allowed = ("link", "toxic", "attributes", "stream", "toxicity", "at", "start", "for", "during")
     r.only(raw, (*allowed, "duration"), where)
     link = r.require(raw, "link", where)
@@ -601,7 +295,7 @@ def _fault(r: _Reader, raw: Any, where: str, links: tuple[str, ...], during: Tol
     )
 
 
-def _tolerance(r: _Reader, raw: dict[str, Any], where: str, base: Tolerance) -> Tolerance:
+def _tolerance(r: FieldReader, raw: dict[str, Any], where: str, base: Tolerance) -> Tolerance:
     values: dict[str, Bound | None] = {
         "error_rate": base.error_rate,
         "other_errors": base.other_errors,
@@ -613,11 +307,11 @@ def _tolerance(r: _Reader, raw: dict[str, Any], where: str, base: Tolerance) -> 
             try:
                 values[metric] = parse_bound(raw[metric], metric)
             except ValueError as exc:
-                raise r.fail(_join(where, metric), str(exc)) from None
+                raise r.fail(field_path(where, metric), str(exc)) from None
     return Tolerance(**values)
 
 
-def _hypothesis(r: _Reader, raw: dict[str, Any], routes: str = "contract") -> Hypothesis:
+def _hypothesis(r: FieldReader, raw: dict[str, Any], routes: str = "contract") -> Hypothesis:
     from locustfiles.routes import Profile
 
     where = "hypothesis"
@@ -659,7 +353,7 @@ def _hypothesis(r: _Reader, raw: dict[str, Any], routes: str = "contract") -> Hy
     )
 
 
-def _audit(r: _Reader, raw: dict[str, Any]) -> Audit:
+def _audit(r: FieldReader, raw: dict[str, Any]) -> Audit:
     where = "audit"
     allowed = (
         "enabled",
@@ -682,14 +376,4 @@ def _audit(r: _Reader, raw: dict[str, Any]) -> Audit:
         stuck=int(r.number(raw, "stuck", where, default=0, integer=True)),
         stuck_after=r.duration(raw, "stuck_after", where, default="60s"),
         drain=r.duration(raw, "drain", where, default="30s"),
-    )
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}.get(
-        type(value), type(value).__name__
     )
