@@ -42,7 +42,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from faults.experiment import REPO_ROOT, Audit
-from locustfiles.routes import AuditRules, Profile
+from workload.routes import AuditRules, Profile
 
 IN_PROCESS = ("transcoding", "captioning", "publishing")
 TOMBSTONE_VERSION = 2**62  # testbed/api/cache.py: a delete leaves this version

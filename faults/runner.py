@@ -51,9 +51,9 @@ from faults.experiment import REPO_ROOT, Experiment
 from faults.linkbytes import total
 from faults.timeline import Injector, Timeline, cleanup
 from faults.verdict import KNOWN_DEFECT, OutageDefect, Verdict, Window, evaluate
-from locustfiles.routes import Profile
-from locustfiles.tomlconfig import ConfigError
 from testbed.hosted.spec import locust_flags
+from workload.routes import Profile
+from workload.tomlconfig import ConfigError
 
 START_TIMEOUT_S = 90.0  # Locust import and first spawn on a loaded 2-core box
 STOP_GRACE_S = 60.0  # after the planned duration, before Locust is stopped by force

@@ -2,9 +2,10 @@
 
 Load it next to a workload, the way Locust loads several files:
 
-    locust -f locustfiles/vod.py,faults/panel.py --faults-url http://127.0.0.1:8474
+    locust -f locustfiles/vod.py,locustfiles/panel.py --faults-url http://127.0.0.1:8474
 
-(or `import faults.panel` in a locustfile). It registers through Locust's events only:
+(or `import locustfiles.panel` in a locustfile; `faults/panel.py`, its older place, still
+works for both). It registers through Locust's events only:
 on `init`, when there is a web UI (not headless, not on workers), it adds
 
 - a "Faults" tab (Locust's `extended_tabs`/`extended_tables` template arguments) that
@@ -38,7 +39,6 @@ from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-from analysis.capture import run_dir_of  # also registers --run-dir and the capture
 from faults.client import ENV_URL, FaultClient, FaultServerError
 from faults.experiment import (
     ATTRIBUTE_UNITS,
@@ -52,6 +52,7 @@ from faults.experiment import (
     whole_numbers,
 )
 from faults.timeline import Injector
+from workload.capture import run_dir_of  # also registers --run-dir and the capture
 
 SCRIPT = Path(__file__).with_name("panel.js")
 STATE_TTL_S = 2.0  # the tab refreshes with the stats every 2 s; one fault-server read each

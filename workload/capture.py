@@ -1,7 +1,8 @@
 """Locust plug-in that records every request exactly, one Parquet file per process.
 
-Import it from a locustfile (``import analysis.capture``); it registers itself through
-Locust's events and never patches Locust.
+Import it from a locustfile (``import workload.capture``; ``import analysis.capture``, its
+older name, still works); it registers itself through Locust's events and never patches
+Locust.
 
 Why Parquet of raw samples rather than an HDR histogram per second and name: raw
 samples keep full precision (exact percentiles, not 2-3 significant digits), keep the
@@ -44,7 +45,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from analysis.schema import SCHEMA
+from workload.schema import SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,7 @@ def _add_arguments(parser: Any) -> None:
         "--run-dir",
         type=str,
         default=os.environ.get(ENV_RUN_DIR, ""),
-        help="Folder for exact per-request results (analysis.capture); "
+        help="Folder for exact per-request results (workload.capture); "
         f"default ${ENV_RUN_DIR} or runs/<UTC timestamp>-<stems of the -f files, joined by +>",
     )
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from locustfiles.tomlconfig import CONFIG_DIR, ConfigError, load_toml
+from workload.tomlconfig import CONFIG_DIR, ConfigError, load_toml
 
 ROUTES_DIR = CONFIG_DIR / "routes"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

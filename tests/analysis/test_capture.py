@@ -31,7 +31,7 @@ SLOW_S = 0.5
 
 LOCUSTFILE = """
 import time
-import analysis.capture  # noqa: F401
+import workload.capture  # noqa: F401
 from locust import FastHttpUser, constant, task
 
 
@@ -59,7 +59,7 @@ class Visitor(FastHttpUser):
 
 # Every user is always in the middle of a request, so a stop lets each finish one.
 SLOW_LOCUSTFILE = """
-import analysis.capture  # noqa: F401
+import workload.capture  # noqa: F401
 from locust import FastHttpUser, constant, task
 
 
@@ -240,7 +240,7 @@ def test_requests_finished_after_a_sigterm_are_kept_with_the_rest(
 
 IDLE_LOCUSTFILE = """
 import gevent
-import analysis.capture  # noqa: F401
+import workload.capture  # noqa: F401
 from locust import User, constant, task
 
 

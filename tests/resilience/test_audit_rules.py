@@ -15,7 +15,7 @@ from faults.audit import (
     read_ledger,
 )
 from faults.experiment import Audit
-from locustfiles.routes import Profile
+from workload.routes import Profile
 
 NOW = 10_000.0
 

@@ -13,9 +13,9 @@ import pytest
 
 from faults.experiment import ExperimentError, load_experiment
 from faults.runner import Target, locust_command, outage_defects
-from locustfiles.routes import Profile
-from locustfiles.tomlconfig import ConfigError
 from testbed.hosted.spec import known_apps
+from workload.routes import Profile
+from workload.tomlconfig import ConfigError
 
 from .conftest import run_faults as faults
 

@@ -13,8 +13,8 @@ import pytest
 
 from faults.audit import AuditError, fetch_present
 from faults.runner import Target
-from locustfiles.routes import Profile
 from testbed.stack import Stack
+from workload.routes import Profile
 
 from .conftest import faults_run, run_faults
 
