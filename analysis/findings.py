@@ -55,7 +55,7 @@ COLUMNS = (
     "log_last",
 )
 _STATUS_IN_ERROR = (
-    re.compile(r"\bstatus (\d{3})\b"),  # locustfiles/archivist.py: "status 500, expected 200"
+    re.compile(r"\bstatus (\d{3})\b"),  # workload/judging.py: "status 500, expected 200"
     re.compile(r"\bcode=(\d{3})\b"),  # FastHttpUser: BadStatusCode(url, code=500)
     re.compile(r"\b(\d{3}) (?:Server|Client) Error\b"),  # HttpUser: HTTPError
 )
@@ -348,8 +348,8 @@ def load_rules(profile: str) -> Rules:
     Route limits are keyed by the profile's route keys (``health = 1000``), so they follow
     the route wherever its path is.
     """
-    from locustfiles.routes import ROUTES_DIR, Profile
-    from locustfiles.tomlconfig import ConfigError, load_toml
+    from workload.routes import ROUTES_DIR, Profile
+    from workload.tomlconfig import ConfigError, load_toml
 
     try:
         loaded = Profile.load(profile)

@@ -5,7 +5,7 @@ export leaves nothing in the repository's administrative files, even if this pro
 killed) and its stack is started from there with this virtualenv's Python, so REF's own
 ``testbed`` code runs. The candidate stack is this tree's. Both get free ports and their
 own temporary state. Every slice is one headless Locust run of this tree's locustfile (the
-same instrument for both sides) with the same seed, recorded by ``analysis.capture``.
+same instrument for both sides) with the same seed, recorded by ``workload.capture``.
 
 Whatever happens (a failed start, Ctrl-C, SIGTERM) both stacks are stopped and the
 temporary folder, REF's export included, is removed.

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.schema import SCHEMA
+from workload.schema import SCHEMA
 
 
 def synthetic_requests(

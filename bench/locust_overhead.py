@@ -170,9 +170,9 @@ def main() -> int:
     os.environ.setdefault("LOADKIT_RUN_DIR", tempfile.mkdtemp(prefix="locust-overhead-"))
     from locust import FastHttpUser, constant, task
 
-    from locustfiles import cookies
-    from locustfiles.archivist import fake_vod
     from locustfiles.vod import VodEditor
+    from workload import cookies
+    from workload.fakes import fake_vod
 
     class Bare(FastHttpUser):
         """The same requests as the VOD user, same weights, with none of the plumbing."""
@@ -266,7 +266,7 @@ def main() -> int:
     like = 1 - med["vod"][1] / med["bare+jar"][1]
     saved = med["bare+jar"][1] / med["bare"][1] - 1
     print(
-        f"  the VOD user's cookie jar (locustfiles/cookies.py) makes a bare user {saved:.1%}"
+        f"  the VOD user's cookie jar (workload/cookies.py) makes a bare user {saved:.1%}"
         f" faster; against a bare user with that jar the rest costs {like:.1%}"
     )
     return 0

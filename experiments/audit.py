@@ -21,7 +21,7 @@ from experiments.audit_contract import run_audit
 from experiments.audit_result import AuditError, AuditResult, Sources
 from experiments.audit_tables import audit_tables
 from experiments.experiment import Audit
-from locustfiles.routes import Profile
+from workload.routes import Profile
 
 
 def no_audit_note(profile: Profile) -> str | None:

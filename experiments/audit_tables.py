@@ -17,7 +17,7 @@ from psycopg import sql
 
 from experiments.audit_result import AuditError, AuditResult, Finding, safe_url
 from experiments.experiment import Audit
-from locustfiles.routes import AuditRules, Profile
+from workload.routes import AuditRules, Profile
 
 
 def read_acks(run_dir: Path) -> list[dict[str, Any]]:

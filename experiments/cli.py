@@ -156,7 +156,7 @@ def with_routes(experiment: Experiment, routes: str) -> Experiment:
         return ExperimentError(f"--routes {routes!r}: {message}")
 
     load = dataclasses.replace(experiment.load, routes=check_routes(routes, fail))
-    from locustfiles.routes import Profile
+    from workload.routes import Profile
 
     unknown = sorted(set(experiment.hypothesis.p95_routes) - set(Profile.load(routes).routes))
     if unknown:
@@ -308,8 +308,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from experiments.audit_result import AuditError, Sources
     from experiments.audit_tables import audit_tables
     from experiments.experiment import Audit
-    from locustfiles.routes import Profile
-    from locustfiles.tomlconfig import ConfigError
+    from workload.routes import Profile
+    from workload.tomlconfig import ConfigError
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():

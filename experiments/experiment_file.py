@@ -232,8 +232,8 @@ def _load(r: FieldReader, raw: dict[str, Any], default_routes: str = "contract")
 
 def check_routes(name: Any, fail: Callable[[str, str], ExperimentError]) -> str:
     """A route/auth profile that exists and loads (its name, or a path to its .toml)."""
-    from locustfiles.routes import Profile
-    from locustfiles.tomlconfig import ConfigError
+    from workload.routes import Profile
+    from workload.tomlconfig import ConfigError
 
     if not isinstance(name, str) or not name.strip():
         raise fail("load.routes", "must be the name of a profile in config/routes/")
@@ -312,7 +312,7 @@ def _tolerance(r: FieldReader, raw: dict[str, Any], where: str, base: Tolerance)
 
 
 def _hypothesis(r: FieldReader, raw: dict[str, Any], routes: str = "contract") -> Hypothesis:
-    from locustfiles.routes import Profile
+    from workload.routes import Profile
 
     where = "hypothesis"
     r.only(raw, (*METRICS, *PHASES, "recovers_within", "sustained", "p95_routes"), where)

@@ -58,7 +58,7 @@ def locust_command(experiment: Experiment, target: Target, run_dir: Path) -> lis
     if "stop-timeout" not in load.options:
         command += ["--stop-timeout", "5"]  # users stop promptly; the ledger is flushed
     if target.cablecast_url and "cablecast-url" not in load.options:
-        # the workloads verify each publication there (locustfiles/archivist.py)
+        # the workloads verify each publication there (workload/client.py)
         command += ["--cablecast-url", target.cablecast_url]
     if load.arrival_rate is not None:
         command += ["--arrival-rate", f"{load.arrival_rate:g}"]

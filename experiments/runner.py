@@ -48,12 +48,12 @@ from experiments.timeline import Injector, Timeline, cleanup
 from experiments.verdict import OutageDefect, Verdict, Window, evaluate
 from faults.client import ENV_URL, FaultClient, FaultServerError
 from faults.linkbytes import total
-from locustfiles.routes import Profile
-from locustfiles.tomlconfig import ConfigError
 from testbed.target import Target
+from workload.routes import Profile
+from workload.tomlconfig import ConfigError
 
 STOP_GRACE_S = 60.0  # after the planned duration, before Locust is stopped by force
-WORKFLOW_TYPE = "WORKFLOW"  # locustfiles/archivist.py: a timed sequence of requests
+WORKFLOW_TYPE = "WORKFLOW"  # workload/users.py report_workflow: a timed sequence of requests
 LOG_KEEP_BYTES = 20_000_000  # of each app log copied into the run folder
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 from experiments.experiment import Bound, Hypothesis, Tolerance
 
 STEP_S = 0.5  # s between candidate recovery points
-# A proper answer, as the workloads word it (locustfiles/archivist.py: "status 503, expected
+# A proper answer, as the workloads word it (workload/judging.py: "status 503, expected
 # ..."): a 503, or a 4xx (the service judged the request). Everything else that failed -
 # no answer, a timeout, a reset, a 5xx other than 503 - is an `other_errors` failure.
 PROPER_ANSWER = r"\bstatus (?:503|4\d\d)\b"

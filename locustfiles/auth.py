@@ -17,8 +17,11 @@ import secrets
 
 from locust import between, tag, task
 
-from locustfiles.archivist import AUTH, ArchivistUser, uses, workload
-from locustfiles.shapes import SelectableShape  # noqa: F401  (Locust finds the shape here)
+from workload.users import AUTH, ArchivistUser
+
+from workload.settings import workload
+from workload.shapes import SelectableShape  # noqa: F401  (Locust finds the shape here)
+from workload.tally import uses
 
 AUTH_CFG = workload().section("auth")
 ACCOUNTS = workload().accounts

@@ -30,19 +30,14 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 from urllib3.filepost import encode_multipart_formdata
 
-from locustfiles.archivist import (
-    API,
-    DB,
-    EXTERNAL,
-    SYSTEM,
-    ArchivistUser,
-    Reply,
-    cablecast_auth_headers,
-    fake_title,
-    profile_of,
-    uses,
-    workload,
-)
+from workload.users import API, DB, EXTERNAL, SYSTEM, ArchivistUser
+
+from workload import target
+from workload.client import cablecast_auth_headers
+from workload.fakes import fake_title
+from workload.judging import Reply
+from workload.settings import profile_of, workload
+from workload.tally import uses
 
 PROFILE = "archivist-flask"
 FLASK = workload().section("flask")
@@ -282,8 +277,6 @@ def _seed(environment: Environment, **_: Any) -> None:
         return
     if ArchivistFlaskOperator.__name__ not in profile.users:
         return
-    from locustfiles import target
-
     url = getattr(environment.parsed_options, "cablecast_url", "") or (
         target.default_cablecast_url(target.stack_config_of(environment))
     )

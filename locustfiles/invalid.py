@@ -19,15 +19,12 @@ from typing import Any
 from locust import between, tag, task
 from locust.env import Environment
 
-from locustfiles.archivist import (
-    INVALID,
-    WORKLOAD_TOML,
-    ArchivistUser,
-    ConfigError,
-    fake_vod,
-    workload,
-)
-from locustfiles.shapes import SelectableShape  # noqa: F401  (Locust finds the shape here)
+from workload.users import INVALID, ArchivistUser
+
+from workload.fakes import fake_vod
+from workload.settings import WORKLOAD_TOML, workload
+from workload.shapes import SelectableShape  # noqa: F401  (Locust finds the shape here)
+from workload.tomlconfig import ConfigError
 
 INVALID_CFG = workload().section("invalid")
 UNKNOWN_ID = 9_000_000_000_000_000_000  # a bigint no sequence will reach in a test

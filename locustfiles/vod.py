@@ -17,19 +17,13 @@ from typing import Any
 from locust import between, tag, task
 from locust.env import Environment
 
-from locustfiles.archivist import (
-    API,
-    DB,
-    EXTERNAL,
-    SYSTEM,
-    ArchivistUser,
-    fake_title,
-    fake_vod,
-    uses,
-    workload,
-)
+from workload.users import API, DB, EXTERNAL, SYSTEM, ArchivistUser
+
 from locustfiles.flask_archivist import ArchivistFlaskOperator  # noqa: F401  (--routes archivist-flask)
-from locustfiles.shapes import SelectableShape  # noqa: F401  (Locust finds the shape here)
+from workload.fakes import fake_title, fake_vod
+from workload.settings import workload
+from workload.shapes import SelectableShape  # noqa: F401  (Locust finds the shape here)
+from workload.tally import uses
 
 VOD = workload().section("vod")
 STATUSES = ("uploaded", "transcoding", "published", "failed")

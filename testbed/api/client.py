@@ -1,6 +1,6 @@
 """A small synchronous client of the Archivist API, for the testbed's tests and bench.
 
-Not the Locust client (that lives in locustfiles/): this one is for checks that log in,
+Not the Locust client (that is workload/client.py): this one is for checks that log in,
 create a VOD and wait for a state, with every wait bounded.
 """
 

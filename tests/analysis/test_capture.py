@@ -31,7 +31,7 @@ SLOW_S = 0.5
 
 LOCUSTFILE = """
 import time
-import analysis.capture  # noqa: F401
+import workload.capture  # noqa: F401
 from locust import FastHttpUser, constant, task
 
 
@@ -59,7 +59,7 @@ class Visitor(FastHttpUser):
 
 # Every user is always in the middle of a request, so a stop lets each finish one.
 SLOW_LOCUSTFILE = """
-import analysis.capture  # noqa: F401
+import workload.capture  # noqa: F401
 from locust import FastHttpUser, constant, task
 
 
@@ -240,7 +240,7 @@ def test_requests_finished_after_a_sigterm_are_kept_with_the_rest(
 
 IDLE_LOCUSTFILE = """
 import gevent
-import analysis.capture  # noqa: F401
+import workload.capture  # noqa: F401
 from locust import User, constant, task
 
 
@@ -273,3 +273,20 @@ def test_the_default_run_folder_names_every_locustfile(tmp_path: Path) -> None:
     [run_dir] = (tmp_path / "runs").iterdir()
     assert run_dir.name.endswith("Z-alpha+beta"), run_dir.name
     assert (run_dir / "meta.json").exists()
+
+
+def test_analysis_capture_is_still_the_capture_plug_in() -> None:
+    """Locustfiles do `import analysis.capture` (analysis/README.md): the same plug-in,
+    registered once, whichever name imports it."""
+    code = (
+        "import analysis.capture as old\n"
+        "import workload.capture as new\n"
+        "from locust import events\n"
+        "assert all(getattr(old, name) is getattr(new, name) for name in old.__all__)\n"
+        "print([h.__module__ for h in events.request._handlers])\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    assert answer.stdout.strip() == "['workload.capture']"

@@ -30,7 +30,7 @@ LOCUST = Path(sys.executable).with_name("locust")
 CONFIG = ROOT / "config" / "gate.toml"
 
 LOCUSTFILE = """
-import analysis.capture  # noqa: F401
+import workload.capture  # noqa: F401
 from locust import FastHttpUser, constant, task
 
 

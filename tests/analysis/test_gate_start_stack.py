@@ -47,7 +47,7 @@ def gate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 
 def answers(url: str) -> bool:
-    """Whether the API still answers (any status); locustfiles.target has the same probe,
+    """Whether the API still answers (any status); workload.target has the same probe,
     but importing it here would load Locust and gevent's monkey-patching into pytest."""
     try:
         with urllib.request.urlopen(url + "/api/health", timeout=2):

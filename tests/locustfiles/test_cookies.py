@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from geventhttpclient import UserAgent
 
-from locustfiles.cookies import QuickCookieJar, install
 from tests.conftest import serving
+from workload.cookies import QuickCookieJar, install
 
 
 class Handler(BaseHTTPRequestHandler):

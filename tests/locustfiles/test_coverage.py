@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from locustfiles.coverage import Coverage, TaskTally, findings, summary_lines
+from workload.coverage import Coverage, TaskTally, findings, summary_lines
 
 DECLARED = {
     "Editor.browse": frozenset({"list_vods"}),

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 import redis
 
-from locustfiles.routes import Profile, users_for
-from locustfiles.tomlconfig import ConfigError
 from testbed.stack import Stack
 from tests.locustfiles.conftest import run_locust
+from workload.routes import Profile, users_for
+from workload.tomlconfig import ConfigError
 
 PROFILE = Profile.load("archivist-flask")
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from locustfiles.routes import MissingRoute, Profile
-from locustfiles.tomlconfig import ConfigError
+from workload.routes import MissingRoute, Profile
+from workload.tomlconfig import ConfigError
 
 
 def test_contract_profile_names_ids_as_placeholders() -> None:

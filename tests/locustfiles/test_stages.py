@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from locustfiles.stages import SHAPE_NAMES, SHAPES_TOML, Stage, stages_of
-from locustfiles.tomlconfig import ConfigError
+from workload.stages import SHAPE_NAMES, SHAPES_TOML, Stage, stages_of
+from workload.tomlconfig import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -2,7 +2,7 @@
 
 from locust import User, constant, task
 
-import faults.panel  # noqa: F401  (registers the panel)
+import locustfiles.panel  # noqa: F401  (registers the panel)
 
 
 class Idle(User):

@@ -8,7 +8,7 @@ from pathlib import Path
 from experiments.audit_contract import CablecastView, Expected, expectations, judge, read_ledger
 from experiments.audit_tables import judge_tables, read_acks
 from experiments.experiment import Audit
-from locustfiles.routes import Profile
+from workload.routes import Profile
 
 NOW = 10_000.0
 

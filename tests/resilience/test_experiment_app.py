@@ -15,10 +15,10 @@ from experiments.errors import ExperimentError
 from experiments.experiment_file import load_experiment
 from experiments.locust_process import locust_command
 from experiments.runner import outage_defects
-from locustfiles.routes import Profile
-from locustfiles.tomlconfig import ConfigError
 from testbed.hosted.spec import known_apps
 from testbed.target import Target
+from workload.routes import Profile
+from workload.tomlconfig import ConfigError
 
 from .conftest import run_experiments as cli
 

@@ -41,7 +41,7 @@ def list_p50_ms(run_dir: Path) -> float:
 # (small pages, filters, searches) shows the regression in its tail more than its median.
 LISTER = """
 from locust import constant, task
-from locustfiles.archivist import ArchivistUser
+from workload.users import ArchivistUser
 
 
 class Lister(ArchivistUser):

@@ -252,3 +252,21 @@ def test_a_fault_left_in_place_is_removed_when_locust_quits(
     assert lone_faults.proxy("cablecast").enabled
     recorded = (run_dir / "faults.jsonl").read_text()
     assert "removed when Locust quit" in recorded
+
+
+def test_faults_panel_py_still_loads_the_panel() -> None:
+    """`locust -f ...,faults/panel.py` (its older place) loads locustfiles/panel.py, once."""
+    code = (
+        "from locust import events\n"
+        "from locust.util.load_locustfile import load_locustfile\n"
+        "load_locustfile('faults/panel.py')\n"
+        "import faults.panel\n"
+        "import locustfiles.panel\n"
+        "assert faults.panel.Panel is locustfiles.panel.Panel\n"
+        "print([h.__module__ for h in events.init._handlers])\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    assert answer.stdout.strip() == "['workload.capture', 'locustfiles.panel']"

@@ -18,10 +18,10 @@ import pytest
 
 from experiments.audit_result import AuditError
 from experiments.audit_tables import fetch_present
-from locustfiles.routes import Profile
 from testbed.api.client import ArchivistClient
 from testbed.stack import Stack
 from testbed.target import Target
+from workload.routes import Profile
 
 from .conftest import run_experiment, run_experiments
 

@@ -1,4 +1,4 @@
-// The Faults tab's controls (faults/panel.py). Locust's extended tabs show a table and
+// The Faults tab's controls (locustfiles/panel.py). Locust's extended tabs show a table and
 // nothing else, so this script, loaded by Locust's page, puts the add/remove form under
 // the Faults tab's table whenever that tab is open, and takes it away when it is not.
 (() => {

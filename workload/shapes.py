@@ -24,8 +24,8 @@ import gevent
 from locust import LoadTestShape, events
 from locust.env import Environment
 
-from locustfiles.stages import SHAPE_NAMES, SHAPES_TOML, Stage, stages_of
-from locustfiles.tomlconfig import ConfigError
+from workload.stages import SHAPE_NAMES, SHAPES_TOML, Stage, stages_of
+from workload.tomlconfig import ConfigError
 
 log = logging.getLogger(__name__)
 

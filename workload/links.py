@@ -21,10 +21,10 @@ from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-from analysis.capture import record_in_meta, run_dir_of
 from faults.client import ENV_URL, FaultClient, FaultServerError
 from faults.linkbytes import LinkBytes, difference
-from locustfiles import target
+from workload import target
+from workload.capture import record_in_meta, run_dir_of
 
 log = logging.getLogger(__name__)
 

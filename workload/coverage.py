@@ -8,13 +8,14 @@ nothing; and of the requests per route key. Then, pure functions decide:
 
 - a user class whose users ran and whose tasks sent no request at all is a problem;
 - a profile route that a task which ran declares it uses (``uses`` in
-  locustfiles/archivist.py) but that never got a request is a problem, once those tasks
+  workload/tally.py) but that never got a request is a problem, once those tasks
   were always skipped or ran ``MIN_RUNS`` times per user (a short run may simply not get there);
 - everything else that did not happen (a task never picked, a profile route no task of
   this workload uses, a task skipped now and then) is listed, not hidden.
 
 No Locust in here, so the rules are tested on plain data; the Locust side (events, the
-worker-to-master report, the exit code) is in locustfiles/archivist.py.
+worker-to-master report, the exit code) is in workload/tally.py and
+workload/coverage_wiring.py.
 """
 
 from __future__ import annotations

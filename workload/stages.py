@@ -1,6 +1,6 @@
 """The stages of each load shape, from config/shapes.toml: pure data, no Locust here.
 
-Kept apart from the ``LoadTestShape`` (locustfiles/shapes.py) so the stage arithmetic and
+Kept apart from the ``LoadTestShape`` (workload/shapes.py) so the stage arithmetic and
 the config checks are testable without importing Locust.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from locustfiles.tomlconfig import CONFIG_DIR, ConfigError, load_toml
+from workload.tomlconfig import CONFIG_DIR, ConfigError, load_toml
 
 SHAPES_TOML = CONFIG_DIR / "shapes.toml"
 SHAPE_NAMES = ("none", "ramp", "step", "spike", "soak")

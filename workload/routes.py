@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from locustfiles.tomlconfig import CONFIG_DIR, ConfigError, load_toml
+from workload.tomlconfig import CONFIG_DIR, ConfigError, load_toml
 
 ROUTES_DIR = CONFIG_DIR / "routes"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -52,8 +52,9 @@ class DurableWrite:
 
 @dataclass(frozen=True)
 class AuditRules:
-    """[audit] of a profile: `contract` (the reference stack's own rules, faults/audit.py)
-    or `tables` (each acknowledged write of `durable` checked in its table)."""
+    """[audit] of a profile: `contract` (the reference stack's own rules,
+    experiments/audit_contract.py) or `tables` (each acknowledged write of `durable` checked
+    in its table)."""
 
     checks: str
     durable: tuple[DurableWrite, ...] = ()
@@ -77,7 +78,7 @@ class OutageDefect:
     on `routes` it answers `status` when `link` suffers `toxic` ("" any fault), for `why`.
 
     The workload cannot tell (it does not know when a fault is on); the verdict of an
-    experiment names these answers as the app's defects (faults.verdict)."""
+    experiment names these answers as the app's defects (experiments.verdict)."""
 
     link: str
     toxic: str

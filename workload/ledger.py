@@ -1,0 +1,75 @@
+"""The ledger: what the service acknowledged, so an audit can hold it to its word.
+
+Every ACKNOWLEDGED write (created, updated, deleted, published; for a profile audited by
+tables, the answer's key fields) is appended, per process, to ``ledger-<pid>.jsonl`` in
+the run folder, buffered and flushed at test stop and quit, so an audit can compare what
+the service promised with the database. The API client (workload.client) records them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner
+
+from workload.capture import run_dir_of
+
+LEDGER_FLUSH_ENTRIES = 1000
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps makes one per call
+
+
+class Ledger:
+    """What the service acknowledged, one JSON line per write, per process.
+
+    Buffered in memory (no I/O per request) and appended to ``ledger-<pid>.jsonl`` at test
+    stop, at quit, and every ``LEDGER_FLUSH_ENTRIES`` entries.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.path: Path | None = None
+
+    def record(self, kind: str, vod_id: int, **fields: Any) -> None:
+        self.entries.append({"ts": time.time(), "kind": kind, "id": int(vod_id), **fields})
+        if len(self.entries) >= LEDGER_FLUSH_ENTRIES:
+            self.flush()
+
+    def record_ack(self, request: str, values: Mapping[str, Any]) -> None:
+        """An acknowledged write of a profile audited by tables ([audit] checks = "tables"):
+        the request and the answer's key fields its durable-write rules look up."""
+        self.entries.append({"ts": time.time(), "kind": "ack", "request": request, **values})
+        if len(self.entries) >= LEDGER_FLUSH_ENTRIES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.entries or self.path is None:
+            return
+        entries, self.entries = self.entries, []
+        with self.path.open("a") as out:
+            out.writelines(_compact_json(e) + "\n" for e in entries)
+
+
+LEDGER = Ledger()
+
+
+@events.init.add_listener
+def _open_ledger(environment: Environment, **_: Any) -> None:
+    if not isinstance(environment.runner, MasterRunner):
+        LEDGER.path = run_dir_of(environment) / f"ledger-{os.getpid()}.jsonl"
+
+
+@events.test_stop.add_listener
+def _flush_at_stop(**_: Any) -> None:
+    LEDGER.flush()
+
+
+@events.quitting.add_listener
+def _flush_at_quit(**_: Any) -> None:
+    LEDGER.flush()
