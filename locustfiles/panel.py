@@ -53,6 +53,7 @@ from faults.toxic_types import (
     whole_numbers,
 )
 from workload.capture import run_dir_of  # also registers --run-dir and the capture
+from workload.faults_url import add_faults_url
 
 SCRIPT = Path(__file__).with_name("panel.js")
 STATE_TTL_S = 2.0  # the tab refreshes with the stats every 2 s; one fault-server read each
@@ -344,15 +345,7 @@ def install(environment: Environment, panel: Panel) -> None:
 _panel: Panel | None = None
 
 
-@events.init_command_line_parser.add_listener
-def _add_arguments(parser: Any) -> None:
-    parser.add_argument(
-        "--faults-url",
-        default="",
-        include_in_web_ui=False,
-        help="Toxiproxy API for the web UI's faults panel "
-        f"(default ${ENV_URL}, else the fault server of config/stack.toml)",
-    )
+events.init_command_line_parser.add_listener(add_faults_url)  # shared with workload.links
 
 
 @events.init.add_listener

@@ -31,16 +31,6 @@ log = logging.getLogger(__name__)
 _start: dict[str, Any] = {}
 
 
-def add_arguments(parser: Any) -> None:
-    parser.add_argument(
-        "--faults-url",
-        default="",
-        include_in_web_ui=False,
-        help="Fault server (Toxiproxy API) whose /metrics give the bytes per link of the run "
-        "(default $TOXIPROXY_URL, or the reference stack's when no --host is given)",
-    )
-
-
 def faults_url_of(environment: Environment) -> str | None:
     opts = environment.parsed_options
     chosen = getattr(opts, "faults_url", "") if opts is not None else ""

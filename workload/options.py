@@ -13,7 +13,8 @@ from typing import Any
 from locust import events
 from locust.env import Environment
 
-from workload import links, target
+from workload import target
+from workload.faults_url import add_faults_url
 from workload.routes import users_for
 from workload.settings import profile_of, workload
 from workload.tomlconfig import ConfigError
@@ -50,7 +51,7 @@ def _add_arguments(parser: Any) -> None:
         "them: for measurement slices shorter than the workload's cycle (the paired gate)",
     )
     target.add_arguments(parser)
-    links.add_arguments(parser)
+    add_faults_url(parser)
 
 
 def has_tagged_tasks(user_class: type, tags: set[str] | None, exclude: set[str] | None) -> bool:

@@ -270,3 +270,15 @@ def test_faults_panel_py_still_loads_the_panel() -> None:
     )
     assert answer.returncode == 0, answer.stderr[-3000:]
     assert answer.stdout.strip() == "['workload.capture', 'locustfiles.panel']"
+
+
+@pytest.mark.parametrize("panel", ["locustfiles/panel.py", "faults/panel.py"])
+def test_the_panel_loads_beside_the_workloads(panel: str) -> None:
+    """`locust -f locustfiles/vod.py,<panel>` as the README has it: both read --faults-url,
+    which is registered once (a second add_argument would stop Locust before it starts)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", f"locustfiles/vod.py,{panel}", "-l"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "VodEditor" in done.stdout and "conflicting" not in done.stderr
