@@ -43,6 +43,18 @@ def run_module(
     )
 
 
+def run_python(code: str, timeout: float = 60) -> str:
+    """`python -c CODE` from the repo root in a fresh interpreter (what it imports and
+    registers is its own, not this session's); its stdout, stripped; fails on a non-zero
+    exit with the stderr's tail."""
+    answer = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    return answer.stdout.strip()
+
+
 @contextmanager
 def process_group(args: Sequence[str], **popen: Any) -> Iterator[subprocess.Popen[Any]]:
     """ARGS started in a session and process group of its own, for the block; if it still

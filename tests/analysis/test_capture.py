@@ -21,7 +21,7 @@ import pytest
 
 from analysis.load import load_run, read_requests
 from analysis.stats import summarise
-from tests.conftest import process_group, serving
+from tests.conftest import process_group, run_python, serving
 from tests.locustfiles.conftest import processes_args
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -285,8 +285,4 @@ def test_analysis_capture_is_still_the_capture_plug_in() -> None:
         "assert all(getattr(old, name) is getattr(new, name) for name in old.__all__)\n"
         "print([h.__module__ for h in events.request._handlers])\n"
     )
-    answer = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert answer.returncode == 0, answer.stderr[-3000:]
-    assert answer.stdout.strip() == "['workload.capture']"
+    assert run_python(code) == "['workload.capture']"

@@ -19,6 +19,7 @@ import pytest
 
 from faults.client import FaultClient
 from faults.embedded import free_port
+from tests.conftest import run_python
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -265,11 +266,7 @@ def test_faults_panel_py_still_loads_the_panel() -> None:
         "assert faults.panel.Panel is locustfiles.panel.Panel\n"
         "print([h.__module__ for h in events.init._handlers])\n"
     )
-    answer = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
-    assert answer.returncode == 0, answer.stderr[-3000:]
-    assert answer.stdout.strip() == "['workload.capture', 'locustfiles.panel']"
+    assert run_python(code) == "['workload.capture', 'locustfiles.panel']"
 
 
 @pytest.mark.parametrize("panel", ["locustfiles/panel.py", "faults/panel.py"])

@@ -13,26 +13,36 @@ from tests.faults.server.conftest import EchoServer, add_proxy, add_toxic
 from tests.faults.server.tcp import connect, read_until_closed, recv_exactly, round_trip
 
 
-def round_trips_ms(listen: str, samples: int) -> list[float]:
-    with connect(listen) as sock:
-        return [round_trip(sock, b"ping") * 1000 for _ in range(samples)]
+def round_trips_ms(sock: socket.socket, samples: int) -> list[float]:
+    return [round_trip(sock, b"ping") * 1000 for _ in range(samples)]
+
+
+def timed_sleep_ms(ms: float) -> float:
+    """How long a ``ms`` wait really takes on this machine, under its load right now."""
+    start = time.perf_counter()
+    time.sleep(ms / 1000)
+    return (time.perf_counter() - start) * 1000
 
 
 @pytest.mark.parametrize("stream", ["upstream", "downstream"])
 def test_latency_is_within_ten_percent(api: httpx.Client, echo: EchoServer, stream: str) -> None:
     listen = add_proxy(api, "lat", echo.address)
-    # What a round trip costs without the toxic, on this machine and under its load now.
-    base = round_trips_ms(listen, 9)
+    with connect(listen) as sock:
+        base = round_trips_ms(sock, 9)  # the round trip without the toxic
     add_toxic(api, "lat", "latency", stream, latency=100)
-    lag = round_trips_ms(listen, 9)
-    shown = f"{[round(x, 1) for x in lag]} ms with the toxic, {[round(x, 1) for x in base]} without"
-    # Never less than asked for, in every round trip.
+    with connect(listen) as sock:
+        # Each sample beside a plain 100 ms wait: on a busy machine a timer fires late, the
+        # toxic's as much as anyone's, so that wait is what "100 ms" means here and now.
+        pairs = [(timed_sleep_ms(100), *round_trips_ms(sock, 1)) for _ in range(9)]
+    wait = statistics.median(w for w, _ in pairs)
+    lag = [rtt for _, rtt in pairs]
+    shown = f"{[round(x, 1) for x in lag]} ms with the toxic, {[round(x, 1) for x in base]} ms"
+    shown += f" without, {wait:.1f} ms for a 100 ms wait"
+    # Never less than asked for, in any round trip.
     assert min(lag) >= 90, shown
-    # Not more: a busy machine can only add to a sample, so the fastest one shows what the
-    # toxic itself adds, and must be within 10%; the median, which load can push up when
-    # the server is woken late for its timers, is still nowhere near a doubled 200 ms.
-    assert min(lag) - min(base) <= 110, shown
-    assert statistics.median(lag) - statistics.median(base) <= 150, shown
+    # Not more than 10% over the machine's own 100 ms (plus the no-toxic round trip), with
+    # 10 ms for the wake-ups on the toxic's path: neither doubled nor rounded up to a tick.
+    assert statistics.median(lag) <= statistics.median(base) + wait + 20, shown
 
 
 def test_latency_does_not_add_up_across_chunks(api: httpx.Client, echo: EchoServer) -> None:
