@@ -191,28 +191,15 @@ def phase(stack, tmp_path_factory) -> LocustRun:
 
 @pytest.fixture(scope="module")
 def two_processes(stack, tmp_path_factory) -> LocustRun:
-    """6 users of the `db` tag on two worker processes, about 10 s (longer on a busy
-    machine, until a listing and enough acknowledged writes of each kind)."""
+    """6 users of the `db` tag on two worker processes for 20 s, ended by -t. Not stopped
+    early by SIGTERM as the single-process runs are: the master's SIGTERM can end its
+    workers before they write their ledgers and captures (seen under load: neither file).
+    20 s is twice what one create per process ever needed here (8 creates land in one
+    process about 1 run in 128)."""
     run_dir = tmp_path_factory.mktemp("processes")
-    args = ["-f", "locustfiles/vod.py", "--headless", "-u", "6", "-r", "6"]
+    args = ["-f", "locustfiles/vod.py", "--headless", "-u", "6", "-r", "6", "-t", "20s"]
     args += [*processes_args(2), "-T", "db", *target(stack)]
-    listed = sent_each(("GET", "/api/vods"))
-
-    def enough(counts: Counts) -> bool:
-        def acked(key: tuple[str, str]) -> int:
-            sent, failed = counts.get(key, (0, 0))
-            return sent - failed
-
-        # Creates enough that each process has its own (its ledger), surely: all 8 in one
-        # of the two is a 1-in-128 chance. Then an edit and a delete (the ledger's kinds).
-        return (
-            acked(("POST", "/api/vods")) >= 8
-            and acked(("PATCH", "/api/vods/[id]")) >= 1
-            and acked(("DELETE", "/api/vods/[id]")) >= 1
-            and listed(counts)
-        )
-
-    return run_locust_until(args, run_dir, enough, at_least_s=10)
+    return run_locust(args, run_dir, timeout=150)
 
 
 def test_mixed_run_has_no_failures(mixed: LocustRun) -> None:
