@@ -15,35 +15,31 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import dataclasses
+import functools
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-import psutil
-import psycopg
 import redis
 
-from faults.client import FaultClient, FaultServerError, ProxyConfigError, load_proxies
+from faults.client import FaultClient, FaultServerError
+from testbed import app_parts, readiness
 from testbed import postgres as pg
-from testbed.api.settings import AppConfig, ConfigError
+from testbed.app_parts import CABLECAST_BASE
 from testbed.guardian import Guardian, Record, StackRecord, stop_leftovers
 from testbed.hosted import launch as hosted_launch
-from testbed.hosted.venv import ensure_venv
 from testbed.ports import check_ports_free
 from testbed.postgres import EmbeddedPostgres
 from testbed.processes import ManagedProcess, StackError, wait_healthy
 from testbed.redis_server import EmbeddedRedis
+from testbed.stack_proxies import proxy_config
 from testbed.stack_settings import REPO_ROOT, StackSettings
+from testbed.state_dir import temporary_state_dir
 
 __all__ = [
     "Stack",
@@ -55,7 +51,6 @@ __all__ = [
 ]
 
 APP_PARTS = ("api", "worker", "cablecast")
-CABLECAST_BASE = "/CablecastAPI/v1"
 WATCH_INTERVAL = 0.2  # s between watchdog checks
 
 _live_stacks: set[Stack] = set()
@@ -232,16 +227,16 @@ class Stack:
                     + ", ".join(leftovers),
                     file=sys.stderr,
                 )
-        settings = self._pin_hosted_ports()
+        settings = self.settings = app_parts.pin_hosted_ports(settings, self.hosted)
         wanted = settings.wanted_ports()
         if self.hosted is not None and self.hosted.redis_proxy_port:
             wanted[f"the redis proxy, where {self.hosted.name} expects Redis"] = wanted.pop(
                 "redis proxy"
             )
         check_ports_free(settings.host, wanted)
-        venv = self._hosted_venv()
+        venv = app_parts.hosted_venv(settings, self.hosted)
         # A bad proxies.json fails here, before anything has started.
-        proxies = self._proxies = self._proxy_config()
+        proxies = self._proxies = proxy_config(settings)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         _live_stacks.add(self)
         self._guardian = Guardian(self.log_dir / "guardian.log")
@@ -297,12 +292,14 @@ class Stack:
         # The Python children first: their imports run while initdb (first start) works.
         if self._redis is not None:
             self._redis.launch()
-            self._adopt("redis", self._redis.process, self._redis_ready)
+            ready = functools.partial(readiness.redis_ready, self.redis_url)
+            self._adopt("redis", self._redis.process, ready)
             self._guard("redis")
         if not s.toxiproxy_url:
             argv = [sys.executable, "-m", "faults.server", "--host", host]
             argv += ["--port", str(ports["fault_api"])]
-            self._add("faults", argv, self._faults_ready, s.timeouts["faults"])
+            ready = functools.partial(readiness.faults_ready, self.fault_url)
+            self._add("faults", argv, ready, s.timeouts["faults"])
             self._launch("faults")
         argv = [sys.executable, "-m", "testbed.cablecast", "--host", host]
         argv += [
@@ -311,12 +308,14 @@ class Stack:
             "--state",
             str(self.state_dir / "cablecast.sqlite"),
         ]
-        self._add("cablecast", argv, self._cablecast_ready, s.timeouts["cablecast"])
+        ready = functools.partial(readiness.cablecast_ready, self.cablecast_url)
+        self._add("cablecast", argv, ready, s.timeouts["cablecast"])
         self._parts["cablecast"].base_env = dict(os.environ)
         self._launch("cablecast")
         if self._postgres is not None:
             self._postgres.launch()
-            self._adopt("postgres", self._postgres.process, self._postgres_ready)
+            ready = functools.partial(readiness.postgres_ready, self._postgres.admin_url)
+            self._adopt("postgres", self._postgres.process, ready)
             self._guard(
                 "postgres",
                 pg_data=str(self._postgres.data_dir),
@@ -329,10 +328,10 @@ class Stack:
         if self._postgres is not None:
             pg.ensure_database(self._postgres.admin_url, s.database_name)
         if s.database_url:
-            self._external_database_ready()
+            readiness.external_database_ready(self.database_url)
         if s.redis_url:
             try:
-                self._redis_ready()
+                readiness.redis_ready(self.redis_url)
             except redis.RedisError as exc:
                 raise StackError(f"REDIS_URL={s.redis_url}: not reachable: {exc}") from None
         self._faults = FaultClient(self.fault_url)
@@ -341,181 +340,46 @@ class Stack:
         except FaultServerError as exc:
             raise StackError(f"fault server at {self.fault_url} does not answer: {exc}") from None
 
-    def _pin_hosted_ports(self) -> StackSettings:
-        """The hosted app's fixed Redis address (its limiter ignores the environment)."""
-        port = self.hosted.redis_proxy_port if self.hosted is not None else None
-        if port:
-            self.settings = dataclasses.replace(
-                self.settings, proxy_ports=self.settings.proxy_ports | {"redis": port}
-            )
-        return self.settings
-
-    def _hosted_venv(self) -> Path | None:
-        """Build (once) the hosted app's venv before anything starts: it takes minutes."""
-        if self.hosted is None:
-            return None
-        assert self.settings.app_src is not None  # validated with the settings
-        return ensure_venv(self.hosted, self.settings.app_src, REPO_ROOT, say=_say)
-
     def _define_hosted(self, venv: Path) -> None:
         """The real app's web and worker processes, their env through the proxies, its schema."""
-        s, hosted = self.settings, self.hosted
-        assert hosted is not None and s.app_src is not None
-        proxy = s.proxy_ports
-        cablecast_root = f"http://{s.host}:{proxy['cablecast']}"
-        try:
-            creds = AppConfig.load().cablecast
-        except ConfigError as exc:
-            raise StackError(str(exc)) from None
-        redis_url = _with_address(self.redis_url, s.host, proxy["redis"])
-        values = {
-            "host": s.host,
-            "port": str(s.ports["api"]),
-            "database_url": _with_address(self.database_url, s.host, proxy["postgres"]),
-            "redis_url": redis_url,
-            "redis_host": s.host,
-            "redis_port": str(proxy["redis"]),
-            "cablecast_url": cablecast_root + CABLECAST_BASE,
-            "cablecast_root": cablecast_root,
-            "cablecast_user": creds.username,
-            "cablecast_password": creds.password,
-            "cablecast_location": str(creds.location_id),
-        }
-        launch = hosted_launch.prepare(
-            hosted, s.app_src, venv, REPO_ROOT, self.state_dir / hosted.name, values
+        hosted = self.hosted
+        assert hosted is not None
+        launch = app_parts.prepare_hosted(
+            self.settings,
+            hosted,
+            venv,
+            self.state_dir / hosted.name,
+            self.database_url,
+            self.redis_url,
         )
         self.app_env = launch.env
         hosted_launch.create_schema(launch, self.log_dir / "schema.log")
-        self._add("api", launch.web, self._api_ready, s.timeouts["api"], cwd=launch.cwd)
-        self._parts["api"].base_env = launch.env
-        if launch.worker and s.workers > 0:
-            self._add("worker", launch.worker, _never, s.timeouts["api"], cwd=launch.cwd)
-            part = self._parts["worker"]
-            part.check = self._worker_check(part)
-            part.base_env = launch.env
+        self._define(app_parts.hosted_apps(launch, self.settings.workers).parts)
 
-    def _proxy_config(self) -> list[dict[str, object]]:
-        """config/proxies.json with listen/upstream rewritten to this stack's addresses."""
+    def _define_apps(self) -> None:
+        """The reference API and workers; every dependency URL goes through its proxy."""
+        apps = app_parts.reference_apps(self.settings, self.database_url, self.redis_url)
+        self.app_env = apps.env
+        self._define(apps.parts)
+
+    def _define(self, apps: list[app_parts.AppPart]) -> None:
+        """Make parts of the app processes, each with the probe that fits it."""
         s = self.settings
-        try:
-            entries = load_proxies(s.proxies_file)
-        except ProxyConfigError as exc:
-            raise StackError(str(exc)) from None
-        upstreams = {
-            "postgres": _address(s.database_url, s.host, s.ports["postgres"]),
-            "redis": _address(s.redis_url, s.host, s.ports["redis"]),
-            "cablecast": f"{s.host}:{s.ports['cablecast']}",
-        }
-        missing = sorted(set(upstreams) - {e["name"] for e in entries})
-        if missing:
-            raise StackError(
-                f"{s.proxies_file}: no proxy for {', '.join(missing)}; the app reaches "
-                "postgres, redis and cablecast only through proxies of those names"
-            )
-        for entry in entries:
-            name = entry["name"]
-            if name in upstreams:
-                entry["listen"] = f"{s.host}:{s.proxy_ports[name]}"
-                entry["upstream"] = upstreams[name]
-                entry["enabled"] = True
-        return list(entries)
+        for app in apps:
+            self._add(app.name, app.argv, self._api_ready, s.timeouts["api"], cwd=app.cwd)
+            part = self._parts[app.name]
+            if app.worker:  # its probe looks at the process _add just made
+                part.check = readiness.worker_connected(part.process, s.proxy_ports["redis"])
+            part.base_env = app.env
+
+    def _api_ready(self) -> bool:
+        return readiness.api_ready(self.api_url, self.hosted)
 
     def _populate(self, proxies: list[dict[str, object]]) -> None:
         try:
             self.faults.populate(proxies)
         except FaultServerError as exc:
             raise StackError(f"could not create the fault proxies: {exc}") from None
-
-    def _define_apps(self) -> None:
-        """Environment of the app: every dependency URL goes through its proxy."""
-        s = self.settings
-        proxy = s.proxy_ports
-        env = dict(os.environ) | {
-            "ARCHIVIST_DATABASE_URL": _with_address(self.database_url, s.host, proxy["postgres"]),
-            "ARCHIVIST_REDIS_URL": _with_address(self.redis_url, s.host, proxy["redis"]),
-            "ARCHIVIST_CABLECAST_URL": f"http://{s.host}:{proxy['cablecast']}{CABLECAST_BASE}",
-        }
-        env |= s.app_env
-        self.app_env = env
-        api_argv = [sys.executable, "-m", "testbed.api", "--host", s.host]
-        api_argv += ["--port", str(s.ports["api"])]
-        self._add("api", api_argv, self._api_ready, s.timeouts["api"])
-        self._parts["api"].base_env = env
-        for n in range(1, s.workers + 1):
-            name = "worker" if n == 1 else f"worker-{n}"
-            # Unique per stack, so stacks sharing one Redis (REDIS_URL) do not collide.
-            consumer = f"{name}@{s.host}:{s.ports['api']}"
-            self._add(name, [sys.executable, "-m", "testbed.worker"], _never, s.timeouts["api"])
-            part = self._parts[name]
-            part.check = self._worker_check(part)
-            part.base_env = env | {"ARCHIVIST_WORKER_NAME": consumer}
-
-    # -- health checks -------------------------------------------------------------
-
-    def _postgres_ready(self) -> bool:
-        assert self._postgres is not None
-        return pg.ping(self._postgres.admin_url)
-
-    def _redis_ready(self) -> bool:
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-
-    def _external_database_ready(self) -> None:
-        url = self.database_url
-        try:
-            pg.ping(url, timeout=3)
-            return
-        except psycopg.OperationalError as exc:
-            if "does not exist" not in str(exc):
-                raise StackError(f"DATABASE_URL={url}: not reachable: {exc}") from None
-        parts = urlsplit(url)
-        admin = urlunsplit(parts._replace(path="/postgres"))
-        try:
-            pg.ensure_database(admin, parts.path.lstrip("/"))
-            pg.ping(url, timeout=3)
-        except psycopg.Error as exc:
-            raise StackError(f"DATABASE_URL={url}: cannot create its database: {exc}") from None
-
-    def _faults_ready(self) -> bool:
-        with FaultClient(self.fault_url, timeout=1.0) as client:
-            client.version()
-        return True
-
-    def _cablecast_ready(self) -> bool:
-        return httpx.get(f"{self.cablecast_url}/systeminfo", timeout=1.0).status_code == 200
-
-    def _api_ready(self) -> bool:
-        if self.hosted is None:
-            return httpx.get(f"{self.api_url}/api/health", timeout=2.0).status_code == 200
-        # Its health takes seconds (it asks Celery), and its certificate is our self-signed one.
-        answer = httpx.get(
-            f"{self.api_url}{self.hosted.health}",
-            headers=self.hosted.probe_headers,
-            timeout=15.0,
-            verify=False,
-        )
-        return answer.status_code in self.hosted.ok_status
-
-    def _worker_check(self, part: _Part) -> Callable[[], bool]:
-        """Healthy once the worker holds a connection to Redis (through its proxy).
-
-        Redis 6.2 lists a consumer in XINFO only after its first delivery, so an idle
-        worker is not visible there; its open connection to the job queue is.
-        """
-        redis_proxy_port = self.settings.proxy_ports["redis"]
-
-        def check() -> bool:
-            assert part.process.pid is not None
-            connections = psutil.Process(part.process.pid).net_connections(kind="tcp")
-            return any(
-                c.status == psutil.CONN_ESTABLISHED and c.raddr and c.raddr.port == redis_proxy_port
-                for c in connections
-            )
-
-        return check
 
     # -- processes -----------------------------------------------------------------
 
@@ -601,51 +465,10 @@ class Stack:
             return
 
 
-def _say(text: str) -> None:
-    with contextlib.suppress(OSError):  # a closed stdout must not stop a start
-        print(text, flush=True)
-
-
 def _this_process() -> Record:
     record = Record.of("orchestrator", os.getpid())
     assert record is not None
     return record
-
-
-def _never() -> bool:
-    return False
-
-
-def _address(url: str | None, host: str, port: int) -> str:
-    """host:port of an external server's URL, else of ours."""
-    if url is None:
-        return f"{host}:{port}"
-    parts = urlsplit(url)
-    default = 5432 if parts.scheme.startswith("postgres") else 6379
-    return f"{parts.hostname}:{parts.port or default}"
-
-
-def _with_address(url: str, host: str, port: int) -> str:
-    """`url` with its host:port replaced (user, password, path and query kept)."""
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-@contextmanager
-def temporary_state_dir(prefix: str = "testbed-stack-") -> Iterator[Path]:
-    """A fresh state dir for a throwaway stack (tests, experiments), removed afterwards.
-
-    In the system temp dir, not under pytest's tmp_path: as root, PostgreSQL runs as an
-    unprivileged user who must traverse the whole path, and every pytest session resets
-    /tmp/pytest-of-root to mode 0700 (several sessions may run side by side).
-    """
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def start_stack(settings: StackSettings, attempts: int = 3) -> Stack:
