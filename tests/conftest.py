@@ -13,6 +13,7 @@ import socketserver
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,6 +120,26 @@ def archivist_stack() -> Iterator[Stack]:
             yield running
 
 
+def wait_until_healthy(stack: Stack, timeout: float = 60.0) -> None:
+    """Until the API's health answers 200 (database, Redis and Cablecast all reached): after
+    the previous test's outage the API's pool reconnects in its own time, and on a busy
+    machine the next test's first login could meet that as a 503."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.get(f"{stack.api_url}/api/health", timeout=5.0)
+            if answer.status_code == 200:
+                return
+            last = f"{answer.status_code} {answer.text[:300]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.2)
+    pytest.fail(f"the session stack did not become healthy in {timeout:.0f} s: {last}")
+
+
 @pytest.fixture
 def clean_faults(stack: Stack) -> Iterator[Stack]:
     """After the test: no toxics, every proxy enabled, every app process up with its usual env.
@@ -128,6 +149,7 @@ def clean_faults(stack: Stack) -> Iterator[Stack]:
     """
     if stack.stopped.is_set():
         pytest.fail(f"the session stack is down: {stack.failure}")
+    wait_until_healthy(stack)
     yield stack
     if stack.stopped.is_set():
         pytest.fail(f"the session stack went down during the test: {stack.failure}")
