@@ -81,6 +81,35 @@ def sent_each(*keys: tuple[str, str]) -> Callable[[Counts], bool]:
     return lambda counts: all(counts.get(key, (0, 0))[0] > 0 for key in keys)
 
 
+# A plug-in run_locust_until adds to the run's -f: it ends the run exactly as --run-time
+# does (the runner quits: users stopped, then the quitting handlers write the ledgers,
+# captures and meta.json), once the test creates the file it names. Not SIGTERM: Locust's
+# handler fires `quitting` first, while users still run, and a write they have
+# acknowledged after it is in no ledger (workload/ledger.py flushes only at test stop and
+# at quitting), which the audit of test_ledger_matches_the_database reads as a lost write.
+STOP_PLUGIN = """
+import os
+
+import gevent
+from locust import events
+from locust.runners import WorkerRunner
+
+
+@events.init.add_listener
+def _stop_when_told(environment, **_):
+    if isinstance(environment.runner, WorkerRunner):
+        return  # the master (or the only runner) quits, and tells its workers
+    path = os.environ["LOADKIT_TEST_STOP_FILE"]
+
+    def watch():
+        while not os.path.exists(path):
+            gevent.sleep(0.2)
+        environment.runner.quit()
+
+    gevent.spawn(watch)
+"""
+
+
 def run_locust_until(
     args: list[str],
     run_dir: Path,
@@ -90,20 +119,27 @@ def run_locust_until(
 ) -> LocustRun:
     """`locust ARGS` (headless, no -t of its own) for a load that must have sent enough to be
     judged: its load runs at least `at_least_s` (counted as -t counts, from the load's start:
-    a slow start-up does not shorten it), then until its stats satisfy `enough`, and is
-    then SIGTERMed (Locust's handler ends the run as -t does: stats, Parquet, ledgers and
-    meta.json written, exit code 0 unless something failed). A busy machine gets the
-    longer run it needs; `at_most_s` (the run's -t) bounds it when `enough` never holds,
-    and the assertions then say what is missing.
+    a slow start-up does not shorten it), then until its stats satisfy `enough`, and then
+    ends as at its -t (STOP_PLUGIN). A busy machine gets the longer run it needs;
+    `at_most_s` (the run's -t) bounds it when `enough` never holds, and the assertions then
+    say what is missing.
 
     The same as conftest.run_locust otherwise: `--run-dir`, `--csv RUN_DIR/stats`, its own
     process group, killed (the whole group) if it outlives its -t by a minute.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     prefix = run_dir / "stats"
-    cmd = [sys.executable, "-m", "locust", *args, "-t", f"{at_most_s:g}s"]
-    cmd += ["--run-dir", str(run_dir), "--csv", str(prefix)]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with (
+        tempfile.TemporaryDirectory(prefix="locust-stop-") as aside,
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+    ):
+        plugin, stop_file = Path(aside) / "stop_when_told.py", Path(aside) / "stop"
+        plugin.write_text(STOP_PLUGIN)
+        where = args.index("-f") + 1
+        args = [*args[:where], f"{args[where]},{plugin}", *args[where + 1 :]]
+        cmd = [sys.executable, "-m", "locust", *args, "-t", f"{at_most_s:g}s"]
+        cmd += ["--run-dir", str(run_dir), "--csv", str(prefix)]
         proc = subprocess.Popen(
             cmd,
             cwd=REPO_ROOT,
@@ -112,7 +148,7 @@ def run_locust_until(
             stderr=err,
             text=True,
             start_new_session=True,
-            env={**os.environ, "LOADKIT_SEED": "7"},
+            env={**os.environ, "LOADKIT_SEED": "7", "LOADKIT_TEST_STOP_FILE": str(stop_file)},
         )
         try:
             started = time.monotonic()
@@ -120,7 +156,7 @@ def run_locust_until(
                 load_start = load_started_at(run_dir)
                 ran = time.time() - load_start if load_start is not None else 0.0
                 if ran >= at_least_s and enough(live_counts(prefix)):
-                    proc.send_signal(signal.SIGTERM)
+                    stop_file.touch()
                     break
                 time.sleep(0.25)
             try:
@@ -139,10 +175,12 @@ def run_locust_until(
         took = time.monotonic() - started
         try:
             meta = json.loads((run_dir / "meta.json").read_text())
-            ran = f"{float(meta['end']) - float(meta['start']):.1f}"
+            ran_s = f"{float(meta['end']) - float(meta['start']):.1f}"
         except (OSError, ValueError, KeyError, TypeError):
-            ran = "?"
-        print(f"\n{run_dir.name}: load ran {ran} s (at least {at_least_s:g}), {took:.1f} s in all")
+            ran_s = "?"
+        print(
+            f"\n{run_dir.name}: load ran {ran_s} s (at least {at_least_s:g}), {took:.1f} s in all"
+        )
         out.seek(0)
         err.seek(0)
         return LocustRun(proc.returncode, out.read(), err.read(), run_dir, prefix)
