@@ -14,11 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import httpx
 import pytest
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 Server = TypeVar("Server", bound=socketserver.BaseServer)
+T = TypeVar("T")
 
 
 def run_module(
@@ -120,24 +122,53 @@ def archivist_stack() -> Iterator[Stack]:
             yield running
 
 
-def wait_until_healthy(stack: Stack, timeout: float = 60.0) -> None:
+def wait_until_healthy(
+    api_url: str, timeout: float = 60.0, gone: Callable[[], str] = lambda: ""
+) -> None:
     """Until the API's health answers 200 (database, Redis and Cablecast all reached): after
     the previous test's outage the API's pool reconnects in its own time, and on a busy
-    machine the next test's first login could meet that as a 503."""
-    import httpx
-
+    machine the next test's first login could meet that as a 503. `gone` names why the API
+    can no longer come up (its process exited), "" while it still can."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
+        if reason := gone():
+            pytest.fail(reason)
         try:
-            answer = httpx.get(f"{stack.api_url}/api/health", timeout=5.0)
+            answer = httpx.get(f"{api_url}/api/health", timeout=5.0)
             if answer.status_code == 200:
                 return
             last = f"{answer.status_code} {answer.text[:300]}"
         except httpx.HTTPError as exc:
             last = repr(exc)
         time.sleep(0.2)
-    pytest.fail(f"the session stack did not become healthy in {timeout:.0f} s: {last}")
+    pytest.fail(f"{api_url} did not become healthy in {timeout:.0f} s: {last}")
+
+
+def retrying_503(
+    call: Callable[[], T], deadline_s: float = 60.0, seen: list[str] | None = None
+) -> T:
+    """`call()` (a request, or a client method that raises on an error status), made again
+    while it is answered 503, as a client does; bounded (a hang guard). On a loaded box a
+    request may wait out the API's database pool (2 s), even its first one: for a test's
+    set-up steps (log in, create the VODs it needs) that says nothing, so they are retried.
+    Never for a step whose answer is what the test judges, unless the retry is part of
+    that judgement; `seen` then collects the body of each 503 that was retried."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            result = call()
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 503 or time.monotonic() > deadline:
+                raise
+            text = exc.response.text
+        else:
+            if getattr(result, "status_code", None) != 503 or time.monotonic() > deadline:
+                return result
+            text = str(getattr(result, "text", ""))
+        if seen is not None:
+            seen.append(text)
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -149,7 +180,7 @@ def clean_faults(stack: Stack) -> Iterator[Stack]:
     """
     if stack.stopped.is_set():
         pytest.fail(f"the session stack is down: {stack.failure}")
-    wait_until_healthy(stack)
+    wait_until_healthy(stack.api_url)
     yield stack
     if stack.stopped.is_set():
         pytest.fail(f"the session stack went down during the test: {stack.failure}")

@@ -22,9 +22,9 @@ from testbed.api.client import ArchivistClient
 from testbed.stack import Stack
 from testbed.target import Target
 from testbed.throwaway_stack import stack_app_logs
+from tests.conftest import retrying_503
 from tests.locustfiles.conftest import run_locust
 from tests.resilience.test_runs import experiment_file
-from tests.testbed.test_api_idempotency import retrying_503
 from tests.testbed.test_api_regression import companion_api
 
 CONTRACT = Path(__file__).resolve().parents[2] / "config" / "routes" / "contract.toml"

@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import httpx
 import psycopg
 
 from testbed.api.client import ArchivistClient
 from testbed.stack import Stack
+from tests.conftest import retrying_503
 
 from .test_api_auth import assert_error
-
-T = TypeVar("T")
-RETRY_DEADLINE_S = 60.0  # a hang guard: how long one client keeps retrying a 503
-
-
-def retrying_503(call: Callable[[], T], deadline_s: float = RETRY_DEADLINE_S) -> T:
-    """`call()` (a request, or a client method that raises on an error status), made again
-    while it is answered 503, as a client does; bounded. On a loaded box a request may wait
-    out the API's database pool (2 s), even its first one: for a test's set-up steps (log
-    in, create the VODs it needs) that says nothing, so they are retried. Never for a step
-    whose answer is what the test judges, unless the retry is part of that judgement."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            result = call()
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code != 503 or time.monotonic() > deadline:
-                raise
-        else:
-            status = getattr(result, "status_code", None)
-            if status != 503 or time.monotonic() > deadline:
-                return result
-        time.sleep(0.2)
 
 
 def test_same_key_and_body_returns_the_same_vod_and_a_different_body_conflicts(
@@ -79,16 +54,13 @@ def test_twenty_concurrent_retries_of_one_key_make_one_row(stack: Stack) -> None
     unavailable: list[str] = []  # the 503s that were retried, for the report
 
     def post(_: int) -> httpx.Response:
-        deadline = time.monotonic() + RETRY_DEADLINE_S
         with httpx.Client(base_url=stack.api_url, timeout=20) as http:
-            while True:
-                response = http.post(
+            return retrying_503(
+                lambda: http.post(
                     "/api/vods", json=body, headers=headers | {"Idempotency-Key": key}
-                )
-                if response.status_code != 503 or time.monotonic() > deadline:
-                    return response
-                unavailable.append(response.text)
-                time.sleep(0.1)
+                ),
+                seen=unavailable,
+            )
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(pool.map(post, range(20)))

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -20,8 +18,7 @@ from faults.embedded import free_port
 from testbed.api.client import ArchivistClient
 from testbed.stack import Stack
 from testbed.stack_settings import REPO_ROOT
-
-from .test_api_idempotency import retrying_503
+from tests.conftest import process_group, retrying_503, wait_until_healthy
 
 ROUNDS = 25
 
@@ -39,36 +36,21 @@ def companion_api(stack: Stack, env: dict[str, str], log_path: Path) -> Iterator
     argv = [sys.executable, "-m", "testbed.api", "--host", stack.settings.host]
     argv += ["--port", str(port)]
     url = f"http://{stack.settings.host}:{port}"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            cwd=REPO_ROOT,
-            env=stack.app_env | env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + stack.settings.timeouts["api"]  # the stack's own bound
-        while True:
-            assert proc.poll() is None, f"the API exited: {log_path.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"not healthy: {log_path.read_text()[-3000:]}"
-            time.sleep(0.1)
+    with (
+        log_path.open("ab") as log,
+        process_group(
+            argv, cwd=REPO_ROOT, env=stack.app_env | env, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT,
+        ) as proc,
+    ):  # fmt: skip
+
+        def gone() -> str:
+            if proc.poll() is None:
+                return ""
+            return f"the API exited: {log_path.read_text()[-3000:]}"
+
+        wait_until_healthy(url, stack.settings.timeouts["api"], gone)  # the stack's own bound
         yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
 
 
 def list_ms(api: ArchivistClient) -> float:

@@ -9,9 +9,9 @@ import httpx
 
 from testbed.api.client import ArchivistClient
 from testbed.stack import Stack
+from tests.conftest import retrying_503
 
 from .test_api_auth import assert_error
-from .test_api_idempotency import retrying_503
 from .test_faults_postgres import MAX_FAILURE_S, timed, wait_until_ok
 
 

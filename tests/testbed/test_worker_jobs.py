@@ -16,8 +16,8 @@ import redis
 from testbed.api.client import ArchivistClient
 from testbed.api.settings import AppConfig
 from testbed.stack import Stack
+from tests.conftest import retrying_503
 
-from .test_api_idempotency import retrying_503
 from .test_faults_postgres import wait_until_ok
 from .test_worker_flow import assert_published_once, slow_worker_config
 
