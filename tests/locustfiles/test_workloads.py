@@ -26,6 +26,7 @@ import pytest
 from experiments.audit_contract import expectations, fetch_rows, judge, read_ledger
 from experiments.experiment import Audit
 from faults.embedded import free_port
+from tests.conftest import process_group
 from tests.locustfiles.conftest import REPO_ROOT, LocustRun, processes_args, run_locust
 
 ALL_FILES = "locustfiles/vod.py,locustfiles/auth.py,locustfiles/invalid.py"
@@ -140,17 +141,11 @@ def run_locust_until(
         args = [*args[:where], f"{args[where]},{plugin}", *args[where + 1 :]]
         cmd = [sys.executable, "-m", "locust", *args, "-t", f"{at_most_s:g}s"]
         cmd += ["--run-dir", str(run_dir), "--csv", str(prefix)]
-        proc = subprocess.Popen(
-            cmd,
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            text=True,
-            start_new_session=True,
-            env={**os.environ, "LOADKIT_SEED": "7", "LOADKIT_TEST_STOP_FILE": str(stop_file)},
-        )
-        try:
+        env = {**os.environ, "LOADKIT_SEED": "7", "LOADKIT_TEST_STOP_FILE": str(stop_file)}
+        with process_group(
+            cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True,
+            env=env,
+        ) as proc:  # fmt: skip
             started = time.monotonic()
             while proc.poll() is None:
                 load_start = load_started_at(run_dir)
@@ -162,16 +157,10 @@ def run_locust_until(
             try:
                 proc.wait(at_most_s + 60 - (time.monotonic() - started))
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
                 err.seek(0)
                 pytest.fail(
                     f"locust {' '.join(args)} ran over {at_most_s + 60:g}s\n" + err.read()[-3000:]
                 )
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
         took = time.monotonic() - started
         try:
             meta = json.loads((run_dir / "meta.json").read_text())
