@@ -177,6 +177,9 @@ def ensure_database(admin_url: str, database: str) -> None:
     with psycopg.connect(admin_url, connect_timeout=5, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
         if exists.fetchone() is None:
-            # Another starter may have created it since the check: that is fine.
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            # Another starter may have created it since the check: that is fine. A creation
+            # still in flight elsewhere fails on the catalogue's unique index instead.
+            with contextlib.suppress(
+                psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation
+            ):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))

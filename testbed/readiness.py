@@ -20,6 +20,43 @@ from testbed.hosted.spec import HostedApp
 from testbed.processes import ManagedProcess, StackError
 
 
+def served_by(process: ManagedProcess, port: int, check: Callable[[], bool]) -> Callable[[], bool]:
+    """`check`, passed only while `process` (or a child of it) is what listens on `port`.
+
+    With free ports, two stacks starting side by side can pick the same port: one child
+    binds it, the other's child fails, and its probe would reach the neighbour and call it
+    healthy (two stacks then share, say, one PostgreSQL). Refusing a foreign listener
+    leaves our child to exit with its bind error, which the start retries on new ports.
+    """
+
+    def probe() -> bool:
+        if not check():
+            return False
+        if process.pid is None or not _listens(process.pid, port):
+            raise StackError(
+                f"port {port} answers, but not from {process.name}: address already in use"
+            )
+        return True
+
+    return probe
+
+
+def _listens(pid: int, port: int) -> bool:
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return False
+    for proc in tree:
+        try:
+            sockets = proc.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in sockets):
+            return True
+    return False
+
+
 def postgres_ready(admin_url: str) -> bool:
     """Our embedded PostgreSQL accepts connections."""
     return pg.ping(admin_url)

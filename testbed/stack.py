@@ -419,10 +419,23 @@ class Stack:
 
     def _wait(self, name: str) -> None:
         part = self._parts[name]
-        wait_healthy(part.process, part.check, part.timeout, what=name)
+        check = part.check
+        port = self._listen_port(name)
+        if port is not None:
+            check = readiness.served_by(part.process, port, check)
+        wait_healthy(part.process, check, part.timeout, what=name)
         # Watched only from now on: dying during its own start is the starter's error.
         with self._lock:
             part.expected = True
+
+    def _listen_port(self, name: str) -> int | None:
+        """The port a part serves on, when the stack chose it (so it must be the part's)."""
+        key = {"faults": "fault_api"}.get(name, name)
+        if name == "api" and self.hosted is not None:
+            return None  # the real app's server may front its port with a process of its own
+        if key not in ("postgres", "redis", "fault_api", "cablecast", "api"):
+            return None
+        return self.settings.ports.get(key)
 
     def _app_names(self) -> list[str]:
         return [n for n in self._parts if n in APP_PARTS or n.startswith("worker-")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import os
 import signal
@@ -595,3 +596,36 @@ def test_services_tool_prints_working_urls_and_stops_clean(state_root: Path) -> 
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+
+def test_a_port_another_stack_took_between_pick_and_bind_is_not_adopted_but_retried(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two stacks starting side by side picked one PostgreSQL port: the loser must not use
+    the winner's server (CI once saw both create `archivist` in one cluster)."""
+    import testbed.stack as stack_module
+
+    taken = stack.settings.ports["postgres"]  # a live PostgreSQL of another stack
+    checks: list[int] = []
+    check_ports_free = stack_module.check_ports_free
+
+    def race_past_the_first_check(host: str, wanted: dict[str, int]) -> None:
+        # The first start's check ran before the neighbour bound the port.
+        checks.append(len(checks))
+        if len(checks) > 1:
+            check_ports_free(host, wanted)
+
+    monkeypatch.setattr(stack_module, "check_ports_free", race_past_the_first_check)
+    with temporary_state_dir() as state_dir:
+        settings = StackSettings.from_config(free_ports=True, state_dir=state_dir)
+        settings = dataclasses.replace(settings, ports={**settings.ports, "postgres": taken})
+        second = start_stack(settings)
+        try:
+            assert len(checks) == 2, "the start was retried once"
+            assert second.settings.ports["postgres"] != taken
+            with psycopg.connect(second.database_url, connect_timeout=5) as conn:
+                row = conn.execute("SHOW data_directory").fetchone()
+            assert row is not None
+            assert Path(row[0]).resolve().is_relative_to(Path(state_dir).resolve()), row
+        finally:
+            second.stop()
