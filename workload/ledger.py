@@ -3,7 +3,10 @@
 Every ACKNOWLEDGED write (created, updated, deleted, published; for a profile audited by
 tables, the answer's key fields) is appended, per process, to ``ledger-<pid>.jsonl`` in
 the run folder, buffered and flushed at test stop and quit, so an audit can compare what
-the service promised with the database. The API client (workload.client) records them.
+the service promised with the database. After quit every entry is written at once: on
+SIGTERM Locust fires ``quitting`` before its users stop, and a delete acknowledged in that
+gap, if dropped, would make the audit call the deleted VOD lost. The API client (workload.client)
+records them.
 """
 
 from __future__ import annotations
@@ -35,18 +38,24 @@ class Ledger:
     def __init__(self) -> None:
         self.entries: list[dict[str, Any]] = []
         self.path: Path | None = None
+        self.closing = False  # set at quit: from then on every entry is written at once
 
     def record(self, kind: str, vod_id: int, **fields: Any) -> None:
         self.entries.append({"ts": time.time(), "kind": kind, "id": int(vod_id), **fields})
-        if len(self.entries) >= LEDGER_FLUSH_ENTRIES:
+        if self.closing or len(self.entries) >= LEDGER_FLUSH_ENTRIES:
             self.flush()
 
     def record_ack(self, request: str, values: Mapping[str, Any]) -> None:
         """An acknowledged write of a profile audited by tables ([audit] checks = "tables"):
         the request and the answer's key fields its durable-write rules look up."""
         self.entries.append({"ts": time.time(), "kind": "ack", "request": request, **values})
-        if len(self.entries) >= LEDGER_FLUSH_ENTRIES:
+        if self.closing or len(self.entries) >= LEDGER_FLUSH_ENTRIES:
             self.flush()
+
+    def close(self) -> None:
+        """Write what is buffered; later entries (users still stopping) go straight out."""
+        self.closing = True
+        self.flush()
 
     def flush(self) -> None:
         if not self.entries or self.path is None:
@@ -63,6 +72,7 @@ LEDGER = Ledger()
 def _open_ledger(environment: Environment, **_: Any) -> None:
     if not isinstance(environment.runner, MasterRunner):
         LEDGER.path = run_dir_of(environment) / f"ledger-{os.getpid()}.jsonl"
+        LEDGER.closing = False
 
 
 @events.test_stop.add_listener
@@ -72,4 +82,4 @@ def _flush_at_stop(**_: Any) -> None:
 
 @events.quitting.add_listener
 def _flush_at_quit(**_: Any) -> None:
-    LEDGER.flush()
+    LEDGER.close()
