@@ -108,21 +108,20 @@ def rank(
     record: LogRecord, route: LoggedRoute, routes: Sequence[LoggedRoute], status: int
 ) -> int | None:
     """How surely `record` was logged by `route` failing with `status`: 0 an error its
-    handler logged, 1 an error naming its path, 2 another line of its handler, 3 an
-    access line with its path and the status; None: not this route's (pure)."""
+    handler logged or naming its path (both are the route's own: which one is quoted goes
+    by time), 1 another line of its handler, 2 an access line with its path and the
+    status; None: not this route's (pure)."""
     lines = record.lines or (record.first,)
     handler = route.handler_regex
     by_handler = handler is not None and any(handler.search(line) for line in lines)
     by_path = any(names_path_of(line, route, routes) for line in lines)
-    if record.is_error and by_handler:
+    if record.is_error and (by_handler or by_path):
         return 0
-    if record.is_error and by_path:
-        return 1
     if by_handler:
-        return 2
+        return 1
     code = re.compile(rf"\b{status}\b")
     if by_path and any(code.search(line) for line in lines):
-        return 3
+        return 2
     return None
 
 
@@ -150,7 +149,10 @@ def route_record(
 ) -> LogRecord | None:
     """The record a finding of `route` quotes: among the records timed in the window of one
     of its failing requests (``starts``/``ends``, epoch s), the surest one of `route`'s
-    (see rank), the earliest of its kind; an untimed record only after every timed one.
+    (see rank), of those the nearest to its first failure (a route that fails in two
+    ways at once, a JSON 500 its handler logs and an HTML 500 under a fault, has lines
+    of both in its windows; the first failure is the one the finding dates); an untimed
+    record only after every timed one.
     None when no record of the route is there (pure). `routes`: every route of the
     profile, `route` among them, so a path goes to the most specific route."""
     if not records:
@@ -158,6 +160,7 @@ def route_record(
     known = [route, *[r for r in routes if r != route]]
     times = np.array([np.nan if r.t is None else r.t for r in records], dtype=np.float64)
     timed_in = in_windows(times, np.asarray(starts, float), np.asarray(ends, float))
+    first = float(np.min(starts)) if len(starts) else 0.0
     best: tuple[int, int, float, int] | None = None
     chosen: LogRecord | None = None
     for i, record in enumerate(records):
@@ -167,7 +170,7 @@ def route_record(
         kind = rank(record, route, known, status)
         if kind is None:
             continue
-        key = (kind, 0 if timed else 1, float(record.t or 0.0), i)
+        key = (kind, 0 if timed else 1, abs(float(record.t or first) - first), i)
         if best is None or key < best:
             best, chosen = key, record
     return chosen

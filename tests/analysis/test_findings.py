@@ -333,6 +333,22 @@ def test_a_line_in_the_window_of_a_later_failure_of_the_same_row_is_found() -> N
     assert route_record(records, route, [route], 500, starts[:1], starts[:1] + 0.1) is None
 
 
+def test_of_a_routes_own_lines_the_one_at_its_first_failure_is_quoted() -> None:
+    """sync-status answers a JSON 500 its handler logs all the time; under Redis down also
+    HTML 500s, which Flask logs as "Exception on <path>". The HTML row quotes the latter."""
+    sync = LoggedRoute("GET", "/api/vod/sync-status", (f"{VOD}:get_vod_sync_status",))
+    log = (
+        f"[{local(2.05)}] ERROR in app: Exception on /api/vod/sync-status [GET]\n"
+        "Traceback (most recent call last):\n"
+        "redis.exceptions.ConnectionError: Error 111 connecting to localhost:6379.\n"
+        f"{local(9.0)} | ERROR    | {VOD}:get_vod_sync_status:182 - Error getting VOD sync"
+        " status: 'VODService' object has no attribute 'get_publishing_status'\n"
+    )
+    records = parse_log(log, "api.log")
+    starts = np.array([T0 + 2.0, T0 + 8.9])  # the HTML 500s: the first, and one beside the log
+    assert route_record(records, sync, [sync], 500, starts, starts + 0.1) is records[0]
+
+
 def test_the_signature_of_a_line_drops_times_ids_numbers_and_paths() -> None:
     a = signature(
         f"[{local(2.1)}] ERROR in app: Exception on /api/browse [GET]",
