@@ -402,6 +402,27 @@ def test_a_limit_for_an_unknown_route_is_a_clear_error(tmp_path: Path) -> None:
         load_rules(str(profile))
 
 
+def test_handlers_name_routes_by_key_and_a_bad_one_is_a_clear_error(tmp_path: Path) -> None:
+    rules = load_rules("archivist-flask")
+    assert rules.handlers[("POST", PUBLISH)] == ("core.api.routes.vod:publish_to_vod",)
+    head = '[auth]\nmode = "none"\n[routes]\nhealth = "GET /api/health"\n[findings.handlers]\n'
+    profile = tmp_path / "p.toml"
+    profile.write_text(head + 'helth = "m:api_health"\n')
+    with pytest.raises(InputError, match="handlers: 'helth' not a route; known: health"):
+        load_rules(str(profile))
+    profile.write_text(head + "health = 3\n")
+    with pytest.raises(InputError, match='handlers: 3: expected "module:function"'):
+        load_rules(str(profile))
+    profile.write_text(head + 'health = "core.metrics:api health"\n')
+    with pytest.raises(InputError, match=r"'core\.metrics:api health': expected"):
+        load_rules(str(profile))
+    profile.write_text(head + 'health = ["core.metrics:api_health", "api_health_quick"]\n')
+    assert load_rules(str(profile)).handlers[("GET", "/api/health")] == (
+        "core.metrics:api_health",
+        "api_health_quick",
+    )
+
+
 # --- command line -------------------------------------------------------------------------
 
 
