@@ -1,4 +1,4 @@
-"""An application's log files as timed records, and the record that explains a failure.
+"""An application's log files as timed records (which record a finding quotes: log_match).
 
 A finding ("POST /api/vod/publish/[id] answered 500") is worth more with the line the
 application logged when it happened: the Flask app's traceback, the reference stack's
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +22,6 @@ LINE_CHARS = 300  # a shown line is cut here
 RECORD_LINES = 200  # lines kept per record (a traceback's end is what matters)
 READ_BYTES = 50_000_000  # a log file's last bytes are read, no more
 STAMP_ZONE = 80  # a record's timestamp starts within this many characters of its line
-BEFORE_S = 2.0  # a record up to this long before a request's start may explain it ...
-AFTER_S = 5.0  # ... and up to this long after its answer
 
 _ISO = re.compile(
     r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?\s?(Z|[+-]\d{2}:?\d{2})?"
@@ -121,73 +119,3 @@ def read_logs(paths: Iterable[Path]) -> list[LogRecord]:
             raise InputError(f"{path}: cannot read the app log ({exc.strerror})") from exc
         records += parse_log(text, path.name)
     return records
-
-
-def _path_of(name: str) -> str:
-    """The path in a request name (``GET /api/vods/[id] (poll)`` -> ``/api/vods/[id]``)."""
-    return next((word for word in name.split() if word.startswith("/")), name).split("?", 1)[0]
-
-
-def path_pattern(name: str) -> re.Pattern[str]:
-    """A request name as the app logs its path: ``/api/vods/[id]`` matches ``/api/vods/42``
-    (words around the path, such as ``GET`` or ``(poll)``, are left out)."""
-    parts = [re.escape(p) for p in _path_of(name).split("[id]")]
-    return re.compile(r"[^/\s?\"']+".join(parts) + r"(?![\w/-])")
-
-
-def endpoint_word(name: str) -> re.Pattern[str] | None:
-    """The last fixed segment of a request's path as code names it: ``/api/vod/publish/[id]``
-    -> ``publish`` (matches ``publish_to_vod``), ``sync-status`` -> ``sync[-_ ]?status``.
-    Apps often log the handler, not the path; None for a path without such a segment."""
-    segments = [s for s in _path_of(name).split("/") if s]
-    fixed = [s for s in segments if s != "[id]" and s.lower() != "api"]
-    if not fixed:
-        return None
-    parts = [re.escape(p) for p in re.split(r"[-_]", fixed[-1]) if p]
-    return re.compile(r"[-_ ]?".join(parts), re.IGNORECASE)
-
-
-def explaining_record(
-    records: Sequence[LogRecord], name: str, status: int, start: float, end: float
-) -> LogRecord | None:
-    """The record most likely logged for a failure of `name` answered between start and end.
-
-    Among the records timed from BEFORE_S before the request to AFTER_S after its answer
-    (untimed ones are considered too, after the timed): an error that names the path
-    first, then an error that names the endpoint's last word (its handler, say), then any
-    error, then an access line with the path and the status; of the best kind, the one
-    nearest the request's start wins. None when nothing fits (pure).
-    """
-    pattern = path_pattern(name)
-    word = endpoint_word(name)
-    code = re.compile(rf"\b{status}\b")
-    # Log times are often whole seconds: widen by one so the floor does not fall outside.
-    lo, hi = start - BEFORE_S - 1.0, end + AFTER_S
-
-    def rank(r: LogRecord) -> int | None:
-        error, named = r.is_error, r.mentions(pattern)
-        if error and named:
-            return 0
-        if error and word is not None and r.mentions(word):
-            return 1
-        if error:
-            return 2
-        if named and r.mentions(code):
-            return 3
-        return None
-
-    best: tuple[int, int, float, int] | None = None
-    chosen: LogRecord | None = None
-    for i, record in enumerate(records):
-        timed = record.t is not None
-        if timed and not lo <= float(record.t or 0.0) <= hi:
-            continue
-        if not timed and not record.mentions(pattern):
-            continue  # an untimed record only counts when it names the endpoint
-        kind = rank(record)
-        if kind is None:
-            continue
-        key = (kind, 0 if timed else 1, abs(float(record.t or start) - start), i)
-        if best is None or key < best:
-            best, chosen = key, record
-    return chosen

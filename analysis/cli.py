@@ -388,9 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
         "findings",
         help="the defects a run shows: 5xx, ungraceful outages, slow endpoints",
         description="One row per defect: endpoint, status, count, share, first seen, fault "
-        "window, error shape and the first app log line about it. Rules: the [findings] "
-        "section of the route profile (config/routes/*.toml). Exit 0 (findings are "
-        "reported), 1 with --fail-on-findings when there are any, 2 unreadable input.",
+        "window, error shape and the app log line of that route (its handler's, from the "
+        "profile's [findings.handlers], or one naming its path), else that none matched. "
+        "Printed one line per cause (kind, fault, status, shape, log signature) with its "
+        "routes, then a line per route; --json: one record per route with its cause. "
+        "Rules: the [findings] section of the route profile (config/routes/*.toml). Exit 0 "
+        "(findings are reported), 1 with --fail-on-findings when there are any, 2 "
+        "unreadable input.",
     )
     p.add_argument("run", type=Path, help="run folder (runs/...)")
     add_app_log(p, "the application's log (repeatable); RUN/app-logs/*.log are always read")

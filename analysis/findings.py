@@ -23,15 +23,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis.app_logs import LogRecord, explaining_record
-from analysis.load import InputError
+from analysis.app_logs import LogRecord
+from analysis.causes import causes_text, with_causes
+from analysis.findings_rules import Rules as Rules  # re-exported, as load_rules and profile_of
+from analysis.findings_rules import load_rules as load_rules
+from analysis.findings_rules import profile_of as profile_of
+from analysis.log_match import LoggedRoute, route_record
 
 SERVER_ERROR, UNGRACEFUL, SLOW = "server error", "ungraceful", "slow"
 KINDS = (SERVER_ERROR, UNGRACEFUL, SLOW)
@@ -53,29 +55,19 @@ COLUMNS = (
     "log_source",
     "log_line",
     "log_last",
+    "log_note",  # why no line is quoted, when the logs were searched and none matched
+    "signature",  # the log line without times, ids and numbers (analysis.log_match)
+    "cause",  # one id per kind, fault, status, shape and signature (analysis.causes)
 )
+# The kinds whose rows of several routes may share one cause (one defect, many routes).
+ACROSS_ROUTES = (SERVER_ERROR, UNGRACEFUL)
+NO_LINE = "no line of this route (its handler or its path) in the failures' time window"
 _STATUS_IN_ERROR = (
     re.compile(r"\bstatus (\d{3})\b"),  # workload/judging.py: "status 500, expected 200"
     re.compile(r"\bcode=(\d{3})\b"),  # FastHttpUser: BadStatusCode(url, code=500)
     re.compile(r"\b(\d{3}) (?:Server|Client) Error\b"),  # HttpUser: HTTPError
 )
 _SNIPPET = re.compile(r"\bstatus \d{3}, expected [\d/]+ ?(.*)$", re.S)
-
-
-@dataclass(frozen=True)
-class Rules:
-    """A profile's ``[findings]``: what counts as a defect for this application."""
-
-    profile: str = "contract"
-    outage_status: tuple[int, ...] = (503,)
-    error_shape: str = "json"  # json: an answer during an outage must be JSON; any: no check
-    grace_s: float = 10.0
-    slow_ms: float | None = None  # median limit of every endpoint, None: no default limit
-    route_slow_ms: dict[tuple[str, str], float] = field(default_factory=dict)
-    min_requests: int = 5
-
-    def slow_limit(self, method: str, name: str) -> float | None:
-        return self.route_slow_ms.get((method, name), self.slow_ms)
 
 
 def _status_of_error(error: Any) -> int:
@@ -180,15 +172,27 @@ def endpoint(method: str, name: str) -> str:
     return name if not method or name.startswith(f"{method} ") else f"{method} {name}"
 
 
+def logged_routes(frame: pd.DataFrame, rules: Rules) -> dict[tuple[str, str], LoggedRoute]:
+    """Every route a log line may name: the profile's and those the run requested."""
+    keys = dict.fromkeys([*rules.routes, *zip(frame["method"], frame["name"], strict=True)])
+    return {(m, n): LoggedRoute(m, n, rules.handlers.get((m, n), ())) for m, n in keys}
+
+
 def _log_fields(
-    logs: Sequence[LogRecord], name: str, status: int, start: float, end: float
-) -> tuple[str, str, str]:
+    logs: Sequence[LogRecord],
+    routes: dict[tuple[str, str], LoggedRoute],
+    key: tuple[str, str],
+    status: int,
+    group: pd.DataFrame,
+) -> tuple[str, str, str, str]:
+    """source, first line, last line of the record the finding quotes, or why none."""
     if not logs:
-        return "", "", ""
-    record = explaining_record(logs, name, status, start, end)
+        return "", "", "", ""
+    starts, ends = group["start"].to_numpy(), group["end"].to_numpy()
+    record = route_record(logs, routes[key], list(routes.values()), status, starts, ends)
     if record is None:
-        return "", "", ""
-    return record.source, record.first, record.last
+        return "", "", "", NO_LINE
+    return record.source, record.first, record.last, ""
 
 
 def _error_rows(
@@ -199,6 +203,7 @@ def _error_rows(
     t0: float,
     rules: Rules,
     logs: Sequence[LogRecord],
+    routes: dict[tuple[str, str], LoggedRoute],
 ) -> list[dict[str, Any]]:
     """One row per (endpoint, status, shape, fault) among the answers in `mask`."""
     if not mask.any():
@@ -217,7 +222,8 @@ def _error_rows(
             if kind == UNGRACEFUL
             else "5xx while no fault was active"
         )
-        source, line, last = _log_fields(logs, name, int(status), first["start"], first["end"])
+        key = (str(method), str(name))
+        source, line, last, note = _log_fields(logs, routes, key, int(status), group)
         rows.append(
             {
                 "kind": kind,
@@ -234,6 +240,7 @@ def _error_rows(
                 "log_source": source,
                 "log_line": line,
                 "log_last": last,
+                "log_note": note,
             }
         )
     return rows
@@ -268,6 +275,7 @@ def _slow_rows(
                 "log_source": "",
                 "log_line": "",
                 "log_last": "",
+                "log_note": "",
             }
         )
     return rows
@@ -314,8 +322,11 @@ def find(
         # JSON, not necessarily an error object: a health check's 503 carries its report.
         graceful &= np.isin(frame["shape"].to_numpy(), ["json error", "json", "unknown"])
     steady = steady_answers(frame, server_error & ~faulted)
+    routes = logged_routes(frame, rules)
     rows = [
-        *_error_rows(frame, server_error & ~faulted, SERVER_ERROR, ~faulted, start0, rules, logs),
+        *_error_rows(
+            frame, server_error & ~faulted, SERVER_ERROR, ~faulted, start0, rules, logs, routes
+        ),
         *_error_rows(
             frame,
             server_error & faulted & ~graceful & ~steady,
@@ -324,6 +335,7 @@ def find(
             start0,
             rules,
             logs,
+            routes,
         ),
         *_slow_rows(frame, ~faulted, start0, rules),
     ]
@@ -332,90 +344,23 @@ def find(
         return table
     order = table["kind"].map({k: i for i, k in enumerate(KINDS)})
     return (
-        table.assign(_order=order)
+        with_causes(table, ACROSS_ROUTES)
+        .assign(_order=order)
         .sort_values(["_order", "count"], ascending=[True, False], kind="stable")
         .drop(columns="_order")
         .reset_index(drop=True)
     )
 
 
-# --- rules from a route profile ---------------------------------------------------------
-
-
-def load_rules(profile: str) -> Rules:
-    """The ``[findings]`` section of a route profile (name or path); InputError if invalid.
-
-    Route limits are keyed by the profile's route keys (``health = 1000``), so they follow
-    the route wherever its path is.
-    """
-    from workload.routes import ROUTES_DIR, Profile
-    from workload.tomlconfig import ConfigError, load_toml
-
-    try:
-        loaded = Profile.load(profile)
-        path = Path(profile) if Path(profile).suffix else ROUTES_DIR / f"{profile}.toml"
-        section = load_toml(path).get("findings", {})
-    except ConfigError as exc:
-        raise InputError(str(exc)) from None
-    where = f"{path}: [findings]"
-    known = {"outage_status", "error_shape", "grace_s", "slow_ms", "route_slow_ms", "min_requests"}
-    if unknown := sorted(set(section) - known):
-        raise InputError(
-            f"{where} has unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    try:
-        outage = tuple(int(s) for s in section.get("outage_status", [503]))
-        shape = str(section.get("error_shape", "json"))
-        grace = float(section.get("grace_s", 10.0))
-        default_slow = section.get("slow_ms")
-        slow = float(default_slow) if default_slow is not None else None
-        minimum = int(section.get("min_requests", 5))
-        per_route = {str(k): float(v) for k, v in section.get("route_slow_ms", {}).items()}
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"{where}: {exc}") from None
-    if shape not in ("json", "any"):
-        raise InputError(f"{where}: error_shape {shape!r}: expected json or any")
-    if grace < 0 or minimum < 1 or (slow is not None and slow <= 0):
-        raise InputError(f"{where}: grace_s >= 0, min_requests >= 1 and slow_ms > 0 expected")
-    route_slow: dict[tuple[str, str], float] = {}
-    for key, ms in per_route.items():
-        if key not in loaded.routes:
-            known_routes = ", ".join(sorted(loaded.routes))
-            raise InputError(
-                f"{where}.route_slow_ms: {key!r} is not a route; known: {known_routes}"
-            )
-        route = loaded.routes[key]
-        route_slow[(route.method, route.name)] = ms
-    return Rules(loaded.name, outage, shape, grace, slow, route_slow, minimum)
-
-
-def profile_of(meta: dict[str, Any]) -> str:
-    """The route profile a run used (its Locust --routes option), else the contract."""
-    options = meta.get("options")
-    chosen = options.get("routes") if isinstance(options, dict) else None
-    return str(chosen) if chosen else "contract"
-
-
 # --- presentation -----------------------------------------------------------------------
 
 
 def to_text(table: pd.DataFrame) -> str:
-    """The findings as lines a person reads at the end of a run (pure)."""
+    """The findings as lines a person reads at the end of a run, one per cause (pure); the
+    causes are worked out again, so a table read back from an older verdict.json works."""
     if table.empty:
         return "findings: none"
-    lines = [f"findings: {len(table)}"]
-    for row in table.itertuples(index=False):
-        status = str(row.status) + (f" ({row.shape})" if row.shape else "")
-        lines.append(
-            f"  {row.kind:<12} {row.endpoint:<34} {status:<18} "
-            f"{row.count} of {row.requests} ({100 * row.share:.0f}%), "
-            f"first at {row.first_s:.1f} s, {row.fault}; {row.detail}"
-        )
-        if row.log_line:
-            lines.append(f"      log {row.log_source}: {row.log_line}")
-            if row.log_last and row.log_last != row.log_line:
-                lines.append(f"      ... {row.log_last}")
-    return "\n".join(lines)
+    return causes_text(with_causes(table, ACROSS_ROUTES))
 
 
 def to_records(table: pd.DataFrame) -> list[dict[str, Any]]:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.app_logs import read_logs
-from analysis.findings import Rules, find, load_rules, profile_of
+from analysis.findings import find
+from analysis.findings_rules import Rules, load_rules, profile_of
 from analysis.load import read_faults, read_meta, read_requests
 
 APP_LOG_DIR = "app-logs"

@@ -8,8 +8,10 @@ from typing import Any
 import pandas as pd
 
 from analysis import charts
+from analysis.causes import by_cause, with_causes
 from analysis.display import changes_view, checks_view, headline, summary_view
 from analysis.experiment_report import experiment_sections
+from analysis.findings import ACROSS_ROUTES
 from analysis.gate import tally
 from analysis.load import Run
 from analysis.stats import timeseries
@@ -59,8 +61,70 @@ def workload_sections(meta: dict[str, Any]) -> list[str]:
 FINDINGS_HEAD = ("kind", "endpoint", "status", "shape", "count", "first seen", "fault", "detail")
 
 
+def _finding_cells(f: Any) -> list[str]:
+    return [
+        f"<span class='fail'>{html.escape(f.kind)}</span>",
+        f"<code>{html.escape(f.endpoint)}</code>",
+        str(f.status),
+        html.escape(f.shape or "-"),
+        f"{f.count} of {f.requests} ({100 * f.share:.0f}%)",
+        f"{f.first_s:.1f} s",
+        html.escape(f.fault),
+        html.escape(f.detail),
+    ]
+
+
+def _log_cell(f: Any) -> str:
+    """The line the route's own handler logged, or why there is none ("" for neither)."""
+    line = f.log_line if isinstance(f.log_line, str) else ""
+    if line:
+        last = f.log_last if isinstance(f.log_last, str) and f.log_last != line else ""
+        log = html.escape(line) + (f"<br>... {html.escape(last)}" if last else "")
+        return f"log {html.escape(f.log_source)}: <code>{log}</code>"
+    note = getattr(f, "log_note", "")
+    return f"log: {html.escape(note)}" if isinstance(note, str) and note else ""
+
+
+def _tr(cells: list[str]) -> str:
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _span(content: str) -> str:
+    return f"<tr><td></td><td colspan='{len(FINDINGS_HEAD) - 1}'>{content}</td></tr>"
+
+
+def _cause_rows(cause: Any, members: pd.DataFrame) -> list[str]:
+    """A cause of several routes: one row with its routes and counts, its log signature,
+    and the per-route rows (each with its own log line) folded in a <details>."""
+    share = cause.count / cause.requests if cause.requests else 1.0
+    routes = ", ".join(f"<code>{html.escape(e)}</code>" for e in cause.endpoints)
+    cells = [
+        f"<span class='fail'>{html.escape(cause.kind)}</span>",
+        f"{cause.rows} routes: {routes}",
+        str(cause.status),
+        html.escape(cause.shape or "-"),
+        f"{cause.count} of {cause.requests} ({100 * share:.0f}%)",
+        f"{cause.first_s:.1f} s",
+        html.escape(cause.fault),
+        html.escape(cause.detail),
+    ]
+    inner = []
+    for f in members.itertuples(index=False):
+        inner.append(_tr(_finding_cells(f)))
+        if log := _log_cell(f):
+            inner.append(_span(log))
+    head = "".join(f"<th>{h}</th>" for h in FINDINGS_HEAD)
+    details = (
+        f"<details><summary>the {cause.rows} routes, one row each</summary><table><thead>"
+        f"<tr>{head}</tr></thead><tbody>{''.join(inner)}</tbody></table></details>"
+    )
+    signature = html.escape(cause.signature) if cause.signature else "(no log line matched)"
+    return [_tr(cells), _span(f"cause {cause.cause}: <code>{signature}</code>{details}")]
+
+
 def findings_section(findings: pd.DataFrame | str) -> list[str]:
-    """The Findings heading and table: one row per defect, with the app's log line."""
+    """The Findings heading and table: one row per cause (analysis.causes), a cause of
+    several routes expandable to its per-route rows, each with its handler's log line."""
     parts = ["<h2>Findings</h2>"]
     if isinstance(findings, str):
         return [*parts, f"<p>Not computed: {html.escape(findings)}</p>"]
@@ -70,29 +134,22 @@ def findings_section(findings: pd.DataFrame | str) -> list[str]:
             "<p class='pass'>None: no 5xx outside faults, no ungraceful answer "
             "during them, no endpoint slower than its limit.</p>",
         ]
+    table = with_causes(findings, ACROSS_ROUTES)
+    causes = by_cause(table)
     rows = []
-    for f in findings.itertuples(index=False):
-        cells = [
-            f"<span class='fail'>{html.escape(f.kind)}</span>",
-            f"<code>{html.escape(f.endpoint)}</code>",
-            str(f.status),
-            html.escape(f.shape or "-"),
-            f"{f.count} of {f.requests} ({100 * f.share:.0f}%)",
-            f"{f.first_s:.1f} s",
-            html.escape(f.fault),
-            html.escape(f.detail),
-        ]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        if f.log_line:
-            log = html.escape(f.log_line) + (
-                f"<br>... {html.escape(f.log_last)}" if f.log_last else ""
-            )
-            rows.append(
-                f"<tr><td></td><td colspan='{len(FINDINGS_HEAD) - 1}'>log "
-                f"{html.escape(f.log_source)}: <code>{log}</code></td></tr>"
-            )
+    for cause in causes.itertuples(index=False):
+        members = table[table["cause"] == cause.cause]
+        if cause.rows > 1:
+            rows += _cause_rows(cause, members)
+            continue
+        f = next(members.itertuples(index=False))
+        rows.append(_tr(_finding_cells(f)))
+        if log := _log_cell(f):
+            rows.append(_span(log))
     head = "".join(f"<th>{h}</th>" for h in FINDINGS_HEAD)
-    return [*parts, f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"]
+    summary = f"<p>{len(table)} findings in {len(causes)} cause(s).</p>"
+    table_html = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return [*parts, summary, table_html]
 
 
 def render_report(

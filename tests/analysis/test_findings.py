@@ -7,10 +7,11 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.app_logs import explaining_record, line_time, parse_log, path_pattern
+from analysis.app_logs import line_time, parse_log
 from analysis.cli import main
 from analysis.findings import (
     NO_FAULT,
@@ -24,6 +25,13 @@ from analysis.findings import (
     to_text,
 )
 from analysis.load import InputError, empty_faults
+from analysis.log_match import (
+    LoggedRoute,
+    explaining_record,
+    path_pattern,
+    route_record,
+    signature,
+)
 from analysis.synthetic import write_run
 
 T0 = 1_800_000_000.0
@@ -255,23 +263,109 @@ def test_the_explaining_record_names_the_endpoint_near_the_failure() -> None:
     assert path_pattern("/api/vods/[id] (poll)").search("GET /api/vods/6: redis unavailable")
 
 
-def test_an_error_naming_the_handler_beats_a_nearer_error_of_another_route() -> None:
+VOD = "core.api.routes.vod"
+DIGITALFILES = "core.api.routes.digitalfiles"
+
+
+def test_an_error_its_handler_logged_beats_a_nearer_error_of_another_route() -> None:
     """The Flask app logs its handler (publish_to_vod), not the path, for a publish 500."""
     near = local(2.0)
     log = (
-        f"{near} | ERROR    | core.api.routes.digitalfiles:get_digital_file:185 - Error "
+        f"{near} | ERROR    | {DIGITALFILES}:get_digital_file:185 - Error "
         "retrieving digital file 0ce9: Object of type MetaData is not JSON serializable\n"
-        f"{local(2.3)} | ERROR    | core.api.routes.vod:publish_to_vod:98 - Error publishing"
+        f"{local(2.3)} | ERROR    | {VOD}:publish_to_vod:98 - Error publishing"
         " to VOD: 404 Not Found\n"
-        f"{local(2.4)} | ERROR    | core.api.routes.vod:sync_status:120 - 'VODService' object"
+        f"{local(2.4)} | ERROR    | {VOD}:get_vod_sync_status:182 - 'VODService' object"
         " has no attribute 'get_publishing_status'\n"
     )
     records = parse_log(log, "api.log")
     t = T0 + 2.0
-    assert explaining_record(records, PUBLISH, 500, t, t + 0.1) is records[1]
-    assert explaining_record(records, "/api/vod/sync-status", 500, t, t + 0.1) is records[2]
-    # a route no error names still gets the nearest error
-    assert explaining_record(records, "/api/browse", 500, t, t + 0.1) is records[0]
+    publish = (f"{VOD}:publish_to_vod",)
+    sync = (f"{VOD}:get_vod_sync_status",)
+    assert explaining_record(records, PUBLISH, 500, t, t + 0.1, "POST", publish) is records[1]
+    assert (
+        explaining_record(records, "/api/vod/sync-status", 500, t, t + 0.1, "GET", sync)
+        is (records[2])
+    )
+    # A route whose handler logged nothing in its window gets no line, not the nearest
+    # error of another route; nor does a route whose handler the profile does not name.
+    browse = ("core.api.routes.browse:browse",)
+    assert explaining_record(records, "/api/browse", 500, t, t + 0.1, "GET", browse) is None
+    assert explaining_record(records, PUBLISH, 500, t, t + 0.1, "POST") is None
+
+
+def test_a_neighbours_line_is_never_quoted_even_when_it_is_the_only_error() -> None:
+    """The defect of today's demo: publish's 500 quoted sync-status's line (its handler's
+    name holds neither ``publish`` nor the path), ``GET /api/[id]`` quoted health's."""
+    log = (
+        f"{local(2.0)} | ERROR    | {VOD}:get_vod_sync_status:182 - Error getting VOD sync"
+        " status: 'VODService' object has no attribute 'get_publishing_status'\n"
+        f"[{local(2.1)}] ERROR in app: Exception on /api/health [GET]\n"
+        "Traceback (most recent call last):\n"
+        "redis.exceptions.ConnectionError: Error 111 connecting to localhost:6379.\n"
+    )
+    records = parse_log(log, "api.log")
+    t = T0 + 2.0
+    publish = (f"{VOD}:publish_to_vod",)
+    assert explaining_record(records, PUBLISH, 500, t, t + 0.1, "POST", publish) is None
+    # /api/health fits the pattern of /api/[id], but it is the health route's path.
+    get_file = (f"{DIGITALFILES}:get_digital_file",)
+    others = [LoggedRoute("GET", "/api/health"), LoggedRoute("GET", "/api/[id]", get_file)]
+    assert explaining_record(records, "/api/[id]", 500, t, t + 0.1, "GET", get_file, others) is None
+    assert (
+        explaining_record(records, "/api/health", 500, t, t + 0.1, "GET", (), others)
+        is (records[1])
+    )
+    # ... and a path no more specific route claims is the id route's.
+    mine = parse_log(f"[{local(2.1)}] ERROR in app: Exception on /api/0ce9a1 [GET]", "api.log")
+    assert (
+        explaining_record(mine, "/api/[id]", 500, t, t + 0.1, "GET", get_file, others) is (mine[0])
+    )
+
+
+def test_a_line_in_the_window_of_a_later_failure_of_the_same_row_is_found() -> None:
+    """A finding's window is every failing request of its row, not only the first one."""
+    log = f"{local(30.0)} | ERROR    | {VOD}:publish_to_vod:98 - Error publishing to VOD\n"
+    records = parse_log(log, "api.log")
+    route = LoggedRoute("POST", PUBLISH, (f"{VOD}:publish_to_vod",))
+    starts = np.array([T0 + 2.0, T0 + 29.8])
+    assert route_record(records, route, [route], 500, starts, starts + 0.1) is records[0]
+    assert route_record(records, route, [route], 500, starts[:1], starts[:1] + 0.1) is None
+
+
+def test_of_a_routes_own_lines_the_one_at_its_first_failure_is_quoted() -> None:
+    """sync-status answers a JSON 500 its handler logs all the time; under Redis down also
+    HTML 500s, which Flask logs as "Exception on <path>". The HTML row quotes the latter."""
+    sync = LoggedRoute("GET", "/api/vod/sync-status", (f"{VOD}:get_vod_sync_status",))
+    log = (
+        f"[{local(2.05)}] ERROR in app: Exception on /api/vod/sync-status [GET]\n"
+        "Traceback (most recent call last):\n"
+        "redis.exceptions.ConnectionError: Error 111 connecting to localhost:6379.\n"
+        f"{local(9.0)} | ERROR    | {VOD}:get_vod_sync_status:182 - Error getting VOD sync"
+        " status: 'VODService' object has no attribute 'get_publishing_status'\n"
+    )
+    records = parse_log(log, "api.log")
+    starts = np.array([T0 + 2.0, T0 + 8.9])  # the HTML 500s: the first, and one beside the log
+    assert route_record(records, sync, [sync], 500, starts, starts + 0.1) is records[0]
+
+
+def test_the_signature_of_a_line_drops_times_ids_numbers_and_paths() -> None:
+    a = signature(
+        f"[{local(2.1)}] ERROR in app: Exception on /api/browse [GET]",
+        "redis.exceptions.ConnectionError: Error 111 connecting to localhost:6379. Refused.",
+    )
+    b = signature(
+        f"[{local(9.7)}] ERROR in app: Exception on /api/vod/publish/17 [POST]",
+        "redis.exceptions.ConnectionError: Error 111 connecting to localhost:6379. Refused.",
+    )
+    assert a == b == "redis.exceptions.ConnectionError: Error # connecting to localhost:#. Refused."
+    one = signature(f"{local(2.0)} | ERROR    | {DIGITALFILES}:get_digital_file:185 - file 0ce9ab1")
+    two = signature(f"{local(5.0)} | ERROR    | {DIGITALFILES}:get_digital_file:190 - file 77ff001")
+    assert one == two == f"{DIGITALFILES}:get_digital_file - file <id>"
+    assert signature("GET /api/vods/6: redis unavailable") == signature(
+        "POST /api/upload: redis unavailable"
+    )
+    assert signature("x: connection refused") != signature("x: no attribute 'get_status'")
 
 
 def test_a_finding_carries_the_first_log_line_and_the_exception() -> None:
@@ -306,6 +400,27 @@ def test_a_limit_for_an_unknown_route_is_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match="unknown keys slow"):
         load_rules(str(profile))
+
+
+def test_handlers_name_routes_by_key_and_a_bad_one_is_a_clear_error(tmp_path: Path) -> None:
+    rules = load_rules("archivist-flask")
+    assert rules.handlers[("POST", PUBLISH)] == ("core.api.routes.vod:publish_to_vod",)
+    head = '[auth]\nmode = "none"\n[routes]\nhealth = "GET /api/health"\n[findings.handlers]\n'
+    profile = tmp_path / "p.toml"
+    profile.write_text(head + 'helth = "m:api_health"\n')
+    with pytest.raises(InputError, match="handlers: 'helth' not a route; known: health"):
+        load_rules(str(profile))
+    profile.write_text(head + "health = 3\n")
+    with pytest.raises(InputError, match='handlers: 3: expected "module:function"'):
+        load_rules(str(profile))
+    profile.write_text(head + 'health = "core.metrics:api health"\n')
+    with pytest.raises(InputError, match=r"'core\.metrics:api health': expected"):
+        load_rules(str(profile))
+    profile.write_text(head + 'health = ["core.metrics:api_health", "api_health_quick"]\n')
+    assert load_rules(str(profile)).handlers[("GET", "/api/health")] == (
+        "core.metrics:api_health",
+        "api_health_quick",
+    )
 
 
 # --- command line -------------------------------------------------------------------------
