@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.answers_run import answer_rows
 from analysis.app_logs import read_logs
-from analysis.findings import find
+from analysis.causes import with_causes
+from analysis.findings import ACROSS_ROUTES, COLUMNS, find
 from analysis.findings_rules import Rules, load_rules, profile_of
 from analysis.load import read_faults, read_meta, read_requests
 
@@ -44,9 +46,18 @@ def run_findings(
     """
     requests = read_requests(run_dir)
     meta = read_meta(run_dir)
-    rules = load_rules(routes or profile_of(meta))
+    profile = routes or profile_of(meta)
+    rules = load_rules(profile)
     logs = app_logs_of(run_dir, app_logs)
     start = meta.get("start")
     t0 = float(start) if isinstance(start, int | float) else None
-    table = find(requests, read_faults(run_dir), rules, read_logs(logs), t0)
+    faults = read_faults(run_dir)
+    table = find(requests, faults, rules, read_logs(logs), t0)
+    # Answers held to the data (analysis.answers_run): after the status/shape/latency kinds.
+    since = t0 if t0 is not None else float(requests["t_start"].min()) if len(requests) else 0.0
+    rows = answer_rows(run_dir, profile, faults, since, rules.grace_s)
+    held = pd.DataFrame(rows, columns=list(COLUMNS))
+    if not held.empty:
+        table = pd.concat([table, held], ignore_index=True) if not table.empty else held
+        table = with_causes(table, ACROSS_ROUTES)
     return RunFindings(table, rules, logs)

@@ -28,6 +28,9 @@ class Sources:
 class Finding:
     id: int | str  # a VOD id, or the key a `tables` rule looked up
     problem: str
+    # a `tables` rule's acknowledged request whose row is missing: acknowledged, never
+    # stored (a finding of analysis.answers_run; "" for every other finding)
+    request: str = ""
 
 
 @dataclass

@@ -60,14 +60,11 @@ def judge_tables(
                         key,
                         f"{rule.request} acknowledged, but no {rule.table} row has "
                         f"{rule.column} = {key!r}",
+                        request=rule.request,
                     )
                 )
-    for request in rules.not_durable:
-        n = sum(1 for a in acks if a.get("request") == request)
-        if n:
-            result.notes.append(
-                f"{request}: {n} acknowledged, not audited: the app keeps nothing for it"
-            )
+    # The not_durable requests' acknowledgements are a finding of their own ("acknowledged,
+    # never stored", analysis.answers_run), not a lost write the experiment's limit counts.
     if not acks:
         result.notes.append("the ledger holds no acknowledged write this profile audits")
     return result

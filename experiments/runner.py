@@ -27,9 +27,11 @@ from typing import IO, Any
 import pandas as pd
 
 from analysis import load
+from analysis.answers_run import AUDIT_FILE
 from analysis.findings import to_records
 from analysis.findings_run import APP_LOG_DIR, run_findings
 from analysis.load import InputError
+from experiments import answer_truth
 from experiments.audit import audit_for_profile, no_audit_note
 from experiments.audit_contract import drain
 from experiments.audit_result import AuditError, AuditResult, Sources
@@ -49,6 +51,7 @@ from experiments.verdict import OutageDefect, Verdict, Window, evaluate
 from faults.client import ENV_URL, FaultClient, FaultServerError
 from faults.linkbytes import total
 from testbed.target import Target
+from workload.answer_rules import load_answer_checks, profile_file
 from workload.routes import Profile
 from workload.tomlconfig import ConfigError
 
@@ -310,6 +313,23 @@ def run_profile_audit(
         raise RunError(f"audit: {exc}") from None
 
 
+def keep_truth(experiment: Experiment, run_dir: Path, target: Target, phase: str) -> str:
+    """What the stores hold now, for the answers the profile checks (experiments.answer_truth)
+    in the run folder; '' or why it could not be taken (the answers then go unjudged)."""
+    try:
+        checks = load_answer_checks(profile_file(experiment.load.routes))
+    except ConfigError as exc:
+        raise RunError(str(exc)) from None
+    if not checks:
+        return ""
+    sources = Sources(target.database_url, target.redis_url, target.cablecast_url)
+    try:
+        answer_truth.take(run_dir, phase, checks, sources)
+    except AuditError as exc:
+        return f"answers not checked against the data ({phase} the load): {exc}"
+    return ""
+
+
 def execute(
     experiment: Experiment,
     run_dir: Path,
@@ -326,15 +346,21 @@ def execute(
     (run_dir / "experiment.toml").write_bytes(experiment.path.read_bytes())
     print(f"experiment {experiment.name}: {experiment.title}", file=out)
     print(f"run folder {run_dir}", file=out)
+    untruthed = keep_truth(experiment, run_dir, target, "before")
     start, end, windows = run_load(experiment, target, run_dir, out)
+    untruthed = untruthed or keep_truth(experiment, run_dir, target, "after")
     for note in keep_app_logs(target.app_logs, run_dir):
         print(f"warning: {note}", file=out)
+    if untruthed:
+        print(f"warning: {untruthed}", file=out)
     verdict = judge(experiment, run_dir, start, end, windows)
     meta = run_meta(run_dir)
     audit_result, audit_note = None, None
-    findings, no_findings = run_findings_of(run_dir)
     if audit and experiment.audit.enabled:
         audit_result, audit_note = run_profile_audit(experiment, run_dir, target, out)
+    if audit_result is not None:  # its missing rows are findings (analysis.answers_run)
+        (run_dir / AUDIT_FILE).write_text(json.dumps(audit_result.to_json()) + "\n")
+    findings, no_findings = run_findings_of(run_dir)
     report = {
         "experiment": experiment.name,
         "title": experiment.title,

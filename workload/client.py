@@ -40,6 +40,7 @@ from workload.judging import (
     judge,
 )
 from workload.ledger import LEDGER
+from workload.observations import OBSERVATIONS
 from workload.routes import WRITE_METHODS, MissingRoute, Profile
 from workload.settings import workload
 from workload.tally import COVERAGE
@@ -129,6 +130,8 @@ class ApiClient:
         reply.ok, reply.problem = not problem, problem
         if reply.ok and 200 <= reply.status < 300:
             self._acknowledge(route_key, vod_id, json_body, hdrs, reply)
+            if route_key in OBSERVATIONS.checks:  # reads checked against the data
+                OBSERVATIONS.observe(route_key, vod_id, reply)
         return reply
 
     def _outcome(self, route_key: str, status: int, problem: str) -> CatchResponseError:
@@ -351,7 +354,8 @@ class ApiClient:
         if noted is not None:
             route = self.profile.routes[route_key]
             values = {f: vod_id if f == "{id}" else reply.get(f) for f in noted}
-            LEDGER.record_ack(f"{route.method} {route.template}", {"values": values})
+            told = {"values": values, "status": reply.status}
+            LEDGER.record_ack(f"{route.method} {route.template}", told)
             return
         if route_key == "create_vod" and isinstance(reply.body, dict) and "id" in reply.body:
             LEDGER.record(

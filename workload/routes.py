@@ -59,6 +59,9 @@ class AuditRules:
     checks: str
     durable: tuple[DurableWrite, ...] = ()
     not_durable: tuple[str, ...] = ()  # acknowledged, but the app keeps nothing by design
+    # request of not_durable -> the answer field holding the id it told the client (noted
+    # in the ledger, so "acknowledged, never stored" can name one)
+    not_durable_id: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -304,7 +307,14 @@ def _audit_rules(path: Path, raw: object) -> AuditRules | None:
         )
     if checks == "tables" and not rules:
         raise ConfigError(f"{path}: audit.checks = 'tables' needs [[audit.durable]] rules")
-    return AuditRules(str(checks), tuple(rules), tuple(map(str, raw.get("not_durable", []))))
+    not_durable = tuple(map(str, raw.get("not_durable", [])))
+    told = raw.get("not_durable_id", {})
+    if not isinstance(told, dict) or not set(told) <= set(not_durable):
+        raise ConfigError(
+            f"{path}: audit.not_durable_id maps requests of not_durable to an answer field"
+        )
+    ids = {str(k): str(v) for k, v in told.items()}
+    return AuditRules(str(checks), tuple(rules), not_durable, ids)
 
 
 def ledger_fields(routes: dict[str, Route], audit: AuditRules | None) -> dict[str, tuple[str, ...]]:
@@ -315,6 +325,8 @@ def ledger_fields(routes: dict[str, Route], audit: AuditRules | None) -> dict[st
     for key, route in routes.items():
         request = f"{route.method} {route.template}"
         fields = [r.field for r in audit.durable if r.request == request]
+        if told := audit.not_durable_id.get(request):
+            fields.append(told)
         if fields or request in audit.not_durable:
             result[key] = tuple(dict.fromkeys(fields))
     return result

@@ -49,7 +49,7 @@ def test_a_profile_says_what_durable_means_or_nothing(tmp_path: Path) -> None:
     flask = Profile.load("archivist-flask")
     assert flask.ledger_fields == {
         "upload": ("file_id",),
-        "create_vod": (),
+        "create_vod": ("vod_id",),  # not durable: its told id names the lost write
         "process_vod": ("vod_id", "{id}"),
     }
     assert Profile.load("contract").audit is not None
