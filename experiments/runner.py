@@ -30,6 +30,7 @@ from analysis import load
 from analysis.findings import to_records
 from analysis.findings_run import APP_LOG_DIR, run_findings
 from analysis.load import InputError
+from analysis.resources import sampler_interval
 from experiments.audit import audit_for_profile, no_audit_note
 from experiments.audit_contract import drain
 from experiments.audit_result import AuditError, AuditResult, Sources
@@ -44,6 +45,7 @@ from experiments.locust_process import (
     wait_for_start,
 )
 from experiments.progress import Progress, current_totals
+from experiments.sampler import sampling
 from experiments.timeline import Injector, Timeline, cleanup
 from experiments.verdict import OutageDefect, Verdict, Window, evaluate
 from faults.client import ENV_URL, FaultClient, FaultServerError
@@ -326,7 +328,13 @@ def execute(
     (run_dir / "experiment.toml").write_bytes(experiment.path.read_bytes())
     print(f"experiment {experiment.name}: {experiment.title}", file=out)
     print(f"run folder {run_dir}", file=out)
-    start, end, windows = run_load(experiment, target, run_dir, out)
+    try:
+        interval = sampler_interval()
+    except InputError as exc:
+        raise RunError(str(exc)) from None
+    with sampling(target, run_dir, interval) as sampler:  # stops with the load, however
+        start, end, windows = run_load(experiment, target, run_dir, out)
+    print(sampler.summary(), file=out)
     for note in keep_app_logs(target.app_logs, run_dir):
         print(f"warning: {note}", file=out)
     verdict = judge(experiment, run_dir, start, end, windows)
