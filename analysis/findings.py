@@ -405,6 +405,9 @@ def to_text(table: pd.DataFrame) -> str:
         return "findings: none"
     lines = [f"findings: {len(table)}"]
     for row in table.itertuples(index=False):
+        if row.kind == "leak":  # analysis.leaks: a resource's trend, no answer to count
+            lines.append(f"  {row.kind:<12} {row.endpoint:<34} {row.detail}")
+            continue
         status = str(row.status) + (f" ({row.shape})" if row.shape else "")
         lines.append(
             f"  {row.kind:<12} {row.endpoint:<34} {status:<18} "

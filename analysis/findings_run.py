@@ -16,6 +16,7 @@ import pandas as pd
 
 from analysis.app_logs import read_logs
 from analysis.findings import Rules, find, load_rules, profile_of
+from analysis.leaks import with_leaks
 from analysis.load import read_faults, read_meta, read_requests
 
 APP_LOG_DIR = "app-logs"
@@ -47,5 +48,7 @@ def run_findings(
     logs = app_logs_of(run_dir, app_logs)
     start = meta.get("start")
     t0 = float(start) if isinstance(start, int | float) else None
-    table = find(requests, read_faults(run_dir), rules, read_logs(logs), t0)
+    faults = read_faults(run_dir)
+    table = find(requests, faults, rules, read_logs(logs), t0)
+    table = with_leaks(table, run_dir, requests, faults, t0)  # RUN/resources.csv
     return RunFindings(table, rules, logs)

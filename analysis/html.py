@@ -12,6 +12,7 @@ from analysis.display import changes_view, checks_view, headline, summary_view
 from analysis.experiment_report import experiment_sections
 from analysis.gate import tally
 from analysis.load import Run
+from analysis.resources import series
 from analysis.stats import timeseries
 
 _STYLE = """
@@ -72,6 +73,10 @@ def findings_section(findings: pd.DataFrame | str) -> list[str]:
         ]
     rows = []
     for f in findings.itertuples(index=False):
+        if f.kind == "leak":  # analysis.leaks: a resource's trend, no answer to count
+            leak = [f.kind, f.endpoint, "-", "-", "-", f"{f.first_s:.1f} s", f.fault, f.detail]
+            rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in leak) + "</tr>")
+            continue
         cells = [
             f"<span class='fail'>{html.escape(f.kind)}</span>",
             f"<code>{html.escape(f.endpoint)}</code>",
@@ -104,12 +109,14 @@ def render_report(
     title: str = "Load test report",
     experiment: dict[str, Any] | None = None,
     findings: pd.DataFrame | str | None = None,
+    resources: pd.DataFrame | None = None,
 ) -> str:
     """The whole report as one HTML string.
 
     ``experiment`` is a resilience run's verdict.json: its verdict leads the report, and
     the caller passes no gate ``checks`` (see analysis.experiment_report). ``findings``
     is analysis.findings' table (or why there is none), shown right after the verdict.
+    ``resources`` is the run's resource samples (analysis.resources), charted when any.
     """
     ts = timeseries(run.samples)
     figures = [
@@ -120,6 +127,10 @@ def render_report(
         figures.append(
             ("Service vs corrected latency", charts.service_vs_corrected(ts, run.faults))
         )
+    wide = series(resources) if resources is not None else pd.DataFrame()
+    if not wide.empty:
+        t0 = float(run.meta.get("t0", wide.index.min()))
+        figures.append(("Resources over time", charts.resources_over_time(wide, run.faults, t0)))
     if baseline is not None:
         figures.append(
             (
