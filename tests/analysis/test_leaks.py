@@ -124,3 +124,17 @@ def test_the_configured_rules_load_and_bad_ones_are_named(tmp_path: Path) -> Non
     (tmp_path / "resources.csv").write_text("t,source\n1,x\n")
     with pytest.raises(InputError, match="missing columns metric"):
         read_resources(tmp_path)
+
+
+def test_a_leak_row_reads_in_the_html_findings_and_the_resources_chart_draws() -> None:
+    from analysis import charts
+    from analysis.html import findings_section
+
+    values = 4 + np.arange(600) / 20
+    found = leaks(frame(values), requests(600), NO_FAULTS, RULES, T0)
+    html = "".join(findings_section(found))
+    assert "postgres connections app &#x27;-&#x27; idle" in html and "/min" in html
+    faults = pd.DataFrame({"start": [100.0], "end": [130.0], "link": ["redis"], "what": ["down"]})
+    fig = charts.resources_over_time(series(frame(values)), faults, T0)
+    assert fig.axes[0].get_title().startswith("PostgreSQL connections")
+    assert len(fig.axes[0].patches) == 1  # the fault window, shaded
