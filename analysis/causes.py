@@ -94,6 +94,8 @@ def _log_lines(row: Any, indent: str) -> list[str]:
 
 
 def _row_line(row: Any) -> str:
+    if row.kind == "leak":  # analysis.leaks: a resource's trend, no answer to count
+        return f"  {row.kind:<12} {row.endpoint:<34} {row.detail}"
     status = str(row.status) + (f" ({row.shape})" if _text(row.shape) else "")
     return (
         f"  {row.kind:<12} {row.endpoint:<34} {status:<18} "

@@ -63,6 +63,39 @@ def service_vs_corrected(ts: pd.DataFrame, faults: pd.DataFrame) -> Figure:
     return fig
 
 
+RESOURCE_PANELS = (  # (source, metric, title) of analysis.resources, in reading order
+    ("postgres", "connections", "PostgreSQL connections (app | state)"),
+    ("process", "rss_mb", "RSS of each app part (MB)"),
+    ("process", "fds", "open files of each app part"),
+    ("process", "threads", "threads of each app part"),
+    ("redis", "clients", "Redis connected clients"),
+    ("redis", "used_memory_mb", "Redis used memory (MB)"),
+)
+RESOURCE_LINES = 8  # per panel; the series that reached the highest values
+
+
+def resources_over_time(wide: pd.DataFrame, faults: pd.DataFrame, t0: float) -> Figure:
+    """One panel per resource that was sampled (analysis.resources.series), seconds since
+    ``t0``; a gap in a source breaks its lines; fault windows shaded."""
+    panels = [p for p in RESOURCE_PANELS if any(c[:2] == p[:2] for c in wide.columns)]
+    rows = max(1, (len(panels) + 1) // 2)
+    fig, axes = plt.subplots(rows, 2, figsize=(SIZE[0], 2.6 * rows + 0.6), squeeze=False)
+    x = wide.index.to_numpy(dtype=float) - t0
+    for ax, (source, metric, title) in zip(axes.flat, panels, strict=False):
+        columns = [c for c in wide.columns if c[:2] == (source, metric)]
+        columns.sort(key=lambda c: -np.nanmax(wide[c].to_numpy(dtype=float)))
+        for column in columns[:RESOURCE_LINES]:
+            ax.plot(x, wide[column].to_numpy(dtype=float), label=column[2] or metric, linewidth=1)
+        _shade_faults(ax, faults)
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel("seconds since start", fontsize="small")
+        ax.legend(loc="best", fontsize="x-small", framealpha=0.6)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
 def latency_cdfs(base: np.ndarray, cur: np.ndarray) -> Figure:
     """Empirical CDFs on a fixed probability grid (cheap for millions of samples)."""
     grid = np.linspace(0.0, 1.0, 1001)

@@ -41,6 +41,7 @@ from analysis.junit import gate_junit
 from analysis.load import InputError, Run, load_run
 from analysis.markdown import changes_table, gate_markdown, pair_markdown, summary_table
 from analysis.paired import CANDIDATE, candidate_run, pair_table, paired_checks
+from analysis.resources import read_resources
 from analysis.stats import summarise
 from testbed.stack_settings import REGRESSIONS
 
@@ -238,7 +239,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         findings = run_findings(Path(args.run), args.app_log, args.routes).table
     except InputError as exc:  # the rest of the report still stands
         findings = str(exc)
-    html = render_report(run, summary, checks, base, changes, title, experiment, findings)
+    try:
+        resources = read_resources(Path(args.run))
+    except InputError as exc:  # the charts are left out; the rest of the report stands
+        print(f"warning: {exc}", file=sys.stderr)
+        resources = None
+    html = render_report(
+        run, summary, checks, base, changes, title, experiment, findings, resources
+    )
     _write(out, html)
     print(f"wrote {out} ({len(html) / 1024:.0f} KiB)")
     return 0

@@ -19,6 +19,7 @@ from analysis.app_logs import read_logs
 from analysis.causes import with_causes
 from analysis.findings import ACROSS_ROUTES, COLUMNS, find
 from analysis.findings_rules import Rules, load_rules, profile_of
+from analysis.leaks import with_leaks
 from analysis.load import read_faults, read_meta, read_requests
 
 APP_LOG_DIR = "app-logs"
@@ -59,5 +60,7 @@ def run_findings(
     held = pd.DataFrame(rows, columns=list(COLUMNS))
     if not held.empty:
         table = pd.concat([table, held], ignore_index=True) if not table.empty else held
+    table = with_leaks(table, run_dir, requests, faults, t0)  # RUN/resources.csv
+    if not table.empty:
         table = with_causes(table, ACROSS_ROUTES)
     return RunFindings(table, rules, logs)

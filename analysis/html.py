@@ -14,6 +14,7 @@ from analysis.experiment_report import experiment_sections
 from analysis.findings import ACROSS_ROUTES
 from analysis.gate import tally
 from analysis.load import Run
+from analysis.resources import series
 from analysis.stats import timeseries
 
 _STYLE = """
@@ -62,6 +63,9 @@ FINDINGS_HEAD = ("kind", "endpoint", "status", "shape", "count", "first seen", "
 
 
 def _finding_cells(f: Any) -> list[str]:
+    if f.kind == "leak":  # analysis.leaks: a resource's trend, no answer to count
+        leak = [f.kind, f.endpoint, "-", "-", "-", f"{f.first_s:.1f} s", f.fault, f.detail]
+        return [html.escape(c) for c in leak]
     return [
         f"<span class='fail'>{html.escape(f.kind)}</span>",
         f"<code>{html.escape(f.endpoint)}</code>",
@@ -161,12 +165,14 @@ def render_report(
     title: str = "Load test report",
     experiment: dict[str, Any] | None = None,
     findings: pd.DataFrame | str | None = None,
+    resources: pd.DataFrame | None = None,
 ) -> str:
     """The whole report as one HTML string.
 
     ``experiment`` is a resilience run's verdict.json: its verdict leads the report, and
     the caller passes no gate ``checks`` (see analysis.experiment_report). ``findings``
     is analysis.findings' table (or why there is none), shown right after the verdict.
+    ``resources`` is the run's resource samples (analysis.resources), charted when any.
     """
     ts = timeseries(run.samples)
     figures = [
@@ -177,6 +183,10 @@ def render_report(
         figures.append(
             ("Service vs corrected latency", charts.service_vs_corrected(ts, run.faults))
         )
+    wide = series(resources) if resources is not None else pd.DataFrame()
+    if not wide.empty:
+        t0 = float(run.meta.get("t0", wide.index.min()))
+        figures.append(("Resources over time", charts.resources_over_time(wide, run.faults, t0)))
     if baseline is not None:
         figures.append(
             (

@@ -31,6 +31,7 @@ from analysis.answers_run import AUDIT_FILE
 from analysis.findings import to_records
 from analysis.findings_run import APP_LOG_DIR, run_findings
 from analysis.load import InputError
+from analysis.resources import sampler_interval
 from experiments import answer_truth
 from experiments.audit import audit_for_profile, no_audit_note
 from experiments.audit_contract import drain
@@ -46,6 +47,7 @@ from experiments.locust_process import (
     wait_for_start,
 )
 from experiments.progress import Progress, current_totals
+from experiments.sampler import sampling
 from experiments.timeline import Injector, Timeline, cleanup
 from experiments.verdict import OutageDefect, Verdict, Window, evaluate
 from faults.client import ENV_URL, FaultClient, FaultServerError
@@ -347,7 +349,13 @@ def execute(
     print(f"experiment {experiment.name}: {experiment.title}", file=out)
     print(f"run folder {run_dir}", file=out)
     untruthed = keep_truth(experiment, run_dir, target, "before")
-    start, end, windows = run_load(experiment, target, run_dir, out)
+    try:
+        interval = sampler_interval()
+    except InputError as exc:
+        raise RunError(str(exc)) from None
+    with sampling(target, run_dir, interval) as sampler:  # stops with the load, however
+        start, end, windows = run_load(experiment, target, run_dir, out)
+    print(sampler.summary(), file=out)
     untruthed = untruthed or keep_truth(experiment, run_dir, target, "after")
     for note in keep_app_logs(target.app_logs, run_dir):
         print(f"warning: {note}", file=out)

@@ -20,6 +20,8 @@ class Target:
     redis_url: str | None = None
     external: bool = False
     app_logs: tuple[Path, ...] = ()  # the application's log files, for the findings
+    # STATE/pids.json of a stack the toolkit started: whose processes' resources to sample
+    pids_file: Path | None = None
     # Locust flags the hosted app wants (config/apps/NAME.toml [load] options), under the
     # experiment's own
     load_options: dict[str, Any] = field(default_factory=dict)

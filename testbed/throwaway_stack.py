@@ -56,6 +56,7 @@ def reference_stack(
                 database_url=stack.database_url,
                 redis_url=stack.redis_url,
                 app_logs=stack_app_logs(stack.log_dir),
+                pids_file=stack.pids_file,
                 load_options=dict(hosted.load_options) if hosted is not None else {},
             )
     except StackError as exc:

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from analysis.resources import read_resources
 from experiments.experiment_file import load_experiment
 from experiments.runner import Outcome, execute, read_requests
 from experiments.scorecard import render_report
@@ -257,3 +258,8 @@ def test_an_external_archivist_is_run_and_audited_through_the_environment(
     # The app's log given with --app-log is kept with the run, for its findings (none here).
     assert (run_dir / "app-logs" / "api.log").stat().st_size > 0
     assert report["findings"] == [] and "findings: none" in done.stdout
+    # --host with DATABASE_URL and REDIS_URL: both sampled for the whole load, no processes
+    resources = read_resources(run_dir)
+    assert set(resources["source"]) == {"postgres", "redis"}, done.stderr
+    assert resources["t"].max() - resources["t"].min() >= 20  # the load's 26 s, one a second
+    assert "resources: " in done.stderr and "samples of postgres, redis" in done.stderr
