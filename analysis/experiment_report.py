@@ -87,17 +87,23 @@ def _table(head: list[str], cells: list[list[str]]) -> str:
     return f"<table><thead><tr>{header}</tr></thead><tbody>\n{_rows(cells)}\n</tbody></table>"
 
 
+def _check_cell(c: dict[str, Any]) -> str:
+    """A check with its sample count; a skipped one says why, a relative one its interval."""
+    head = f"{escape(c['metric'])} {escape(c['bound'])}: {_value(c['metric'], c['value'])} "
+    n = f" n={c['samples']}" if c.get("samples") else ""
+    if c.get("skipped"):
+        return f"{head}<b>SKIPPED</b>{n}: {escape(c['skipped'])}"
+    detail = f" ({escape(c['detail'])})" if c.get("detail") else ""
+    return f"{head}{_status(bool(c['ok']))}{n}{detail}"
+
+
 def phases_table(report: dict[str, Any]) -> str:
     """Each phase with its window (s since the load started), its figures and checks."""
     t0 = float(report.get("load_start") or 0.0)
     cells = []
     for phase in report["verdict"]["phases"]:
         s = phase["stats"]
-        checks = "<br>".join(
-            f"{escape(c['metric'])} {escape(c['bound'])}: {_value(c['metric'], c['value'])} "
-            + _status(bool(c["ok"]))
-            for c in phase["checks"]
-        )
+        checks = "<br>".join(_check_cell(c) for c in phase["checks"])
         cells.append(
             [
                 escape(phase["label"]),

@@ -280,6 +280,7 @@ def judge(
         overrides,
         link_traffic(run_meta(run_dir)),
         outage_defects(profile),
+        tuple(f"{m} {n}" for m, n in route_names(profile, experiment.hypothesis.p95_routes)),
     )
 
 

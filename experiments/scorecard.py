@@ -35,6 +35,13 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def _check_word(check: dict[str, Any]) -> str:
+    """`p95_ms < 2500 ok (n=312)`; SKIPPED when it had too few samples to decide."""
+    word = "SKIPPED" if check.get("skipped") else "ok" if check["ok"] else "FAILED"
+    n = f" (n={check['samples']})" if "samples" in check and check.get("samples") else ""
+    return f"{check['metric']} {check['bound']} {word}{n}"
+
+
 def render_report(report: dict[str, Any]) -> str:
     """The verdict of one run as a plain-text table."""
     lines = [f"{report['experiment']}: {report['title']}", ""]
@@ -42,13 +49,17 @@ def render_report(report: dict[str, Any]) -> str:
     lines += [header, "-" * len(header)]
     for phase in report["verdict"]["phases"]:
         s = phase["stats"]
-        checks = ", ".join(
-            f"{c['metric']} {c['bound']} {'ok' if c['ok'] else 'FAILED'}" for c in phase["checks"]
-        )
+        checks = ", ".join(_check_word(c) for c in phase["checks"])
         lines.append(
             f"{phase['label'][:44]:<44} {s['requests']:>8} {_pct(s['error_rate']):>8} "
             f"{_ms(s['p95_ms']):>8} {s['throughput']:>7.1f}  {checks or '(none)'}"
         )
+        for c in phase["checks"]:
+            if c.get("skipped") or c.get("detail"):
+                lines.append(f"  {c['metric']} {c['bound']}: {c.get('skipped') or c['detail']}")
+        if phase.get("thin"):
+            thin = ", ".join(f"{k} {v}" for k, v in phase["thin"].items())
+            lines.append(f"  routes under the sample target in this phase: {thin}")
         if s.get("known_defects"):
             lines.append(
                 f"  + {s['known_defects']} answers that are known defects of the app "
