@@ -100,7 +100,8 @@ def parse_experiment(data: dict[str, Any], path: Path, links: tuple[str, ...]) -
     stack = _stack(r, r.table(data, "stack", ""))
     load = _load(r, r.table(data, "load", ""), app_routes(stack.app))
     raw_faults = data.get("faults", [])
-    if not isinstance(raw_faults, list) or not raw_faults:
+    if not isinstance(raw_faults, list) or (not raw_faults and load.shape != "step"):
+        # a step load (a capacity experiment) is its own disturbance: faults may be absent
         raise r.fail("faults", "must be a non-empty array of tables ([[faults]])")
     hypothesis_raw = r.table(data, "hypothesis", "")
     audit_raw = dict(r.table(data, "audit", ""))

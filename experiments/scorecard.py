@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from experiments.capacity_run import render_capacity
 from experiments.errors import ExperimentError
 from experiments.experiment import REPO_ROOT
 from experiments.experiment_file import load_experiment
@@ -86,6 +87,8 @@ def render_report(report: dict[str, Any]) -> str:
         lines.append(
             f"recovery #{r['episode']}: {seconds} (target {r['limit']:g}s) {verdict}: {r['what']}"
         )
+    if report.get("capacity"):
+        lines += render_capacity(report["capacity"])
     for note in report["verdict"]["notes"]:
         lines.append(f"note: {note}")
     for why in report["verdict"].get("hit_nothing", []):
