@@ -94,9 +94,9 @@ def _check_cell(c: dict[str, Any]) -> str:
     """A check with its sample count; a skipped one says why, a relative one its interval."""
     head = f"{escape(c['metric'])} {escape(c['bound'])}: {_value(c['metric'], c['value'])} "
     n = f" n={c['samples']}" if c.get("samples") else ""
-    if c.get("skipped"):
-        return f"{head}<b>SKIPPED</b>{n}: {escape(c['skipped'])}"
     detail = f" ({escape(c['detail'])})" if c.get("detail") else ""
+    if c.get("skipped"):
+        return f"{head}<b>SKIPPED</b>{n}: {escape(c['skipped'])}{detail}"
     return f"{head}{_status(bool(c['ok']))}{n}{detail}"
 
 

@@ -56,8 +56,9 @@ def render_report(report: dict[str, Any]) -> str:
             f"{_ms(s['p95_ms']):>8} {s['throughput']:>7.1f}  {checks or '(none)'}"
         )
         for c in phase["checks"]:
-            if c.get("skipped") or c.get("detail"):
-                lines.append(f"  {c['metric']} {c['bound']}: {c.get('skipped') or c['detail']}")
+            said = "; ".join(x for x in (c.get("skipped"), c.get("detail")) if x)
+            if said:
+                lines.append(f"  {c['metric']} {c['bound']}: {said}")
         if phase.get("thin"):
             thin = ", ".join(f"{k} {v}" for k, v in phase["thin"].items())
             lines.append(f"  routes under the sample target in this phase: {thin}")

@@ -373,18 +373,24 @@ def _judged(
         base_n = len(before_sample.timed_ms) if latency else _total(before_sample)
         if base_n < min_samples:
             thin["before"] = base_n
-    if thin:
-        why = f"too few samples (target {min_samples}): {counted(thin)}"
-        return Check(metric, str(bound), value, True, n, skipped=why)
-    if not (latency and bound.relative and before_sample is not None):
-        return Check(metric, str(bound), value, bound.holds(value, baseline), n)
-    if len(sample.timed_ms) == 0 or len(before_sample.timed_ms) == 0:
-        return Check(metric, str(bound), value, False, n, detail="no timed request")
-    ci = p95_ratio_interval(before_sample.timed_ms, sample.timed_ms)
+    relative_p95 = latency and bound.relative and before_sample is not None
+    ci = None
+    base_ms = before_sample.timed_ms if before_sample is not None else np.empty(0)
+    if relative_p95 and len(base_ms) and len(sample.timed_ms):
+        ci = p95_ratio_interval(base_ms, sample.timed_ms)
     detail = (
-        f"{ci.ratio:.2f}x before (95% CI {ci.low:.2f}-{ci.high:.2f}, {METHOD}); "
+        ""
+        if ci is None
+        else f"{ci.ratio:.2f}x before (95% CI {ci.low:.2f}-{ci.high:.2f}, {METHOD}); "
         f"smallest change it could see: {100 * ci.smallest_change:.0f}%"
     )
+    if thin:
+        why = f"too few samples (target {min_samples}): {counted(thin)}"
+        return Check(metric, str(bound), value, True, n, skipped=why, detail=detail)
+    if not relative_p95:
+        return Check(metric, str(bound), value, bound.holds(value, baseline), n)
+    if ci is None:
+        return Check(metric, str(bound), value, False, n, detail="no timed request")
     ok = not beyond(ci, bound.op, bound.limit)
     return Check(metric, str(bound), value, ok, n, detail=detail)
 

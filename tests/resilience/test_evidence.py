@@ -140,7 +140,7 @@ def test_the_printed_table_shows_each_checks_count_skip_and_interval() -> None:
     report = {"experiment": "x", "title": "t", "verdict": verdict.to_json(), "audit": None}
     text = render_report(report)
     assert "p95_ms < 150% of before SKIPPED (n=20)" in text
-    assert "too few samples (target 40): this phase 20" in text
+    assert "too few samples (target 40): this phase 20; 0.83x before (95% CI" in text
     assert "routes under the sample target in this phase: GET /api/browse 20" in text
     verdict = evaluate(df, [window], hypothesis(10), T0, T0 + 200, 0.0)
     text = render_report({**report, "verdict": verdict.to_json()})
