@@ -47,14 +47,16 @@ def step_windows(
 
 
 def step_table(requests: pd.DataFrame, windows: Sequence[StepWindow]) -> pd.DataFrame:
-    """Requests (t_start, latency_us, ok; optional bool `timed` for the p95) per step."""
+    """Requests (t_start, latency_us, ok; optional bools `timed`: the p95 is of these, and
+    `defect`: an answer the app always gives wrong, left out of the error rate) per step."""
     rows = []
     t = requests["t_start"].to_numpy()
     for i, w in enumerate(windows):
         part = requests[(t >= w.start) & (t < w.end)]
         timed = part[part["timed"].astype(bool)] if "timed" in part else part
         seconds = max(w.end - w.start, 1e-9)
-        n = len(part)
+        counted = part[~part["defect"].astype(bool)] if "defect" in part else part
+        n = len(counted)
         rows.append(
             {
                 "step": i + 1,
@@ -64,7 +66,7 @@ def step_table(requests: pd.DataFrame, windows: Sequence[StepWindow]) -> pd.Data
                 "requests": n,
                 "timed": len(timed),
                 "rps": n / seconds,
-                "error_rate": float((~part["ok"].astype(bool)).mean()) if n else np.nan,
+                "error_rate": float((~counted["ok"].astype(bool)).mean()) if n else np.nan,
                 "p95_ms": (
                     float(np.percentile(timed["latency_us"] / 1000.0, 95)) if len(timed) else np.nan
                 ),

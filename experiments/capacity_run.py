@@ -3,7 +3,8 @@
 The experiment's `[load] shape = "step"` reads its stages from the shapes file its
 options name (`shapes-file`, default config/shapes.toml); `[load] warmup` is left out
 at the start of every step (new users' first look round). Each step is held to the
-hypothesis' before-phase bounds (error_rate, p95_ms of p95_routes) and needs
+hypothesis' before-phase bounds (error_rate without the profile's steady defects, as
+the verdict counts it; p95_ms of p95_routes) and needs
 `min_samples` judged requests; the knee (analysis.capacity) is the last step that held.
 """
 
@@ -20,6 +21,7 @@ from analysis.capacity import knee, step_table, step_windows
 from analysis.charts import capacity_steps
 from experiments.errors import RunError
 from experiments.experiment import REPO_ROOT, Experiment, Tolerance
+from experiments.verdict import KNOWN_DEFECT
 from workload.stages import SHAPES_TOML, stages_of
 from workload.tomlconfig import ConfigError
 
@@ -49,7 +51,11 @@ def capacity_report(
     windows = step_windows(
         [(s.until_s, s.users) for s in stages], load_start, experiment.load.warmup
     )
-    table = step_table(requests.sort_values("t_start"), windows)
+    requests = requests.sort_values("t_start")
+    if "error" in requests:  # the profile's steady defects count apart, as in the verdict
+        said = requests["error"].fillna("").astype(str)
+        requests = requests.assign(defect=said.str.startswith(KNOWN_DEFECT))
+    table = step_table(requests, windows)
     bounds = experiment.hypothesis.before
     found = knee(table, lambda row: what_broke(row, bounds), experiment.hypothesis.min_samples)
     limit = bounds.p95_ms.limit if bounds.p95_ms is not None else None

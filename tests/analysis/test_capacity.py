@@ -77,3 +77,10 @@ def test_the_html_report_shows_the_knee_and_its_chart() -> None:
     table, k = found([(10, 100, 0, 400), (20, 4000, 0, 400)])
     html = "".join(capacity_part({"steps": table.to_dict("records"), "knee": asdict(k)}))
     assert "Knee: 10 users" in html and "data:image/png;base64," in html
+
+
+def test_the_apps_steady_defects_do_not_count_as_step_errors() -> None:
+    requests = steps([(10, 100, 0.5, 400)])
+    requests["defect"] = ~requests["ok"]
+    table = step_table(requests, step_windows([(60.0, 10)], T0, settle_s=0))
+    assert table.loc[0, "error_rate"] == 0.0 and table.loc[0, "timed"] == 400
