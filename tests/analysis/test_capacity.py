@@ -84,3 +84,21 @@ def test_the_apps_steady_defects_do_not_count_as_step_errors() -> None:
     requests["defect"] = ~requests["ok"]
     table = step_table(requests, step_windows([(60.0, 10)], T0, settle_s=0))
     assert table.loc[0, "error_rate"] == 0.0 and table.loc[0, "timed"] == 400
+
+
+def test_only_a_step_load_may_go_without_faults(tmp_path) -> None:
+    import pytest
+
+    from experiments.errors import ExperimentError
+    from experiments.experiment import REPO_ROOT
+    from experiments.experiment_file import load_experiment
+
+    capacity = load_experiment(REPO_ROOT / "config/experiments/archivist-capacity.toml")
+    assert capacity.faults == () and capacity.load.shape == "step"
+    plain = tmp_path / "plain.toml"
+    plain.write_text(
+        'title = "t"\n[load]\nlocustfile = "locustfiles/vod.py"\nusers = 1\nspawn_rate = 1\n'
+        'duration = "10s"\n[hypothesis]\nerror_rate = "< 1%"\nrecovers_within = "5s"\n'
+    )
+    with pytest.raises(ExperimentError, match="faults must be a non-empty array"):
+        load_experiment(plain)
