@@ -6,9 +6,10 @@ next. So every check is decided on a known number of samples, a check with fewer
 the experiment's target (`[hypothesis] min_samples`) is skipped with its count, and a
 relative p95 check is decided on the ratio's confidence interval, not its point value:
 
-- method: percentile bootstrap of the ratio p95(phase) / p95(before), both samples
-  resampled with replacement, `RESAMPLES` times, from a fixed seed (the same data gives
-  the same interval, so the same verdict);
+- method: percentile bootstrap of the ratio p95(phase) / p95(before) (a relative bound;
+  both samples resampled with replacement) or of the p95 itself (a bound in ms),
+  `RESAMPLES` times, from a fixed seed (the same data gives the same interval, so the
+  same verdict);
 - it FAILS only when the whole 95% interval lies beyond the bound: the change is larger
   than the bound by more than the noise;
 - otherwise it passes and says the smallest change it could have seen: the interval's
@@ -70,6 +71,19 @@ def p95_ratio_interval(
     before_p95 = float(np.percentile(before_ms, 95))
     ratio = float(np.percentile(phase_ms, 95)) / before_p95 if before_p95 > 0 else math.inf
     return RatioInterval(ratio, float(low), float(high))
+
+
+def p95_interval(
+    phase_ms: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED
+) -> RatioInterval:
+    """The bootstrap interval of p95(phase_ms) itself (ms), for an absolute bound."""
+    if len(phase_ms) == 0:
+        raise ValueError("p95_interval needs samples")
+    values = np.asarray(phase_ms, float)
+    p95s = _p95s(values, np.random.default_rng(seed), resamples)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(p95s, [tail, 100 - tail])
+    return RatioInterval(float(np.percentile(values, 95)), float(low), float(high))
 
 
 def beyond(interval: RatioInterval, op: str, limit: float) -> bool:

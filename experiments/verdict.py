@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.evidence import METHOD, beyond, counted, p95_ratio_interval, too_few
+from experiments.evidence import (
+    METHOD,
+    beyond,
+    counted,
+    p95_interval,
+    p95_ratio_interval,
+    too_few,
+)
 from experiments.experiment import Bound, Hypothesis, Tolerance
 
 STEP_S = 0.5  # s between candidate recovery points
@@ -384,9 +391,19 @@ def _judged(
         else f"{ci.ratio:.2f}x before (95% CI {ci.low:.2f}-{ci.high:.2f}, {METHOD}); "
         f"smallest change it could see: {100 * ci.smallest_change:.0f}%"
     )
+    if latency and not bound.relative and len(sample.timed_ms):
+        ci = p95_interval(sample.timed_ms)
+        detail = (
+            f"95% CI {ci.low:.0f}-{ci.high:.0f} ms ({METHOD}); "
+            f"smallest change it could see: {100 * ci.smallest_change:.0f}%"
+        )
     if thin:
         why = f"too few samples (target {min_samples}): {counted(thin)}"
         return Check(metric, str(bound), value, True, n, skipped=why, detail=detail)
+    if latency and not bound.relative and ci is not None:  # the interval decides
+        return Check(
+            metric, str(bound), value, not beyond(ci, bound.op, bound.limit), n, "", detail
+        )
     if not relative_p95:
         return Check(metric, str(bound), value, bound.holds(value, baseline), n)
     if ci is None:

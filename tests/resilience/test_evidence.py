@@ -154,3 +154,16 @@ def test_phase_sample_counts_timed_routes_apart() -> None:
     sample = phase_sample(df, T0, T0 + 60)
     assert sample.timed_routes == {"GET /api/queue": 4}
     assert sample.routes == {"GET /api/browse": 10, "GET /api/queue": 4}
+
+
+def test_an_absolute_p95_fails_only_when_its_interval_lies_beyond_the_bound() -> None:
+    rng = np.random.default_rng(8)
+    h = hypothesis(min_samples=40, during_p95="< 150%")
+    h = Hypothesis(**{**h.__dict__, "during": Tolerance(p95_ms=parse_bound("< 250", "p95_ms"))})
+    before = lognormal(rng, 100, 300)
+    near = lognormal(rng, 100, 60)  # p95 ~270 ms of 60 requests: noise straddles 250
+    df, window = frame(before, near)
+    check = during_checks(df, window, h)["p95_ms"]
+    assert check.value > 250 and check.ok and "95% CI" in check.detail
+    df, window = frame(before, lognormal(rng, 400, 200))
+    assert not during_checks(df, window, h)["p95_ms"].ok
