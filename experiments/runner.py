@@ -123,7 +123,7 @@ def run_findings_of(run_dir: Path) -> tuple[pd.DataFrame | None, str]:
 def phase_at(experiment: Experiment, elapsed: float) -> str:
     if any(f.at <= elapsed < f.end for f in experiment.faults):
         return "during"
-    if elapsed < min(f.at for f in experiment.faults):
+    if elapsed < min((f.at for f in experiment.faults), default=float("inf")):  # none: step load
         return "before"
     return "after"
 

@@ -102,3 +102,12 @@ def test_only_a_step_load_may_go_without_faults(tmp_path) -> None:
     )
     with pytest.raises(ExperimentError, match="faults must be a non-empty array"):
         load_experiment(plain)
+
+
+def test_the_progress_of_a_run_without_faults_is_before_throughout() -> None:
+    from experiments.experiment import REPO_ROOT
+    from experiments.experiment_file import load_experiment
+    from experiments.runner import phase_at
+
+    capacity = load_experiment(REPO_ROOT / "config/experiments/archivist-capacity.toml")
+    assert phase_at(capacity, 0.0) == phase_at(capacity, 300.0) == "before"
