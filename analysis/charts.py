@@ -143,3 +143,22 @@ def to_data_uri(fig: Figure, dpi: int = 80) -> str:
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def capacity_steps(table: pd.DataFrame, knee_users: int | None, p95_limit: float | None) -> Figure:
+    """Requests/s and p95 per step of a step load, the knee marked (analysis.capacity)."""
+    fig, ax = plt.subplots(figsize=SIZE)
+    ax.plot(table["users"], table["rps"], marker="o", label="requests/s")
+    ax.set(xlabel="users", ylabel="requests/s", title="Capacity: step load")
+    right = ax.twinx()
+    right.plot(table["users"], table["p95_ms"], marker="s", color="tab:orange", label="p95 ms")
+    right.set_ylabel("p95 (ms)")
+    if p95_limit is not None:
+        right.axhline(p95_limit, color="tab:orange", linestyle=":", label="p95 bound")
+    if knee_users is not None:
+        ax.axvline(knee_users, color="tab:red", linestyle="--", label=f"knee: {knee_users} users")
+    left_h, left_l = ax.get_legend_handles_labels()
+    right_h, right_l = right.get_legend_handles_labels()
+    ax.legend(left_h + right_h, left_l + right_l, loc="upper left", fontsize="small")
+    fig.tight_layout()
+    return fig

@@ -14,6 +14,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from analysis.charts import capacity_steps, to_data_uri
 from analysis.load import InputError
 
 VERDICT_FILE = "verdict.json"
@@ -87,17 +90,23 @@ def _table(head: list[str], cells: list[list[str]]) -> str:
     return f"<table><thead><tr>{header}</tr></thead><tbody>\n{_rows(cells)}\n</tbody></table>"
 
 
+def _check_cell(c: dict[str, Any]) -> str:
+    """A check with its sample count; a skipped one says why, a relative one its interval."""
+    head = f"{escape(c['metric'])} {escape(c['bound'])}: {_value(c['metric'], c['value'])} "
+    n = f" n={c['samples']}" if c.get("samples") else ""
+    detail = f" ({escape(c['detail'])})" if c.get("detail") else ""
+    if c.get("skipped"):
+        return f"{head}<b>SKIPPED</b>{n}: {escape(c['skipped'])}{detail}"
+    return f"{head}{_status(bool(c['ok']))}{n}{detail}"
+
+
 def phases_table(report: dict[str, Any]) -> str:
     """Each phase with its window (s since the load started), its figures and checks."""
     t0 = float(report.get("load_start") or 0.0)
     cells = []
     for phase in report["verdict"]["phases"]:
         s = phase["stats"]
-        checks = "<br>".join(
-            f"{escape(c['metric'])} {escape(c['bound'])}: {_value(c['metric'], c['value'])} "
-            + _status(bool(c["ok"]))
-            for c in phase["checks"]
-        )
+        checks = "<br>".join(_check_cell(c) for c in phase["checks"])
         cells.append(
             [
                 escape(phase["label"]),
@@ -155,6 +164,35 @@ def audit_part(audit: dict[str, Any] | None) -> list[str]:
     return parts
 
 
+def capacity_part(capacity: dict[str, Any]) -> list[str]:
+    """A step load's table, knee and chart (experiments.capacity_run)."""
+    table = pd.DataFrame(capacity["steps"])
+    k = capacity["knee"]
+    cells = [
+        [
+            str(s["users"]),
+            str(s["requests"]),
+            f"{s['rps']:.1f}",
+            _pct(s["error_rate"]),
+            _ms(s["p95_ms"]),
+            str(s["timed"]),
+        ]
+        for s in capacity["steps"]
+    ]
+    knee_text = (
+        f"Knee: {k['users']} users, {k['rps']:.1f} requests/s sustained within the bounds"
+        if k["users"] is not None
+        else "No knee: not even the first step held"
+    )
+    chart = capacity_steps(table.astype({"p95_ms": float}), k["users"], None)
+    return [
+        "<h2>Capacity</h2>",
+        f"<p>{escape(knee_text)}; {escape(k['why'])}.</p>",
+        _table(["users", "requests", "req/s", "errors", "p95", "judged"], cells),
+        f"<img alt='capacity' src='{to_data_uri(chart)}'>",
+    ]
+
+
 def experiment_sections(report: dict[str, Any]) -> list[str]:
     """HTML fragments, verdict first: what a reader of an experiment run needs."""
     word = verdict_word(bool(report["ok"]), report["verdict"].get("hit_nothing", []))
@@ -172,6 +210,8 @@ def experiment_sections(report: dict[str, Any]) -> list[str]:
         recovery_table(report) if verdict["recoveries"] else "<p>No fault was injected.</p>",
     ]
     parts += [f"<p>note: {escape(str(n))}</p>" for n in verdict.get("notes", [])]
+    if report.get("capacity"):
+        parts += capacity_part(report["capacity"])
     parts += ["<h2>Data audit</h2>", *audit_part(report.get("audit"))]
     parts.append(f"<p><small>{escape(GATE_LEFT_OUT)}</small></p>")
     return parts

@@ -368,6 +368,22 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 1 if any(found.values()) else 0
 
 
+def cmd_agree(args: argparse.Namespace) -> int:
+    from experiments.agreement import agreement, render
+    from experiments.scorecard import ScorecardError, read_report
+
+    try:
+        reports = [read_report(Path(d)) for d in args.run_dirs]
+    except ScorecardError as exc:
+        raise ExperimentError(str(exc)) from None
+    names = {r["experiment"] for r in reports}
+    if len(names) > 1:
+        raise ExperimentError(f"the runs are of different experiments: {', '.join(sorted(names))}")
+    rows = agreement(reports)
+    print(render(rows, [Path(d).name for d in args.run_dirs]))
+    return 0 if all(r.agrees for r in rows) else 1
+
+
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
     what = __doc__.split("\n")[0].split(": ", 1)[1]
     p = argparse.ArgumentParser(prog=prog, description=f"`{prog}`: {what}")
@@ -430,6 +446,14 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
     card.add_argument("run_dirs", nargs="+")
     card.add_argument("--out", required=True)
     card.set_defaults(func=cmd_scorecard)
+    agree = sub.add_parser(
+        "agree",
+        help="do runs of one experiment agree, check by check?",
+        description="Lines up the checks of finished runs' verdict.json files. Exit 0 when "
+        "every check, recovery and verdict agrees, 1 when one differs, 2 unusable input.",
+    )
+    agree.add_argument("run_dirs", nargs="+", metavar="RUN")
+    agree.set_defaults(func=cmd_agree)
     audit = sub.add_parser(
         "audit",
         help="check a run's ledger against the stores",

@@ -74,6 +74,9 @@ class Hypothesis:
     # route keys of the load's profile whose latency p95_ms measures (empty: every request);
     # e.g. the routes that read the database, when others are slow by design
     p95_routes: tuple[str, ...] = ()
+    # a check on fewer requests (p95_ms: of each of p95_routes) in a phase is skipped with
+    # its count, not decided (experiments.evidence); 0: every check is decided
+    min_samples: int = 0
 
     def phase(self, name: str) -> Tolerance:
         return {"before": self.before, "during": self.during, "after": self.after}[name]

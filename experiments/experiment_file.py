@@ -24,6 +24,8 @@ Shape (durations as "60s", "3m", "1m30s", "500ms" or a number of seconds)::
                            recovers_within, sustained: the recovery target
                            p95_routes: route keys of the profile whose latency p95_ms
                            measures (default every request)
+                           min_samples: a check on fewer requests in a phase (p95_ms: of
+                           any of p95_routes) is skipped with its count (default 0)
     [audit]                enabled, lost_writes, duplicates, inconsistent, stuck, stuck_after,
                            drain
     [stack]                app (config/apps/NAME.toml: host that real Archivist instead of
@@ -98,7 +100,8 @@ def parse_experiment(data: dict[str, Any], path: Path, links: tuple[str, ...]) -
     stack = _stack(r, r.table(data, "stack", ""))
     load = _load(r, r.table(data, "load", ""), app_routes(stack.app))
     raw_faults = data.get("faults", [])
-    if not isinstance(raw_faults, list) or not raw_faults:
+    if not isinstance(raw_faults, list) or (not raw_faults and load.shape != "step"):
+        # a step load (a capacity experiment) is its own disturbance: faults may be absent
         raise r.fail("faults", "must be a non-empty array of tables ([[faults]])")
     hypothesis_raw = r.table(data, "hypothesis", "")
     audit_raw = dict(r.table(data, "audit", ""))
@@ -315,7 +318,9 @@ def _hypothesis(r: FieldReader, raw: dict[str, Any], routes: str = "contract") -
     from workload.routes import Profile
 
     where = "hypothesis"
-    r.only(raw, (*METRICS, *PHASES, "recovers_within", "sustained", "p95_routes"), where)
+    r.only(
+        raw, (*METRICS, *PHASES, "recovers_within", "sustained", "p95_routes", "min_samples"), where
+    )
     p95_routes = r.strings(raw, "p95_routes", where)
     unknown = sorted(set(p95_routes) - set(Profile.load(routes).routes))
     if unknown:
@@ -350,6 +355,7 @@ def _hypothesis(r: FieldReader, raw: dict[str, Any], routes: str = "contract") -
         recovers_within=recovers_within,
         sustained=sustained,
         p95_routes=p95_routes,
+        min_samples=int(r.number(raw, "min_samples", where, default=0, integer=True)),
     )
 
 

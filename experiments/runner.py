@@ -36,6 +36,7 @@ from experiments import answer_truth
 from experiments.audit import audit_for_profile, no_audit_note
 from experiments.audit_contract import drain
 from experiments.audit_result import AuditError, AuditResult, Sources
+from experiments.capacity_run import capacity_report
 from experiments.errors import RunError
 from experiments.experiment import REPO_ROOT, Experiment
 from experiments.locust_process import (
@@ -127,7 +128,7 @@ def run_findings_of(run_dir: Path) -> tuple[pd.DataFrame | None, str]:
 def phase_at(experiment: Experiment, elapsed: float) -> str:
     if any(f.at <= elapsed < f.end for f in experiment.faults):
         return "during"
-    if elapsed < min(f.at for f in experiment.faults):
+    if elapsed < min((f.at for f in experiment.faults), default=float("inf")):  # none: step load
         return "before"
     return "after"
 
@@ -260,9 +261,8 @@ def outage_defects(profile: Profile) -> tuple[OutageDefect, ...]:
     )
 
 
-def judge(
-    experiment: Experiment, run_dir: Path, start: float, end: float, windows: list[Window]
-) -> Verdict:
+def judged_requests(experiment: Experiment, run_dir: Path) -> tuple[pd.DataFrame, Profile]:
+    """The run's requests, `timed` marking those p95_ms is of; and the route profile."""
     requests = read_requests(run_dir)
     if requests.empty:
         raise RunError(f"{run_dir}: the load made no HTTP request")
@@ -274,6 +274,13 @@ def judge(
         timed = set(route_names(profile, experiment.hypothesis.p95_routes))
         pairs = zip(requests["type"], requests["name"], strict=True)
         requests["timed"] = [pair in timed for pair in pairs]
+    return requests, profile
+
+
+def judge(
+    experiment: Experiment, run_dir: Path, start: float, end: float, windows: list[Window]
+) -> Verdict:
+    requests, profile = judged_requests(experiment, run_dir)
     overrides = {f.describe(): f.during for f in experiment.faults if f.during is not None}
     return evaluate(
         requests,
@@ -285,6 +292,7 @@ def judge(
         overrides,
         link_traffic(run_meta(run_dir)),
         outage_defects(profile),
+        tuple(f"{m} {n}" for m, n in route_names(profile, experiment.hypothesis.p95_routes)),
     )
 
 
@@ -389,6 +397,10 @@ def execute(
         "findings": to_records(findings) if findings is not None else None,
         "findings_error": no_findings or None,
     }
+    if experiment.load.shape == "step":  # a capacity experiment: the knee of the steps
+        report["capacity"] = capacity_report(
+            experiment, judged_requests(experiment, run_dir)[0], start, run_dir
+        )
     outcome = Outcome(verdict, audit_result, run_dir, report)
     report["ok"] = outcome.ok
     (run_dir / "verdict.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from experiments.capacity_run import render_capacity
 from experiments.errors import ExperimentError
 from experiments.experiment import REPO_ROOT
 from experiments.experiment_file import load_experiment
@@ -35,6 +36,13 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def _check_word(check: dict[str, Any]) -> str:
+    """`p95_ms < 2500 ok (n=312)`; SKIPPED when it had too few samples to decide."""
+    word = "SKIPPED" if check.get("skipped") else "ok" if check["ok"] else "FAILED"
+    n = f" (n={check['samples']})" if "samples" in check and check.get("samples") else ""
+    return f"{check['metric']} {check['bound']} {word}{n}"
+
+
 def render_report(report: dict[str, Any]) -> str:
     """The verdict of one run as a plain-text table."""
     lines = [f"{report['experiment']}: {report['title']}", ""]
@@ -42,13 +50,18 @@ def render_report(report: dict[str, Any]) -> str:
     lines += [header, "-" * len(header)]
     for phase in report["verdict"]["phases"]:
         s = phase["stats"]
-        checks = ", ".join(
-            f"{c['metric']} {c['bound']} {'ok' if c['ok'] else 'FAILED'}" for c in phase["checks"]
-        )
+        checks = ", ".join(_check_word(c) for c in phase["checks"])
         lines.append(
             f"{phase['label'][:44]:<44} {s['requests']:>8} {_pct(s['error_rate']):>8} "
             f"{_ms(s['p95_ms']):>8} {s['throughput']:>7.1f}  {checks or '(none)'}"
         )
+        for c in phase["checks"]:
+            said = "; ".join(x for x in (c.get("skipped"), c.get("detail")) if x)
+            if said:
+                lines.append(f"  {c['metric']} {c['bound']}: {said}")
+        if phase.get("thin"):
+            thin = ", ".join(f"{k} {v}" for k, v in phase["thin"].items())
+            lines.append(f"  routes under the sample target in this phase: {thin}")
         if s.get("known_defects"):
             lines.append(
                 f"  + {s['known_defects']} answers that are known defects of the app "
@@ -75,6 +88,8 @@ def render_report(report: dict[str, Any]) -> str:
         lines.append(
             f"recovery #{r['episode']}: {seconds} (target {r['limit']:g}s) {verdict}: {r['what']}"
         )
+    if report.get("capacity"):
+        lines += render_capacity(report["capacity"])
     for note in report["verdict"]["notes"]:
         lines.append(f"note: {note}")
     for why in report["verdict"].get("hit_nothing", []):

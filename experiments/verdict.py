@@ -24,6 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from experiments.evidence import (
+    METHOD,
+    beyond,
+    counted,
+    p95_interval,
+    p95_ratio_interval,
+    too_few,
+)
 from experiments.experiment import Bound, Hypothesis, Tolerance
 
 STEP_S = 0.5  # s between candidate recovery points
@@ -122,6 +130,18 @@ class Check:
     bound: str
     value: float
     ok: bool
+    samples: int = 0  # requests the value is of
+    skipped: str = ""  # why it was not decided (too few samples); a skipped check is ok
+    detail: str = ""  # a relative p95's interval and the smallest change it could have seen
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What a phase's checks are decided on, beyond its Stats (see experiments.evidence)."""
+
+    timed_ms: np.ndarray  # latencies of the requests p95_ms is of
+    timed_routes: dict[str, int]  # those requests per route ("METHOD name")
+    routes: dict[str, int]  # every request of the phase per route
 
 
 @dataclass(frozen=True)
@@ -133,6 +153,7 @@ class PhaseResult:
     stats: Stats
     checks: tuple[Check, ...]
     defects: tuple[DefectSeen, ...] = ()  # the app's own defects under this fault
+    thin: dict[str, int] = field(default_factory=dict)  # routes under min_samples: counts
 
     @property
     def ok(self) -> bool:
@@ -277,8 +298,39 @@ def episodes(windows: list[Window], merge_gap: float) -> list[Episode]:
     return result
 
 
-def check_phase(stats: Stats, tolerance: Tolerance, before: Stats | None) -> tuple[Check, ...]:
-    """The tolerance's bounds applied to one phase's stats (unchecked metrics are skipped)."""
+def phase_sample(
+    requests: pd.DataFrame, start: float, end: float, finish_by: float | None = None
+) -> Sample:
+    """The latencies and per-route counts of [start, end), as window_stats selects them."""
+    part = in_window(requests, start, end, finish_by)
+    timed = part[part["timed"].astype(bool)] if "timed" in part else part
+    return Sample(timed["latency_us"].to_numpy() / 1000.0, _per_route(timed), _per_route(part))
+
+
+def _per_route(part: pd.DataFrame) -> dict[str, int]:
+    if part.empty or "name" not in part:
+        return {}
+    kind = part["type"].astype(str) if "type" in part else pd.Series("", index=part.index)
+    keys = (kind + " " + part["name"].astype(str)).str.strip()
+    return {str(k): int(v) for k, v in keys.value_counts().sort_index().items()}
+
+
+def check_phase(
+    stats: Stats,
+    tolerance: Tolerance,
+    before: Stats | None,
+    sample: Sample | None = None,
+    before_sample: Sample | None = None,
+    min_samples: int = 0,
+    judged: tuple[str, ...] = (),
+) -> tuple[Check, ...]:
+    """The tolerance's bounds applied to one phase's stats (unchecked metrics are skipped).
+
+    With `sample` (and `before_sample` for relative bounds) each check carries its sample
+    count, is skipped below `min_samples` (p95_ms also when one of its `judged` routes
+    has fewer), and a relative p95 is decided on its bootstrap interval
+    (experiments.evidence). Without, the point values decide (recovery's rolling windows).
+    """
     checks = []
     pairs: list[tuple[str, Bound | None, float, float | None]] = [
         ("error_rate", tolerance.error_rate, stats.error_rate, None),
@@ -292,9 +344,76 @@ def check_phase(stats: Stats, tolerance: Tolerance, before: Stats | None) -> tup
         ),
     ]
     for metric, bound, value, baseline in pairs:
-        if bound is not None:
+        if bound is None:
+            continue
+        if sample is None:
             checks.append(Check(metric, str(bound), value, bound.holds(value, baseline)))
+            continue
+        checks.append(
+            _judged(
+                metric, bound, value, baseline, stats, sample, before_sample, min_samples, judged
+            )
+        )
     return tuple(checks)
+
+
+def _judged(
+    metric: str,
+    bound: Bound,
+    value: float,
+    baseline: float | None,
+    stats: Stats,
+    sample: Sample,
+    before_sample: Sample | None,
+    min_samples: int,
+    judged: tuple[str, ...],
+) -> Check:
+    """One check decided on its samples (see check_phase)."""
+    latency = metric == "p95_ms"
+    n = len(sample.timed_ms) if latency else stats.requests
+    thin: dict[str, int] = {}
+    if n < min_samples:
+        thin["this phase"] = n
+    if latency and judged:
+        thin.update(too_few({r: sample.timed_routes.get(r, 0) for r in judged}, min_samples))
+    if bound.relative and before_sample is not None:
+        base_n = len(before_sample.timed_ms) if latency else _total(before_sample)
+        if base_n < min_samples:
+            thin["before"] = base_n
+    relative_p95 = latency and bound.relative and before_sample is not None
+    ci = None
+    base_ms = before_sample.timed_ms if before_sample is not None else np.empty(0)
+    if relative_p95 and len(base_ms) and len(sample.timed_ms):
+        ci = p95_ratio_interval(base_ms, sample.timed_ms)
+    detail = (
+        ""
+        if ci is None
+        else f"{ci.ratio:.2f}x before (95% CI {ci.low:.2f}-{ci.high:.2f}, {METHOD}); "
+        f"smallest change it could see: {100 * ci.smallest_change:.0f}%"
+    )
+    if latency and not bound.relative and len(sample.timed_ms):
+        ci = p95_interval(sample.timed_ms)
+        detail = (
+            f"95% CI {ci.low:.0f}-{ci.high:.0f} ms ({METHOD}); "
+            f"smallest change it could see: {100 * ci.smallest_change:.0f}%"
+        )
+    if thin:
+        why = f"too few samples (target {min_samples}): {counted(thin)}"
+        return Check(metric, str(bound), value, True, n, skipped=why, detail=detail)
+    if latency and not bound.relative and ci is not None:  # the interval decides
+        return Check(
+            metric, str(bound), value, not beyond(ci, bound.op, bound.limit), n, "", detail
+        )
+    if not relative_p95:
+        return Check(metric, str(bound), value, bound.holds(value, baseline), n)
+    if ci is None:
+        return Check(metric, str(bound), value, False, n, detail="no timed request")
+    ok = not beyond(ci, bound.op, bound.limit)
+    return Check(metric, str(bound), value, ok, n, detail=detail)
+
+
+def _total(sample: Sample) -> int:
+    return sum(sample.routes.values())
 
 
 def within(stats: Stats, tolerance: Tolerance, before: Stats | None) -> bool:
@@ -352,6 +471,7 @@ def evaluate(
     overrides: dict[str, Tolerance] | None = None,
     link_traffic: Mapping[str, int] | None = None,
     defects: tuple[OutageDefect, ...] = (),
+    judged: tuple[str, ...] = (),
 ) -> Verdict:
     """Every phase checked against the hypothesis, and the recovery of every disturbance.
 
@@ -360,8 +480,25 @@ def evaluate(
     (bytes per link over the load) and the windows' own bytes tell a fault that hit
     nothing: such an experiment gets no verdict (see `missed`). `defects` are what the
     app is known to do wrong under a fault: a during phase names those it saw (they still
-    count against its tolerance: the app did not degrade as it should).
+    count against its tolerance: the app did not degrade as it should). `judged` names
+    the routes ("METHOD name") p95_ms is of: each needs `hypothesis.min_samples` in a
+    phase for its p95 to be decided there (see check_phase).
     """
+    target = hypothesis.min_samples
+
+    def judge(
+        stats: Stats, sample: Sample, tolerance: Tolerance, base: Sample | None
+    ) -> tuple[Check, ...]:
+        return check_phase(
+            stats,
+            tolerance,
+            before_stats if base is not None else None,
+            sample,
+            base,
+            target,
+            judged,
+        )
+
     overrides = overrides or {}
     requests = sort_requests(requests)
     end = load_end - TAIL_S
@@ -370,7 +507,9 @@ def evaluate(
     if not groups:
         notes.append("no fault window was recorded: nothing was injected")
     first = groups[0].start if groups else end
-    before_stats = window_stats(requests, load_start + warmup, first, first if groups else None)
+    finish = first if groups else None
+    before_stats = window_stats(requests, load_start + warmup, first, finish)
+    before_sample = phase_sample(requests, load_start + warmup, first, finish)
     phases = [
         PhaseResult(
             "before",
@@ -378,12 +517,14 @@ def evaluate(
             load_start + warmup,
             first,
             before_stats,
-            check_phase(before_stats, hypothesis.before, None),
+            judge(before_stats, before_sample, hypothesis.before, None),
+            thin=too_few(before_sample.routes, target),
         )
     ]
     recoveries = []
     for i, episode in enumerate(groups):
         during = window_stats(requests, episode.start, episode.end)
+        during_sample = phase_sample(requests, episode.start, episode.end)
         own = {overrides.get(w.what) for w in episode.windows}
         tolerance = own.pop() if len(own) == 1 else None
         phases.append(
@@ -393,8 +534,9 @@ def evaluate(
                 episode.start,
                 episode.end,
                 during,
-                check_phase(during, tolerance or hypothesis.during, before_stats),
+                judge(during, during_sample, tolerance or hypothesis.during, before_sample),
                 outage_defects(requests, episode, defects),
+                too_few(during_sample.routes, target),
             )
         )
         horizon = groups[i + 1].start if i + 1 < len(groups) else end
@@ -412,9 +554,9 @@ def evaluate(
                 "recovery allowance and the next fault or the end; after phase not checked"
             )
             continue
-        after = window_stats(
-            requests, after_start, horizon, horizon if i + 1 < len(groups) else None
-        )
+        finish = horizon if i + 1 < len(groups) else None
+        after = window_stats(requests, after_start, horizon, finish)
+        after_sample = phase_sample(requests, after_start, horizon, finish)
         phases.append(
             PhaseResult(
                 "after",
@@ -422,7 +564,8 @@ def evaluate(
                 after_start,
                 horizon,
                 after,
-                check_phase(after, hypothesis.after, before_stats),
+                judge(after, after_sample, hypothesis.after, before_sample),
+                thin=too_few(after_sample.routes, target),
             )
         )
     hit_nothing = tuple(why for w in windows if (why := missed(w, link_traffic)))

@@ -41,6 +41,7 @@ from workload.tally import uses
 
 PROFILE = "archivist-flask"
 FLASK = workload().section("flask")
+WEIGHTS: dict[str, int] = FLASK["weights"]  # per route key: sized for enough samples per phase
 CITIES = ("Birchwood", "Lake Elmo", "Mahtomedi", "Oakdale", "White Bear Lake")
 
 
@@ -78,7 +79,7 @@ class ArchivistFlaskOperator(ArchivistUser):
 
     @tag(DB)
     @uses("upload")
-    @task(1)
+    @task(WEIGHTS["upload"])
     def upload(self) -> None:
         city = self.rng.choice(CITIES)
         name = f"{city.lower().replace(' ', '-')}-minutes-{self.rng.randint(1, 99_999)}.pdf"
@@ -99,14 +100,14 @@ class ArchivistFlaskOperator(ArchivistUser):
 
     @tag(DB)
     @uses("get_file")
-    @task(2)
+    @task(WEIGHTS["get_file"])
     def open_file(self) -> None:
         if self.files:
             self.call("get_file", vod_id=self.rng.choice(self.files))
 
     @tag(DB)
     @uses("create_vod")
-    @task(3)
+    @task(WEIGHTS["create_vod"])
     def create_vod(self) -> None:
         if not self.files:
             return
@@ -124,13 +125,13 @@ class ArchivistFlaskOperator(ArchivistUser):
 
     @tag(DB)
     @uses("browse")
-    @task(2)
+    @task(WEIGHTS["browse"])
     def browse(self) -> None:
         self.call("browse")
 
     @tag(DB)
     @uses("transcriptions")
-    @task(2)
+    @task(WEIGHTS["transcriptions"])
     def list_transcriptions(self) -> None:
         reply = self.call("transcriptions")
         if reply.ok and isinstance(reply.body, list):
@@ -138,13 +139,13 @@ class ArchivistFlaskOperator(ArchivistUser):
 
     @tag(API)
     @uses("member_cities")
-    @task(1)
+    @task(WEIGHTS["member_cities"])
     def member_cities(self) -> None:
         self.call("member_cities")
 
     @tag(API)
     @uses("queue")
-    @task(1)
+    @task(WEIGHTS["queue"])
     def queue(self) -> None:
         self.call("queue")
 
@@ -152,7 +153,7 @@ class ArchivistFlaskOperator(ArchivistUser):
 
     @tag(EXTERNAL)
     @uses("process_vod")
-    @task(1)
+    @task(WEIGHTS["process_vod"])
     def publish(self) -> None:
         """Publish a transcription I saw, or (none yet) one the app does not know: 404."""
         chosen = self.rng.choice(self.transcriptions) if self.transcriptions else None
@@ -160,13 +161,13 @@ class ArchivistFlaskOperator(ArchivistUser):
 
     @tag(EXTERNAL)
     @uses("sync_status")
-    @task(1)
+    @task(WEIGHTS["sync_status"])
     def sync_status(self) -> None:
         self.call("sync_status")
 
     @tag(EXTERNAL)
     @uses("cablecast_shows")
-    @task(2)
+    @task(WEIGHTS["cablecast_shows"])
     def cablecast_shows(self) -> None:
         reply = self.call("cablecast_shows", check=_needs("shows"))
         if reply.ok:
@@ -174,14 +175,14 @@ class ArchivistFlaskOperator(ArchivistUser):
 
     @tag(EXTERNAL)
     @uses("cablecast_show")
-    @task(1)
+    @task(WEIGHTS["cablecast_show"])
     def cablecast_show(self) -> None:
         if self.shows:
             self.call("cablecast_show", vod_id=self.rng.choice(self.shows))
 
     @tag(EXTERNAL)
     @uses("cablecast_vods")
-    @task(2)
+    @task(WEIGHTS["cablecast_vods"])
     def cablecast_vods(self) -> None:
         reply = self.call("cablecast_vods", check=_needs("vods"))
         if reply.ok:
@@ -189,21 +190,21 @@ class ArchivistFlaskOperator(ArchivistUser):
 
     @tag(EXTERNAL)
     @uses("cablecast_vod")
-    @task(1)
+    @task(WEIGHTS["cablecast_vod"])
     def cablecast_vod(self) -> None:
         if self.vods:
             self.call("cablecast_vod", vod_id=self.rng.choice(self.vods))
 
     @tag(EXTERNAL)
     @uses("cablecast_chapters")
-    @task(1)
+    @task(WEIGHTS["cablecast_chapters"])
     def chapters(self) -> None:
         if self.vods:
             self.call("cablecast_chapters", vod_id=self.rng.choice(self.vods))
 
     @tag(EXTERNAL)
     @uses("create_chapter")
-    @task(1)
+    @task(WEIGHTS["create_chapter"])
     def add_chapter(self) -> None:
         if self.vods:
             chapter = {"title": fake_title(self.rng), "startTime": self.rng.randint(0, 7200)}
@@ -216,13 +217,13 @@ class ArchivistFlaskOperator(ArchivistUser):
 
     @tag(EXTERNAL)
     @uses("cablecast_locations")
-    @task(1)
+    @task(WEIGHTS["cablecast_locations"])
     def locations(self) -> None:
         self.call("cablecast_locations")
 
     @tag(SYSTEM)
     @uses("health")
-    @task(1)
+    @task(WEIGHTS["health"])
     def health(self) -> None:
         self.call("health", authed=False, check=_healthy(self.api.profile.health_ok_values))
 
