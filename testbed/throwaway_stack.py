@@ -57,6 +57,7 @@ def reference_stack(
                 redis_url=stack.redis_url,
                 app_logs=stack_app_logs(stack.log_dir),
                 load_options=dict(hosted.load_options) if hosted is not None else {},
+                fixtures=stack.fixtures_path,
             )
     except StackError as exc:
         raise StackStartError(f"the reference stack did not start: {exc}") from None
