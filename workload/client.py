@@ -129,6 +129,10 @@ class ApiClient:
         reply.ok, reply.problem = not problem, problem
         if reply.ok and 200 <= reply.status < 300:
             self._acknowledge(route_key, vod_id, json_body, hdrs, reply)
+        elif reply.status >= 500 and route_key in self.profile.ledger_fields:
+            route = self.profile.routes[route_key]  # refused: was anything half-written?
+            request = f"{route.method} {route.template}"
+            LEDGER.record_refused(request, reply.status, {"values": {"{id}": vod_id}})
         return reply
 
     def _outcome(self, route_key: str, status: int, problem: str) -> CatchResponseError:
