@@ -7,7 +7,8 @@ service acknowledged; the audit compares it with what the stores really hold. Wh
 - `checks = "contract"`: the reference stack's rules, PostgreSQL, Cablecast, Redis and
   the job stream (experiments.audit_contract);
 - `checks = "tables"`: another deployment's, for each acknowledged write the table and
-  key column that must hold it (experiments.audit_tables);
+  key column that must hold it (experiments.audit_tables), and with `[audit.publications]`
+  each publication in the app's rows and in Cablecast (experiments.audit_publish);
 - no `[audit]`: nothing is audited, and the run says so (`no_audit_note`).
 
 Every audit returns an experiments.audit_result.AuditResult.
@@ -18,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from experiments.audit_contract import run_audit
+from experiments.audit_publish import audit_publications
 from experiments.audit_result import AuditError, AuditResult, Sources
 from experiments.audit_tables import audit_tables
 from experiments.experiment import Audit
@@ -43,5 +45,14 @@ def audit_for_profile(
     if sources.database_url is None:
         raise AuditError("the audit needs the database: set DATABASE_URL")
     if profile.audit.checks == "tables":
-        return audit_tables(run_dir, sources.database_url, profile, limits)
+        result = audit_tables(run_dir, sources.database_url, profile, limits)
+        if profile.audit.publications is not None:
+            audit_publications(
+                run_dir,
+                sources.database_url,
+                sources.cablecast_url,
+                profile.audit.publications,
+                result,
+            )
+        return result
     return run_audit(run_dir, sources, limits)

@@ -20,8 +20,9 @@ from experiments.experiment import Audit
 from workload.routes import AuditRules, Profile
 
 
-def read_acks(run_dir: Path) -> list[dict[str, Any]]:
-    """The `ack` entries of the ledger (profiles audited by tables), oldest first."""
+def read_acks(run_dir: Path, kinds: tuple[str, ...] = ("ack",)) -> list[dict[str, Any]]:
+    """The `ack` entries of the ledger (profiles audited by tables), oldest first; `kinds`
+    adds others (`refused`: a write the service answered with a 5xx)."""
     acks = []
     for path in sorted(run_dir.glob("ledger-*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -29,7 +30,7 @@ def read_acks(run_dir: Path) -> list[dict[str, Any]]:
                 entry = json.loads(line)
             except ValueError:
                 continue  # a torn last line
-            if isinstance(entry, dict) and entry.get("kind") == "ack":
+            if isinstance(entry, dict) and entry.get("kind") in kinds:
                 acks.append(entry)
     acks.sort(key=lambda e: float(e.get("ts", 0)))
     return acks

@@ -60,6 +60,9 @@ def locust_command(experiment: Experiment, target: Target, run_dir: Path) -> lis
     if target.cablecast_url and "cablecast-url" not in load.options:
         # the workloads verify each publication there (workload/client.py)
         command += ["--cablecast-url", target.cablecast_url]
+    if target.fixtures is not None and "fixtures" not in load.options:
+        # the test data the stack seeded: what the workload publishes (workload/fixtures.py)
+        command += ["--fixtures", str(target.fixtures)]
     if load.arrival_rate is not None:
         command += ["--arrival-rate", f"{load.arrival_rate:g}"]
     if load.shape is not None:

@@ -35,6 +35,7 @@ from workload.users import API, DB, EXTERNAL, SYSTEM, ArchivistUser
 from workload import target
 from workload.client import cablecast_auth_headers
 from workload.fakes import fake_title
+from workload.fixtures_wiring import fixture_ids
 from workload.judging import Reply
 from workload.settings import profile_of, workload
 from workload.tally import uses
@@ -55,12 +56,15 @@ class ArchivistFlaskOperator(ArchivistUser):
         super().__init__(environment)
         self.files: list[str] = []  # digital files I uploaded
         self.transcriptions: list[str] = []
+        self.seeded: tuple[str, ...] = ()  # transcriptions the stack seeded
         self.shows: list[int] = []  # Cablecast ids seen through the app
         self.vods: list[int] = []
 
     def on_start(self) -> None:
         """Log in the Flask way (a CSRF token and its session cookie), then look around once:
         every page of the app, so even a short run exercises each route of the profile."""
+        # What the stack seeded (--fixtures): the app's own list route does not show them.
+        self.seeded = fixture_ids(self.environment, "transcriptions")
         self.api.fetch_csrf_token()
         self.upload()
         for step in (
@@ -155,8 +159,10 @@ class ArchivistFlaskOperator(ArchivistUser):
     @uses("process_vod")
     @task(WEIGHTS["process_vod"])
     def publish(self) -> None:
-        """Publish a transcription I saw, or (none yet) one the app does not know: 404."""
-        chosen = self.rng.choice(self.transcriptions) if self.transcriptions else None
+        """Publish a transcription that exists (seeded by the stack, or seen in the list),
+        or, knowing none, one the app does not know: 404."""
+        known = [*self.seeded, *self.transcriptions]
+        chosen = self.rng.choice(known) if known else None
         self.call("process_vod", vod_id=chosen or str(uuid.UUID(int=self.rng.getrandbits(128))))
 
     @tag(EXTERNAL)

@@ -238,8 +238,10 @@ def _print_ready(stack: Stack) -> None:
         f"  Redis        {stack.redis_url}  (direct)",
         f"  logs         {stack.log_dir}",
         f"  pids         {json.dumps(stack.pids())}",
-        "press Ctrl-C to stop",
     ]
+    if stack.fixtures_path is not None:  # what the workload publishes (--fixtures PATH)
+        lines.append(f"  fixtures     {stack.fixtures_path}")
+    lines.append("press Ctrl-C to stop")
     _say("\n".join(lines))
 
 

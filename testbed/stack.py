@@ -33,6 +33,7 @@ from testbed import postgres as pg
 from testbed.app_parts import CABLECAST_BASE
 from testbed.guardian import Guardian, Record, StackRecord, stop_leftovers
 from testbed.hosted import launch as hosted_launch
+from testbed.hosted.fixtures import FIXTURES_FILE, prepare_fixtures
 from testbed.ports import check_ports_free
 from testbed.postgres import EmbeddedPostgres
 from testbed.processes import ManagedProcess, StackError, wait_healthy
@@ -99,6 +100,8 @@ class Stack:
         self._guardian: Guardian | None = None
         self._record = StackRecord(owner=_this_process())
         self.app_env: dict[str, str] = {}
+        # <state_dir>/fixtures.json: the ids of the test data seeded for a hosted app
+        self.fixtures_path: Path | None = None
         self._proxies: list[dict[str, object]] = []
 
     # -- public --------------------------------------------------------------------
@@ -247,6 +250,7 @@ class Stack:
             if venv is not None:
                 self._define_hosted(venv)
             else:
+                (self.state_dir / FIXTURES_FILE).unlink(missing_ok=True)  # not this app's
                 self._define_apps()
             self._launch("api")
             self._wait("api")
@@ -354,6 +358,15 @@ class Stack:
         )
         self.app_env = launch.env
         hosted_launch.create_schema(launch, self.log_dir / "schema.log")
+        app_state = self.state_dir / hosted.name
+        self.fixtures_path = prepare_fixtures(
+            hosted.name,
+            hosted.fixtures,
+            self.database_url,
+            {target: app_state / folder for target, folder in hosted.mounts.items()},
+            REPO_ROOT,
+            self.state_dir,
+        )
         self._define(app_parts.hosted_apps(launch, self.settings.workers).parts)
 
     def _define_apps(self) -> None:

@@ -25,3 +25,5 @@ class Target:
     # Locust flags the hosted app wants (config/apps/NAME.toml [load] options), under the
     # experiment's own
     load_options: dict[str, Any] = field(default_factory=dict)
+    # the ids of the test data the stack seeded for a hosted app (<state_dir>/fixtures.json)
+    fixtures: Path | None = None

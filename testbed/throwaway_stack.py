@@ -58,6 +58,7 @@ def reference_stack(
                 app_logs=stack_app_logs(stack.log_dir),
                 pids_file=stack.pids_file,
                 load_options=dict(hosted.load_options) if hosted is not None else {},
+                fixtures=stack.fixtures_path,
             )
     except StackError as exc:
         raise StackStartError(f"the reference stack did not start: {exc}") from None

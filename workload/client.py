@@ -132,6 +132,10 @@ class ApiClient:
             self._acknowledge(route_key, vod_id, json_body, hdrs, reply)
             if route_key in OBSERVATIONS.checks:  # reads checked against the data
                 OBSERVATIONS.observe(route_key, vod_id, reply)
+        elif reply.status >= 500 and route_key in self.profile.ledger_fields:
+            route = self.profile.routes[route_key]  # refused: was anything half-written?
+            request = f"{route.method} {route.template}"
+            LEDGER.record_refused(request, reply.status, {"values": {"{id}": vod_id}})
         return reply
 
     def _outcome(self, route_key: str, status: int, problem: str) -> CatchResponseError:

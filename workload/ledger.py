@@ -57,6 +57,15 @@ class Ledger:
         self.closing = True
         self.flush()
 
+    def record_refused(self, request: str, status: int, values: Mapping[str, Any]) -> None:
+        """A write of a profile audited by tables that the service refused with a 5xx: the
+        audit checks it left nothing half-written."""
+        self.entries.append(
+            {"ts": time.time(), "kind": "refused", "request": request, "status": status, **values}
+        )
+        if self.closing or len(self.entries) >= LEDGER_FLUSH_ENTRIES:
+            self.flush()
+
     def flush(self) -> None:
         if not self.entries or self.path is None:
             return

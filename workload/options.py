@@ -1,8 +1,8 @@
 """The workload's command-line options, and the checks and choices made from them at init.
 
 ``--routes``, ``--cablecast-url``, ``--arrival-rate`` and ``--allow-silent`` (and the
-target's and the link counters' own options); at init: with ``-T``/``-E``, user classes
-left without tasks are not spawned; ``--routes`` spawns the profile's users; a bad
+target's, the link counters' and the fixtures' own options); at init: with ``-T``/``-E``,
+user classes left without tasks are not spawned; ``--routes`` spawns the profile's users; a bad
 profile or workload config ends the run at start, with the file named.
 """
 
@@ -15,6 +15,7 @@ from locust.env import Environment
 
 from workload import target
 from workload.faults_url import add_faults_url
+from workload.fixtures import add_fixtures
 from workload.routes import users_for
 from workload.settings import profile_of, workload
 from workload.tomlconfig import ConfigError
@@ -52,6 +53,7 @@ def _add_arguments(parser: Any) -> None:
     )
     target.add_arguments(parser)
     add_faults_url(parser)
+    add_fixtures(parser)
 
 
 def has_tagged_tasks(user_class: type, tags: set[str] | None, exclude: set[str] | None) -> bool:

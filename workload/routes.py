@@ -51,6 +51,19 @@ class DurableWrite:
 
 
 @dataclass(frozen=True)
+class Publications:
+    """[audit.publications]: every publication of `request` ("{id}" the transcription, the
+    answer's `vod_field` the Cablecast VOD), acknowledged or refused, checked against the
+    app's rows and the Cablecast simulator (experiments/audit_publish.py). `marker` is in
+    the title of every show a publication makes (the seeded fixtures' names), which tells
+    them from the shows the workload itself gives the simulator."""
+
+    request: str
+    vod_field: str
+    marker: str
+
+
+@dataclass(frozen=True)
 class AuditRules:
     """[audit] of a profile: `contract` (the reference stack's own rules,
     experiments/audit_contract.py) or `tables` (each acknowledged write of `durable` checked
@@ -62,6 +75,7 @@ class AuditRules:
     # request of not_durable -> the answer field holding the id it told the client (noted
     # in the ledger, so "acknowledged, never stored" can name one)
     not_durable_id: dict[str, str] = field(default_factory=dict)
+    publications: Publications | None = None
 
 
 @dataclass(frozen=True)
@@ -314,7 +328,22 @@ def _audit_rules(path: Path, raw: object) -> AuditRules | None:
             f"{path}: audit.not_durable_id maps requests of not_durable to an answer field"
         )
     ids = {str(k): str(v) for k, v in told.items()}
-    return AuditRules(str(checks), tuple(rules), not_durable, ids)
+    publications = _publications(path, raw.get("publications"))
+    return AuditRules(str(checks), tuple(rules), not_durable, ids, publications)
+
+
+def _publications(path: Path, raw: object) -> Publications | None:
+    if raw is None:
+        return None
+    where = f"{path}: audit.publications"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    missing = [k for k in ("request", "vod_field", "marker") if not isinstance(raw.get(k), str)]
+    if missing or not raw["marker"]:
+        raise ConfigError(f"{where} needs request, vod_field and a non-empty marker")
+    if "{id}" not in raw["request"]:
+        raise ConfigError(f'{where}.request "{raw["request"]}": its path needs {{id}}')
+    return Publications(str(raw["request"]), str(raw["vod_field"]), str(raw["marker"]))
 
 
 def ledger_fields(routes: dict[str, Route], audit: AuditRules | None) -> dict[str, tuple[str, ...]]:

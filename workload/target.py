@@ -74,6 +74,15 @@ def default_api_url(path: Path = STACK_TOML) -> str:
     return f"{scheme}://{ports['host']}:{ports['api']}"
 
 
+def stack_state_dir(path: Path = STACK_TOML) -> Path:
+    """The stack's state dir (its `state_dir`, relative to the toolkit's root)."""
+    try:
+        value = str(tomllib.loads(Path(path).read_text()).get("state_dir", ".stack"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SystemExit(f"error: {path}: cannot read the stack's state_dir: {exc}") from None
+    return Path(value) if Path(value).is_absolute() else REPO_ROOT / value
+
+
 def default_cablecast_url(path: Path = STACK_TOML) -> str:
     ports = stack_ports(path)
     return f"http://{ports['host']}:{ports['cablecast']}/CablecastAPI/v1"

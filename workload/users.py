@@ -42,6 +42,7 @@ from workload import source_address
 from workload import ledger  # noqa: F401
 from workload import options  # noqa: F401
 from workload import coverage_wiring  # noqa: F401
+from workload import fixtures_wiring  # noqa: F401
 
 # isort: on
 from workload import cookies

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testbed.hosted.fixtures import Fixture, parse_fixtures
 from testbed.processes import StackError
 
 REFERENCE = "reference"  # the toolkit's own Archivist API (testbed/api), no checkout
@@ -45,6 +46,8 @@ class HostedApp:
     env: dict[str, str]
     # Locust flags every experiment against this app gets unless it sets them itself
     load_options: dict[str, Any] = field(default_factory=dict)
+    # The test data its workflows start from, seeded after its schema (testbed/hosted/fixtures.py)
+    fixtures: tuple[Fixture, ...] = ()
 
     def check_checkout(self, src: Path) -> None:
         """A clear error when `src` is not a checkout of this app (before anything starts)."""
@@ -153,6 +156,7 @@ def _parse(name: str, path: Path, data: dict[str, Any]) -> HostedApp:
         mount_dirs=mount_dirs,
         env={str(k): str(v) for k, v in env.items()},
         load_options=load_options,
+        fixtures=parse_fixtures(path, data.get("fixtures")),
     )
     unknown = sorted(_placeholders(app) - PLACEHOLDERS)
     if unknown:
