@@ -85,6 +85,13 @@ def snapshot(
                     elif read is not None:
                         wanted = {str(o["path_id"]) for o in read if o["route"] == check.route}
                         truth[check.route] = {"rows": _rows(conn, check, sorted(wanted))}
+        except psycopg.errors.UndefinedTable as exc:
+            # Another app's database (a profile run against the wrong target): say so plainly.
+            name = exc.diag.message_primary or str(exc).splitlines()[0]
+            raise AuditError(
+                f"database {safe_url(sources.database_url)} lacks a table the profile reads "
+                f"({name.replace('relation', 'table')}): is it the app's database?"
+            ) from None
         except psycopg.Error as exc:
             raise AuditError(f"database {safe_url(sources.database_url)}: {exc}") from None
     if shown and sources.cablecast_url:

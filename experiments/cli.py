@@ -74,7 +74,7 @@ def experiment_file(given: str) -> Path:
         candidate = CATALOGUE / f"{path.stem}.toml"
         if candidate.is_file():
             return candidate
-        known = ", ".join(f.stem for f in catalogue_files())
+        known = ", ".join(sorted(f.stem for f in catalogue_files()))
         raise ExperimentError(f"unknown experiment {path.stem}; known: {known}")
     return path  # load_experiment says why it cannot be read
 
