@@ -20,22 +20,10 @@ from analysis.load import InputError
 from analysis.wrong_answers import never_stored, wrong_answers
 from workload.answer_rules import TRUTH_FILE, load_answer_checks, profile_file, read_observations
 from workload.routes import Profile
+from workload.run_lines import ledger_entries
 from workload.tomlconfig import ConfigError
 
 AUDIT_FILE = "audit.json"  # the audit's result, as verdict.json holds it
-
-
-def _json_lines(paths: list[Path]) -> list[dict[str, Any]]:
-    found = []
-    for path in paths:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a torn last line
-            if isinstance(entry, dict):
-                found.append(entry)
-    return found
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -67,11 +55,7 @@ def answer_rows(
         seen = read_observations(run_dir)
         rows += wrong_answers(checks, endpoints, seen, truth, faults, t0, grace_s)
     audit = loaded.audit
-    acks = [
-        e
-        for e in _json_lines(sorted(run_dir.glob("ledger-*.jsonl")))
-        if e.get("kind") == "ack" and "ts" in e
-    ]
+    acks = [e for e in ledger_entries(run_dir) if "ts" in e]
     for ack in acks:
         ack["request"] = str(ack.get("request", "")).replace("{id}", "[id]")
     missing = [

@@ -8,7 +8,6 @@ workload's ledger records those writes as `ack` entries.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,13 @@ from psycopg import sql
 from experiments.audit_result import AuditError, AuditResult, Finding, safe_url
 from experiments.experiment import Audit
 from workload.routes import AuditRules, Profile
+from workload.run_lines import ledger_entries
 
 
 def read_acks(run_dir: Path, kinds: tuple[str, ...] = ("ack",)) -> list[dict[str, Any]]:
     """The `ack` entries of the ledger (profiles audited by tables), oldest first; `kinds`
     adds others (`refused`: a write the service answered with a 5xx)."""
-    acks = []
-    for path in sorted(run_dir.glob("ledger-*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a torn last line
-            if isinstance(entry, dict) and entry.get("kind") in kinds:
-                acks.append(entry)
-    acks.sort(key=lambda e: float(e.get("ts", 0)))
-    return acks
+    return ledger_entries(run_dir, kinds)
 
 
 def judge_tables(

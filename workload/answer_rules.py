@@ -23,12 +23,12 @@ here: the rules are read and tested on their own.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workload.run_lines import json_lines
 from workload.tomlconfig import CONFIG_DIR, ConfigError, load_toml
 
 KINDS = ("list", "item")
@@ -147,14 +147,6 @@ def load_answer_checks(path: Path) -> tuple[AnswerCheck, ...]:
 
 def read_observations(run_dir: Path) -> list[dict[str, Any]]:
     """Every observation of a run folder, oldest first (torn lines and counts left out)."""
-    found = []
-    for path in sorted(run_dir.glob(OBSERVATIONS_GLOB)):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(entry, dict) and "ts" in entry and "route" in entry:
-                found.append(entry)
+    found = [e for e in json_lines(run_dir, OBSERVATIONS_GLOB) if "ts" in e and "route" in e]
     found.sort(key=lambda e: float(e["ts"]))
     return found
