@@ -9,6 +9,7 @@ import pytest
 
 from testbed.api.client import ArchivistClient
 from testbed.stack import Stack
+from tests.conftest import retrying_503
 
 from .test_api_auth import assert_error
 
@@ -16,7 +17,7 @@ from .test_api_auth import assert_error
 @pytest.fixture
 def api(stack: Stack) -> Iterator[ArchivistClient]:
     with ArchivistClient(stack.api_url) as client:
-        client.login()
+        retrying_503(client.login)  # set-up, not judged: a loaded box may 503 it
         yield client
 
 

@@ -20,6 +20,7 @@ from testbed.api.client import ArchivistClient
 from testbed.api.settings import DEFAULT_CONFIG, AppConfig
 from testbed.stack import Stack
 from testbed.worker.publish import marker
+from tests.conftest import retrying_503
 
 from .test_api_auth import assert_error
 
@@ -61,7 +62,7 @@ def assert_published_once(stack: Stack, vod: dict[str, Any]) -> None:
 @pytest.fixture
 def api(stack: Stack) -> Any:
     with ArchivistClient(stack.api_url) as client:
-        client.login()
+        retrying_503(client.login)  # set-up, not judged: a loaded box may 503 it
         yield client
 
 
