@@ -21,6 +21,7 @@ from experiments.audit_tables import fetch_present
 from testbed.api.client import ArchivistClient
 from testbed.stack import Stack
 from testbed.target import Target
+from tests.conftest import retrying_503
 from workload.routes import Profile
 
 from .conftest import run_experiment, run_experiments
@@ -105,7 +106,7 @@ def listing_all_along(api_url: str) -> Iterator[list[int]]:
         with ArchivistClient(api_url, timeout=10) as api:
             while api.token is None and not stop.wait(0.2):  # a 503 now and then: again
                 with contextlib.suppress(httpx.HTTPError):
-                    api.login()
+                    retrying_503(api.login)  # set-up: a loaded box may 503 it
             while not stop.wait(0.2):
                 with contextlib.suppress(httpx.HTTPError):
                     statuses.append(

@@ -8,6 +8,7 @@ import redis
 from testbed.api.client import ArchivistClient
 from testbed.api.settings import AppConfig
 from testbed.stack import Stack
+from tests.conftest import retrying_503
 
 CONFIG = AppConfig.load()
 
@@ -23,7 +24,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 def test_login_gives_a_bearer_pair_that_me_accepts(stack: Stack) -> None:
     with ArchivistClient(stack.api_url) as api:
-        body = api.login()
+        body = retrying_503(api.login)
         assert body["token_type"] == "bearer"
         assert body["expires_in"] == CONFIG.auth.access_ttl_s
         me = api.request("GET", "/api/auth/me")
@@ -33,7 +34,7 @@ def test_login_gives_a_bearer_pair_that_me_accepts(stack: Stack) -> None:
 
 def test_refresh_gives_a_new_pair_and_the_old_refresh_token_stops_working(stack: Stack) -> None:
     with ArchivistClient(stack.api_url) as api:
-        old = api.login()
+        old = retrying_503(api.login)
         fresh = api.http.post("/api/auth/refresh", json={"refresh_token": old["refresh_token"]})
         assert fresh.status_code == 200
         pair = fresh.json()
@@ -48,7 +49,7 @@ def test_refresh_gives_a_new_pair_and_the_old_refresh_token_stops_working(stack:
 
 def test_logout_revokes_the_session(stack: Stack) -> None:
     with ArchivistClient(stack.api_url) as api:
-        api.login()
+        retrying_503(api.login)  # set-up: a loaded box may 503 it
         assert api.request("POST", "/api/auth/logout").status_code == 204
         assert_error(api.request("GET", "/api/auth/me"), 401, "unauthorized")
         assert_error(api.request("GET", "/api/vods"), 401, "unauthorized")

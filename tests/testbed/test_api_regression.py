@@ -106,7 +106,7 @@ def test_no_cache_reads_skip_redis(clean_faults: Stack) -> None:
     stack = clean_faults
     stack.restart("api", env={"ARCHIVIST_REGRESSION": "no-cache"})
     with ArchivistClient(stack.api_url, timeout=30) as api:
-        api.login()
+        retrying_503(api.login)  # set-up: a loaded box may 503 it
         assert api.http.get("/api/health").json()["regression"] == "no-cache"
         vod = api.create_vod()
         for _ in range(3):

@@ -8,6 +8,7 @@ import uuid
 
 from testbed.api.client import ArchivistClient
 from testbed.stack import Stack
+from tests.conftest import retrying_503
 
 from .test_api_auth import assert_error
 from .test_faults_postgres import MAX_FAILURE_S, timed, wait_until_ok
@@ -19,7 +20,7 @@ def test_cablecast_down_delays_publishing_which_resumes_exactly_once(
 ) -> None:
     stack = clean_faults
     with ArchivistClient(stack.api_url, timeout=30) as api:
-        api.login()
+        retrying_503(api.login)  # set-up: a loaded box may 503 it
         vod = api.create_vod(title="published after an outage")
         stack.faults.disable("cablecast")
         try:

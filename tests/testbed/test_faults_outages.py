@@ -9,6 +9,7 @@ import pytest
 
 from testbed.api.client import ArchivistClient
 from testbed.stack import Stack
+from tests.conftest import retrying_503
 
 from .test_api_auth import assert_error
 from .test_faults_postgres import MAX_FAILURE_S, timed, wait_until_ok
@@ -20,7 +21,7 @@ LINKS = ["postgres", "redis"]
 def test_a_black_holed_link_is_503_within_the_deadline(clean_faults: Stack, link: str) -> None:
     stack = clean_faults
     with ArchivistClient(stack.api_url, timeout=30) as api:
-        api.login()
+        retrying_503(api.login)  # set-up: a loaded box may 503 it
         stack.faults.add_toxic(link, "timeout", {"timeout": 0}, name="blackhole")
         try:
             response, seconds = timed(lambda: api.request("GET", "/api/vods"))
@@ -35,7 +36,7 @@ def test_a_black_holed_link_is_503_within_the_deadline(clean_faults: Stack, link
 def test_the_worker_rides_out_an_outage(clean_faults: Stack, link: str) -> None:
     stack = clean_faults
     with ArchivistClient(stack.api_url, timeout=30) as api:
-        api.login()
+        retrying_503(api.login)  # set-up: a loaded box may 503 it
         stack.faults.disable(link)
         try:
             time.sleep(2.0)  # the worker's connections to it are lost meanwhile

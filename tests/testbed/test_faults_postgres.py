@@ -15,6 +15,7 @@ import psycopg
 from testbed.api.client import ArchivistClient
 from testbed.api.settings import AppConfig
 from testbed.stack import Stack
+from tests.conftest import retrying_503
 
 from .test_api_auth import assert_error
 from .test_worker_flow import assert_published_once, slow_worker_config
@@ -47,7 +48,7 @@ def wait_until_ok(call: Callable[[], httpx.Response], timeout: float = 20.0) -> 
 def test_postgres_down_is_503_not_500_and_recovers(clean_faults: Stack) -> None:
     stack = clean_faults
     with ArchivistClient(stack.api_url, timeout=30) as api:
-        api.login()
+        retrying_503(api.login)  # set-up: a loaded box may 503 it
         vod = api.create_vod()
         stack.faults.disable("postgres")
         try:
@@ -84,7 +85,7 @@ def test_worker_gets_past_a_black_holed_database_mid_job(
     stack = clean_faults
     stack.restart("worker", env={"ARCHIVIST_CONFIG": str(slow_worker_config(tmp_path))})
     with ArchivistClient(stack.api_url, timeout=30) as api:
-        api.login()
+        retrying_503(api.login)  # set-up: a loaded box may 503 it
         vod = api.create_vod(title="through a black hole")
         assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
         api.wait_for(vod["id"], {"transcoding"}, timeout=15, poll=0.02)

@@ -8,6 +8,7 @@ from pathlib import Path
 from testbed.api.client import ArchivistClient
 from testbed.api.settings import DEFAULT_CONFIG
 from testbed.stack import Stack
+from tests.conftest import retrying_503
 
 from .test_worker_flow import assert_published_once
 
@@ -29,7 +30,7 @@ def test_retries_running_out_mark_the_vod_failed_and_it_can_be_processed_again(
     few = config_with(tmp_path, **{"publish_attempts = 15": "publish_attempts = 2"})
     stack.restart("worker", env={"ARCHIVIST_CONFIG": str(few)})
     with ArchivistClient(stack.api_url, timeout=30) as api:
-        api.login()
+        retrying_503(api.login)  # set-up: a loaded box may 503 it
         vod = api.create_vod(title="fails while Cablecast is away")
         stack.faults.disable("cablecast")
         try:
@@ -55,7 +56,7 @@ def test_a_rejected_publish_fails_at_once_without_retrying(
     wrong = config_with(tmp_path, **{'password = "cablecast-secret"': 'password = "wrong"'})
     stack.restart("worker", env={"ARCHIVIST_CONFIG": str(wrong)})
     with ArchivistClient(stack.api_url, timeout=30) as api:
-        api.login()
+        retrying_503(api.login)  # set-up: a loaded box may 503 it
         vod = api.create_vod(title="rejected by Cablecast")
         assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
         failed = api.wait_for(vod["id"], {"failed", "published"}, timeout=15)

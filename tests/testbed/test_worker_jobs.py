@@ -129,7 +129,7 @@ def test_a_job_held_through_a_postgres_outage_ends_and_is_acknowledged(
     direct = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     try:
         with ArchivistClient(stack.api_url, timeout=30) as api:
-            api.login()
+            retrying_503(api.login)  # set-up: a loaded box may 503 it
             vod = api.create_vod(title="through a database outage")
             assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
             api.wait_for(vod["id"], {"transcoding"}, timeout=15, poll=0.02)
@@ -161,7 +161,7 @@ def test_a_transaction_orphaned_on_the_vods_row_cannot_hold_its_job_for_ever(
     try:
         with ArchivistClient(stack.api_url, timeout=30) as api:
             wait_until_ok(lambda: api.http.get("/api/health"))  # after the worker's restart
-            api.login()
+            retrying_503(api.login)  # set-up: a loaded box may 503 it
             vod = api.create_vod(title="locked by a vanished client")
             assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
             api.wait_for(vod["id"], {"transcoding"}, timeout=15, poll=0.02)
@@ -188,7 +188,7 @@ def test_malformed_messages_are_dropped_and_do_not_stop_the_worker(clean_faults:
             for n, v in enumerate(bad_ids)
         ]
         with ArchivistClient(stack.api_url, timeout=30) as api:
-            api.login()
+            retrying_503(api.login)  # set-up: a loaded box may 503 it
             vod = api.create_vod(title="after the poison")
             assert api.request("POST", f"/api/vods/{vod['id']}/process").status_code == 202
             done = api.wait_for(vod["id"], {"published", "failed"}, timeout=30)
