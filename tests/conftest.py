@@ -111,9 +111,16 @@ def archivist_stack() -> Iterator[Stack]:
     so only one such stack can run at a time: one per test module, stopped at its end (a
     module may also start its own). Its venv is built once and cached.
     """
+    with hosting(archivist_src()) as running:
+        yield running
+
+
+@contextmanager
+def hosting(src: Path) -> Iterator[Stack]:
+    """A stack hosting the Flask Archivist of checkout SRC (the user's, or a seeded copy of
+    it), stopped at the end of the block; one at a time (see archivist_stack)."""
     from testbed.stack import StackSettings, running_stack, temporary_state_dir
 
-    src = archivist_src()
     with temporary_state_dir("testbed-archivist-") as state_dir:
         settings = StackSettings.from_config(
             free_ports=True, state_dir=state_dir, app="archivist-flask", app_src=src
