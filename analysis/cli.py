@@ -129,8 +129,22 @@ def _publish(md: str, checks: pd.DataFrame, junit: Path | None) -> None:
         _write(junit, gate_junit(checks))
 
 
-def cmd_gate_paired(args: argparse.Namespace, config: GateConfig) -> int:
+def cmd_gate_paired(args: argparse.Namespace) -> int:
+    """--against: OLD and NEW measured in turn. For the reference stack OLD is a ref of this
+    repository; with --app NAME (a hosted app) OLD is a ref of --app-src's repository or a
+    second checkout, and the two versions of the app are compared."""
     from analysis.paired_run import run_paired  # starts stacks: only this command needs it
+
+    app, app_src = args.app, args.app_src or os.environ.get("ARCHIVIST_SRC")
+    if app == "reference":
+        app = None
+    if app is None and args.app_src:
+        args.usage_error("--app-src with --against needs --app NAME (the app both versions are)")
+    if app is not None and not app_src:
+        args.usage_error(f"--app {app} --against OLD needs --app-src NEW (or $ARCHIVIST_SRC)")
+    if app is not None and args.candidate_regression:
+        args.usage_error("--candidate-regression is a reference-stack regression: not with --app")
+    config = load_config(args.config, app)
 
     # A shell starts background jobs (and some CI runners their steps) with SIGINT ignored,
     # and Python then keeps it ignored: Ctrl-C must still stop both stacks and the export.
@@ -143,9 +157,14 @@ def cmd_gate_paired(args: argparse.Namespace, config: GateConfig) -> int:
     check_paired(paired, "--slices/--slice-seconds")
     config = dataclasses.replace(config, paired=paired)
     try:
-        slices = run_paired(args.against, paired, args.candidate_regression)
+        if app is None:
+            slices = run_paired(args.against, paired, args.candidate_regression)
+        else:
+            from analysis.paired_apps import run_paired_apps  # hosts two checkouts
+
+            slices = run_paired_apps(app, Path(app_src or ""), args.against, paired)
     except KeyboardInterrupt:
-        print("interrupted: both stacks stopped, REF's export removed", file=sys.stderr)
+        print("interrupted: both stacks stopped, OLD's export removed", file=sys.stderr)
         return 130
     window = paired.slice_s - paired.warmup_s
     checks = paired_checks(slices, window, config)
@@ -155,6 +174,8 @@ def cmd_gate_paired(args: argparse.Namespace, config: GateConfig) -> int:
     title = "Performance gate: this tree" + (
         f" with regression {args.candidate_regression}" if args.candidate_regression else ""
     )
+    if app is not None:
+        title = f"Performance gate: {app} from {app_src} (checks of [apps.{app}])"
     md = gate_markdown(title, summarise(cand.samples, cand.duration_s), checks, ok, label)
     md += "\n" + pair_markdown(pair_table(slices, window, paired), CANDIDATE)
     _publish(md, checks, args.junit)
@@ -180,7 +201,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if args.against is not None:
         if args.run is not None or args.baseline or args.report or args.start_stack:
             args.usage_error("--against REF takes no RUN, --baseline, --report or --start-stack")
-        return cmd_gate_paired(args, load_config(args.config))
+        return cmd_gate_paired(args)
     stack_flags = [f for f in ("app", "app_src", "run_dir") if getattr(args, f) is not None]
     if args.start_stack and args.run is not None:
         args.usage_error("--start-stack records its own run: give --run-dir DIR, not RUN")
@@ -362,7 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", type=Path, nargs="?", help="run folder (not with --against)")
     p.add_argument("--baseline", help="baseline name or run folder (relative checks)")
-    p.add_argument("--against", metavar="REF", help="paired mode: git ref of the baseline code")
+    p.add_argument(
+        "--against",
+        metavar="REF",
+        help="paired mode: git ref of the baseline code (this repository's; with --app NAME "
+        "and --app-src NEW: a ref of NEW's repository or the path of OLD's checkout)",
+    )
     p.add_argument("--slices", type=int, metavar="N", help="paired: slices, even (2 per pair)")
     p.add_argument("--slice-seconds", type=float, metavar="S", help="paired: seconds per slice")
     p.add_argument(

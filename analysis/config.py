@@ -192,7 +192,7 @@ def _list(raw: Any, where: str) -> list[str]:
     return raw
 
 
-APP_SECTIONS = ("settings", "run", "absolute", "relative")
+APP_SECTIONS = ("settings", "run", "paired", "absolute", "relative")
 
 
 def for_app(data: dict[str, Any], app: str | None, source: str) -> dict[str, Any]:

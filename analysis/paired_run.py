@@ -24,7 +24,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,7 +110,7 @@ def remove_tree(path: Path, attempts: int = 40) -> None:
 
 
 @contextlib.contextmanager
-def _workdir() -> Iterator[Path]:
+def work_folder() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="paired-gate-"))
     try:
         yield path
@@ -165,8 +165,15 @@ def _wait_ready(label: str, proc: subprocess.Popen[bytes], log: Path) -> Target:
     raise PairedRunError(f"the {label} stack was not ready within {STACK_START_S:g} s")
 
 
-def run_slice(target: Target, run_dir: Path, paired: PairedSettings, env: dict[str, str]) -> None:
-    """One headless Locust run of ``paired.slice_s`` seconds against one stack.
+def run_slice(
+    target: Target,
+    run_dir: Path,
+    paired: PairedSettings,
+    env: dict[str, str],
+    flags: Sequence[str] = (),
+) -> None:
+    """One headless Locust run of ``paired.slice_s`` seconds against one stack (``flags``:
+    what the target needs on top, e.g. a hosted app's profile and source addresses).
 
     --allow-silent: a slice is a measurement, shorter than the workload's cycle (an editor
     may not have a VOD of its own to edit yet); the tally is still in each slice's meta."""
@@ -176,7 +183,7 @@ def run_slice(target: Target, run_dir: Path, paired: PairedSettings, env: dict[s
         "-u", str(paired.users), "-r", f"{paired.spawn_rate:g}", "-t", f"{paired.slice_s:g}s",
         "--stop-timeout", f"{paired.stop_timeout_s:g}", "--only-summary",
         "--exit-code-on-error", "0", "--allow-silent", "--host", target.api_url,
-        "--cablecast-url", target.cablecast_url, "--run-dir", str(run_dir),
+        "--cablecast-url", target.cablecast_url, "--run-dir", str(run_dir), *flags,
     ]  # fmt: skip
     log = run_dir / "locust.log"
     with log.open("wb") as out:
@@ -217,7 +224,7 @@ def run_paired(
     """Every slice's samples (with ``pair`` and ``side``); see :mod:`analysis.paired`."""
     commit = resolve_ref(ref)
     env = dict(os.environ)
-    with terminate_as_interrupt(), _workdir() as work:
+    with terminate_as_interrupt(), work_folder() as work:
         tree = work / "ref"
         export_tree(commit, tree)
         if not same_file(REPO_ROOT / SPLICE, tree / SPLICE):

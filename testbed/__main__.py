@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--app-src", type=Path, metavar="PATH", help="the checkout --app runs (never edited)"
     )
     up.add_argument(
+        "--app-redis-elsewhere",
+        action="store_true",
+        help="a hosted app's redis proxy gets a port of its own instead of the address the "
+        "app hard-wires (config/apps [redis] proxy_port), which something else serves: the "
+        "paired gate of two app versions runs one Redis there for both apps",
+    )
+    up.add_argument(
         "--exit-with-parent",
         action="store_true",
         help="stop the stack when the process that started this one exits (for tools such as "
@@ -173,6 +180,8 @@ def settings_from(args: argparse.Namespace) -> StackSettings:
         changes["app"] = args.app
     if args.app_src is not None:
         changes["app_src"] = args.app_src
+    if args.app_redis_elsewhere:
+        changes["pin_app_redis"] = False
     settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
     settings.validate()
     return settings

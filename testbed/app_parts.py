@@ -69,7 +69,7 @@ def reference_apps(settings: StackSettings, database_url: str, redis_url: str) -
 def pin_hosted_ports(settings: StackSettings, hosted: HostedApp | None) -> StackSettings:
     """The hosted app's fixed Redis address (its limiter ignores the environment)."""
     port = hosted.redis_proxy_port if hosted is not None else None
-    if port:
+    if port and settings.pin_app_redis:
         return dataclasses.replace(settings, proxy_ports=settings.proxy_ports | {"redis": port})
     return settings
 

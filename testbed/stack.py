@@ -232,7 +232,7 @@ class Stack:
                 )
         settings = self.settings = app_parts.pin_hosted_ports(settings, self.hosted)
         wanted = settings.wanted_ports()
-        if self.hosted is not None and self.hosted.redis_proxy_port:
+        if self.hosted is not None and self.hosted.redis_proxy_port and settings.pin_app_redis:
             wanted[f"the redis proxy, where {self.hosted.name} expects Redis"] = wanted.pop(
                 "redis proxy"
             )

@@ -57,6 +57,10 @@ class StackSettings:
     # real checkout found at app_src
     app: str = REFERENCE
     app_src: Path | None = None
+    # the redis proxy listens where the hosted app hard-wires Redis (config/apps [redis]
+    # proxy_port); False: on its own port, and something else serves that address (the
+    # paired gate of two app versions, one Redis there for both apps' rate-limit counters)
+    pin_app_redis: bool = True
 
     def __post_init__(self) -> None:
         # Accept plain strings from callers; everything inside works with Paths.

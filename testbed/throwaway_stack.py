@@ -28,19 +28,24 @@ class StackStartError(StackError):
 
 @contextmanager
 def reference_stack(
-    app: str | None = None, app_src: Path | None = None, config: Path | None = None
+    app: str | None = None,
+    app_src: Path | None = None,
+    config: Path | None = None,
+    pin_app_redis: bool = True,
 ) -> Iterator[Target]:
     """Start the testbed stack on free ports; always stopped on leaving.
 
     `config`: the stack TOML (default config/stack.toml). `app` (a config/apps/NAME.toml)
     hosts that real Archivist from its checkout `app_src` instead of the reference API;
-    None keeps what the stack TOML says.
+    None keeps what the stack TOML says. `pin_app_redis` False: see
+    StackSettings.pin_app_redis (two versions of an app side by side).
     """
     from testbed.stack import StackSettings, running_stack  # imported when a stack starts
     from testbed.stack_settings import DEFAULT_CONFIG
 
     state_dir = Path(tempfile.mkdtemp(prefix="loadkit-experiment-stack-"))
     chosen: dict[str, Any] = {"app": app} if app is not None else {}
+    chosen["pin_app_redis"] = pin_app_redis
     if app_src is not None:
         chosen["app_src"] = app_src
     try:

@@ -122,8 +122,10 @@ def test_an_apps_table_replaces_sections_key_by_key_for_that_app_only() -> None:
 
 
 def test_bad_apps_table_is_explained() -> None:
-    with pytest.raises(InputError, match=r"apps\.flask\.paired is not a section; known: settings"):
-        parse_config({"apps": {"flask": {"paired": {}}}})
+    with pytest.raises(InputError, match=r"apps\.flask\.pared is not a section; known: settings"):
+        parse_config({"apps": {"flask": {"pared": {}}}})
+    with pytest.raises(InputError, match=r"apps\.flask\.paired must be a table"):
+        parse_config({"apps": {"flask": {"paired": 3}}})
     with pytest.raises(InputError, match=r"apps\.flask\.run must be a table"):
         parse_config({"apps": {"flask": {"run": 3}}})
 
