@@ -93,6 +93,9 @@ class PairedSettings:
     seed: int = 1
     min_requests: int = 30
     min_tail: int = 3
+    # added to every slice's Locust command (a hosted app's slices leave out its slow
+    # system views and every user's first look round: see [apps.archivist-flask.paired])
+    locust_flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -285,6 +288,9 @@ def _section(raw: Any, cls: type[_S], name: str, source: str) -> _S:
 
 
 def _paired(raw: Any, source: str) -> PairedSettings:
+    if isinstance(raw, dict) and "locust_flags" in raw:
+        flags = _list(raw["locust_flags"], f"{source}: paired.locust_flags")
+        raw = raw | {"locust_flags": tuple(flags)}
     paired = _section(raw, PairedSettings, "paired", source)
     check_paired(paired, f"{source}: paired")
     return paired

@@ -183,7 +183,8 @@ def run_slice(
         "-u", str(paired.users), "-r", f"{paired.spawn_rate:g}", "-t", f"{paired.slice_s:g}s",
         "--stop-timeout", f"{paired.stop_timeout_s:g}", "--only-summary",
         "--exit-code-on-error", "0", "--allow-silent", "--host", target.api_url,
-        "--cablecast-url", target.cablecast_url, "--run-dir", str(run_dir), *flags,
+        "--cablecast-url", target.cablecast_url, "--run-dir", str(run_dir),
+        *paired.locust_flags, *flags,
     ]  # fmt: skip
     log = run_dir / "locust.log"
     with log.open("wb") as out:

@@ -1,6 +1,7 @@
 """The workload's command-line options, and the checks and choices made from them at init.
 
-``--routes``, ``--cablecast-url``, ``--arrival-rate`` and ``--allow-silent`` (and the
+``--routes``, ``--cablecast-url``, ``--arrival-rate``, ``--allow-silent`` and
+``--no-look-round`` (and the
 target's, the link counters' and the fixtures' own options); at init: with ``-T``/``-E``,
 user classes left without tasks are not spawned; ``--routes`` spawns the profile's users; a bad
 profile or workload config ends the run at start, with the file named.
@@ -50,6 +51,13 @@ def _add_arguments(parser: Any) -> None:
         default=False,
         help="List silent user classes and unexercised routes but do not fail the run on "
         "them: for measurement slices shorter than the workload's cycle (the paired gate)",
+    )
+    parser.add_argument(
+        "--no-look-round",
+        action="store_true",
+        default=False,
+        help="Users start their steady work at once, without first visiting every route of "
+        "their profile: for measurement slices (the paired gate of two app versions)",
     )
     target.add_arguments(parser)
     add_faults_url(parser)
