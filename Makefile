@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup test lint bench demo demo-archivist up clean gate gate-paired baseline \
+.PHONY: setup test lint bench demo demo-archivist up clean gate gate-paired gate-app baseline \
 	experiment resilience
 
 setup: $(STAMP)
@@ -84,6 +84,18 @@ gate-paired: $(STAMP)
 	mkdir -p $(GATE_RUN)
 	$(BIN)/python -m analysis gate --against $(GATE_REF) $(GATE_PAIRED_ARGS) \
 		--junit $(GATE_RUN)/gate-paired.xml
+
+# Gate a change to the real app: OLD (a ref of NEW's repository, or a second checkout's path)
+# and NEW hosted side by side, loaded in alternating slices ([apps.archivist-flask.paired]):
+# make gate-app ARCHIVIST_SRC=~/src/Archivist GATE_OLD=origin/main
+GATE_OLD ?= origin/main
+APP      ?= archivist-flask
+
+gate-app: $(STAMP)
+	@test -n "$(ARCHIVIST_SRC)" || { echo "usage: make gate-app ARCHIVIST_SRC=<NEW checkout> [GATE_OLD=<ref or path>]"; exit 2; }
+	mkdir -p $(GATE_RUN)
+	$(BIN)/python -m analysis gate --app $(APP) --app-src "$(ARCHIVIST_SRC)" --against "$(GATE_OLD)" \
+		--junit $(GATE_RUN)/gate-app.xml
 
 # Record the gate's load anew and store it as the baseline ([run] baseline, or GATE_BASELINE).
 baseline: $(STAMP)
