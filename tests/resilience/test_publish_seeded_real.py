@@ -28,6 +28,7 @@ def test_with_publishing_fixed_each_acknowledged_publication_is_checked_in_both_
 ) -> None:
     with hosting(copy_with("publish-fixed", tmp_path / "copy")) as stack:
         published, result = publish_and_audit(stack, tmp_path / "run")
+    print(f"\npublish-fixed: audit checked {result.checked}")
     acked = result.checked["publications acknowledged"]
     assert acked == sum(e["kind"] == "ack" for e in published) > 0, result.to_json()
     assert result.checked["cablecast_vods.id"] == acked  # each VOD's row, by the tables audit
@@ -38,6 +39,7 @@ def test_with_publishing_fixed_each_acknowledged_publication_is_checked_in_both_
 def test_a_publication_acknowledged_without_its_vod_row_fails_the_audit(tmp_path: Path) -> None:
     with hosting(copy_with("publish-vod-row-dropped", tmp_path / "copy")) as stack:
         _, result = publish_and_audit(stack, tmp_path / "run")
+    print(f"\npublish-vod-row-dropped: checked {result.checked}; {str(result.to_json())[:1500]}")
     assert result.checked["publications acknowledged"] > 0, result.to_json()
     assert not result.ok
     problems = [f.problem for f in (*result.lost, *result.inconsistent)]
