@@ -477,11 +477,24 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="Cablecast API base (.../CablecastAPI/v1): also audit what was published",
     )
     audit.set_defaults(func=cmd_audit)
+    selftest = sub.add_parser(
+        "selftest",
+        add_help=False,  # its own options: `selftest --help`
+        help="seed one defect at a time into a copy of the app and say what caught it",
+    )
+    selftest.set_defaults(func=None)
     return p
 
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     """The CLI; `prog` is the name it was started by (the old `python -m faults` too)."""
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["selftest"]:  # its own parser (experiments/selftest.py)
+        from experiments.selftest import main as selftest_main
+
+        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return selftest_main(given[1:])
     args = parser(prog).parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     # A shell starts background jobs with SIGINT ignored and Python then keeps it ignored;

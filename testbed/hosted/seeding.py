@@ -47,6 +47,8 @@ class Seed:
     why: str
     edits: tuple[Edit, ...]
     requires: tuple[str, ...] = ()
+    # what should catch it (the selftest runs it): "experiment NAME" or "gate"; "" none
+    check: str = ""
 
 
 def _edit(where: str, raw: Any) -> Edit:
@@ -85,7 +87,11 @@ def load_seeds(app: str, seeds_dir: Path = SEEDS_DIR) -> dict[str, Seed]:
         if not edits:
             raise SeedError(f"{where}: no edits")
         requires = tuple(raw.get("requires", ()))
-        seeds[name] = Seed(name, raw["kind"], str(raw.get("why", "")).strip(), edits, requires)
+        check = str(raw.get("check", ""))
+        if check and check != "gate" and not check.startswith("experiment "):
+            raise SeedError(f"{where}: check must be 'gate' or 'experiment NAME', not {check!r}")
+        why = str(raw.get("why", "")).strip()
+        seeds[name] = Seed(name, raw["kind"], why, edits, requires, check)
     for seed in seeds.values():
         for needed in seed.requires:
             if needed not in seeds:
