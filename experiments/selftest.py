@@ -151,9 +151,15 @@ def main(argv: list[str] | None = None) -> int:
             why = " ".join(seed.why.split())[:90]
             print(f"{seed.name:24} {seed.kind:7} {seed.check or '-':34} {why}")
         return 0
-    if args.app_src is None or not Path(args.app_src).is_dir():
+    if args.app_src is None:
         print(
-            f"error: --app-src {args.app_src}: not the app's checkout (a folder)", file=sys.stderr
+            "error: --app-src PATH (or $ARCHIVIST_SRC) is needed: the app's checkout",
+            file=sys.stderr,
+        )
+        return 2
+    if not Path(args.app_src).is_dir():
+        print(
+            f"error: --app-src {args.app_src}: not a folder (the app's checkout)", file=sys.stderr
         )
         return 2
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

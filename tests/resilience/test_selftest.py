@@ -76,5 +76,7 @@ def test_the_command_lists_the_catalogue_and_answers_bad_input_with_exit_2() -> 
     unknown = selftest("--seeds", "nope")
     assert unknown.returncode == 2 and "no seed 'nope'" in unknown.stderr
     no_src = selftest()
-    assert no_src.returncode == 2 and "--app-src None: not the app's checkout" in no_src.stderr
+    assert (
+        no_src.returncode == 2 and "--app-src PATH (or $ARCHIVIST_SRC) is needed" in no_src.stderr
+    )
     assert "Traceback" not in unknown.stderr + no_src.stderr
