@@ -40,7 +40,14 @@ from analysis.html import render_report
 from analysis.junit import gate_junit
 from analysis.load import InputError, Run, load_run
 from analysis.markdown import changes_table, gate_markdown, pair_markdown, summary_table
-from analysis.paired import CANDIDATE, candidate_run, pair_table, paired_checks
+from analysis.paired import (
+    BASELINE,
+    CANDIDATE,
+    candidate_run,
+    pair_table,
+    paired_checks,
+    side_run,
+)
 from analysis.resources import read_resources
 from analysis.stats import summarise
 from testbed.stack_settings import REGRESSIONS
@@ -179,6 +186,12 @@ def cmd_gate_paired(args: argparse.Namespace) -> int:
     md = gate_markdown(title, summarise(cand.samples, cand.duration_s), checks, ok, label)
     md += "\n" + pair_markdown(pair_table(slices, window, paired), CANDIDATE)
     _publish(md, checks, args.junit)
+    if args.report:  # the candidate's slices, the baseline's beside them
+        base = side_run(slices, window, BASELINE)
+        html = render_report(
+            cand, summarise(cand.samples, cand.duration_s), checks, base, title=f"{title} ({label})"
+        )
+        _write(args.report, html)
     return 0 if ok else 1
 
 
@@ -199,8 +212,8 @@ def record_gate_run(args: argparse.Namespace) -> tuple[GateConfig, Path]:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     if args.against is not None:
-        if args.run is not None or args.baseline or args.report or args.start_stack:
-            args.usage_error("--against REF takes no RUN, --baseline, --report or --start-stack")
+        if args.run is not None or args.baseline or args.start_stack:
+            args.usage_error("--against REF takes no RUN, --baseline or --start-stack")
         return cmd_gate_paired(args)
     stack_flags = [f for f in ("app", "app_src", "run_dir") if getattr(args, f) is not None]
     if args.start_stack and args.run is not None:

@@ -135,10 +135,18 @@ def _relative_row(
 
 def candidate_run(slices: pd.DataFrame, window_s: float) -> Run:
     """The candidate's slices pooled as one run, for the absolute thresholds."""
-    cand = slices[slices["side"] == CANDIDATE].drop(columns=["pair", "side"])
-    cand = cand.reset_index(drop=True)
+    return side_run(slices, window_s, CANDIDATE)
+
+
+def side_run(slices: pd.DataFrame, window_s: float, side: str) -> Run:
+    """One side's slices pooled as one run, its counted windows one after another in pair
+    order (a slice's first counted second at pair * window_s), for the report's charts."""
+    mine = slices[slices["side"] == side]
+    start = mine.groupby("pair")["t"].transform("min") if len(mine) else mine["t"]
+    t = (mine["t"] - start) + mine["pair"] * window_s
+    pooled = mine.assign(t=t).drop(columns=["pair", "side"]).reset_index(drop=True)
     pairs = int(slices["pair"].nunique())
-    return Run(samples=cand, counts=per_second_counts(cand), duration_s=pairs * window_s)
+    return Run(samples=pooled, counts=per_second_counts(pooled), duration_s=pairs * window_s)
 
 
 def paired_checks(slices: pd.DataFrame, window_s: float, config: GateConfig) -> pd.DataFrame:

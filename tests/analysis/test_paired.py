@@ -169,3 +169,19 @@ def test_paired_settings_are_checked_where_they_are_read(
 ) -> None:
     with pytest.raises(InputError, match=message):
         parse_config({"paired": paired}, "gate.toml")
+
+
+def test_each_side_pools_its_slices_end_to_end_and_the_report_shows_both() -> None:
+    from analysis.html import render_report
+    from analysis.paired import side_run
+    from analysis.stats import summarise
+
+    data = slices([1.0, 1.0, 1.0], [{"a": 2.0}] * 3)
+    cand, base = side_run(data, WINDOW_S, CANDIDATE), side_run(data, WINDOW_S, BASELINE)
+    assert cand.duration_s == base.duration_s == 3 * WINDOW_S
+    # pair k's counted window starts at k * WINDOW_S: no two slices share a second
+    assert cand.samples["t"].min() == 0.0 and cand.samples["t"].max() < 3 * WINDOW_S
+    assert sorted(cand.counts["second"].unique()) == list(range(30))
+    checks = paired_checks(data, WINDOW_S, CONFIG)
+    html = render_report(cand, summarise(cand.samples, cand.duration_s), checks, base)
+    assert "<html" in html.lower() and "p95 +20%" in html

@@ -65,7 +65,7 @@ def test_bad_paired_input_is_one_line_exit_2(tmp_path: Path, args: list[str], me
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--against", "HEAD", "--baseline", "main"], "takes no RUN, --baseline, --report"),
+        (["--against", "HEAD", "--baseline", "main"], "takes no RUN, --baseline or --start-stack"),
         ([], "a RUN folder is needed, --start-stack to record one, or --against REF"),
     ],
 )
