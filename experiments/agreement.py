@@ -35,7 +35,8 @@ def _value(check: dict[str, Any]) -> str:
         f"{100 * value:.1f}%" if "rate" in check["metric"] or "errors" in check["metric"]
         else f"{value:.1f}"
     )  # fmt: skip
-    return f"{shown} n={check.get('samples', 0)}"
+    undecided = " (undecided)" if check.get("undecided") else ""
+    return f"{shown} n={check.get('samples', 0)}{undecided}"
 
 
 def agreement(reports: Sequence[dict[str, Any]]) -> list[Row]:

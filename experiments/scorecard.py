@@ -37,8 +37,10 @@ def _ms(value: float | None) -> str:
 
 
 def _check_word(check: dict[str, Any]) -> str:
-    """`p95_ms < 2500 ok (n=312)`; SKIPPED when it had too few samples to decide."""
+    """`p95_ms < 2500 ok (n=312)`; SKIPPED when it had too few samples to decide; `ok
+    (undecided)` when it passed on its interval with its value beyond the bound."""
     word = "SKIPPED" if check.get("skipped") else "ok" if check["ok"] else "FAILED"
+    word += " (undecided)" if check.get("undecided") else ""
     n = f" (n={check['samples']})" if "samples" in check and check.get("samples") else ""
     return f"{check['metric']} {check['bound']} {word}{n}"
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -133,6 +133,8 @@ class Check:
     samples: int = 0  # requests the value is of
     skipped: str = ""  # why it was not decided (too few samples); a skipped check is ok
     detail: str = ""  # a relative p95's interval and the smallest change it could have seen
+    # passed on its interval while its value is beyond the bound: not decided either way
+    undecided: bool = False
 
 
 @dataclass(frozen=True)
@@ -401,15 +403,25 @@ def _judged(
         why = f"too few samples (target {min_samples}): {counted(thin)}"
         return Check(metric, str(bound), value, True, n, skipped=why, detail=detail)
     if latency and not bound.relative and ci is not None:  # the interval decides
-        return Check(
-            metric, str(bound), value, not beyond(ci, bound.op, bound.limit), n, "", detail
-        )
+        ok = not beyond(ci, bound.op, bound.limit)
+        return _on_interval(Check(metric, str(bound), value, ok, n, "", detail), bound, baseline)
     if not relative_p95:
         return Check(metric, str(bound), value, bound.holds(value, baseline), n)
     if ci is None:
         return Check(metric, str(bound), value, False, n, detail="no timed request")
     ok = not beyond(ci, bound.op, bound.limit)
-    return Check(metric, str(bound), value, ok, n, detail=detail)
+    return _on_interval(Check(metric, str(bound), value, ok, n, detail=detail), bound, baseline)
+
+
+def _on_interval(check: Check, bound: Bound, baseline: float | None) -> Check:
+    """A check that passed on its interval although its value is beyond the bound says so:
+    it passed on the benefit of the doubt, not because the value is within."""
+    if not check.ok:
+        return check
+    if bound.holds(check.value, baseline):  # relative: p95 within limit * before's
+        return check
+    note = "undecided: the value is beyond the bound, its 95% interval reaches within it"
+    return replace(check, undecided=True, detail=f"{note}; {check.detail}")
 
 
 def _total(sample: Sample) -> int:
