@@ -62,10 +62,11 @@ class Command:
             with contextlib.redirect_stderr(err):
                 return make().parse_args(self.args)
         except SystemExit:
-            pytest.fail(
-                f"step {self.step!r}: python -m {self.module} {shlex.join(self.args)} is "
-                f"refused by its parser:\n{err.getvalue()}"
-            )
+            pass  # failed below, outside the handler: the message, not argparse's traceback
+        pytest.fail(
+            f"step {self.step!r}: python -m {self.module} {shlex.join(self.args)} is "
+            f"refused by its parser:\n{err.getvalue()}"
+        )
 
     def outputs(self) -> list[PurePosixPath]:
         """The paths its output options name, relative to the workspace."""
