@@ -4,8 +4,12 @@ Locust flags, and its outage defects as data. Bad choices get one line and exit 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import signal
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -43,6 +47,33 @@ def write(tmp_path: Path, head: str, body: str = BODY) -> Path:
     path = tmp_path / "exp.toml"
     path.write_text(textwrap.dedent(head) + textwrap.dedent(body))
     return path
+
+
+def cli_here(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m experiments ARGS` in this process, for the refusals made before anything
+    starts: a new interpreter per case cost seconds each on a loaded box. `env` is the
+    whole environment for the call; it and the signal handlers main() sets are put back."""
+    from experiments.cli import main
+
+    saved_env, handlers = (
+        dict(os.environ),
+        {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)},
+    )
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def no_src_env() -> dict[str, str]:
@@ -113,7 +144,7 @@ def test_bad_app_choices_exit_2_with_one_line() -> None:
         ),
     ]
     for args, message in cases:
-        done = cli("run", *args, env=env)
+        done = cli_here("run", *args, env=env)
         assert done.returncode == 2, (args, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -143,19 +174,19 @@ def test_an_app_the_stack_toml_names_is_checked_before_anything_starts(tmp_path:
     ]
     for app_lines, message in cases:
         config = stack_toml(tmp_path, app_lines)
-        done = cli("run", "redis-down", "--stack-config", str(config), env=env)
+        done = cli_here("run", "redis-down", "--stack-config", str(config), env=env)
         assert done.returncode == 2, (app_lines, done.stderr)
         assert done.stderr.startswith(f"error: {config}: ") and message in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    missing = cli("run", "redis-down", "--stack-config", str(tmp_path / "nope.toml"), env=env)
+    missing = cli_here("run", "redis-down", "--stack-config", str(tmp_path / "nope.toml"), env=env)
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"error: --stack-config {tmp_path / 'nope.toml'}: no such file"
     # The experiment's [stack] names the app: the stack TOML's app is not consulted.
     config = stack_toml(tmp_path, 'app = "nosuch"')
     exp = write(tmp_path, '[stack]\napp = "archivist-flask"\n')
-    done = cli("run", str(exp), "--stack-config", str(config), env=env)
+    done = cli_here("run", str(exp), "--stack-config", str(config), env=env)
     assert done.returncode == 2 and "needs its checkout: --app-src PATH" in done.stderr
-    external = cli(
+    external = cli_here(
         "run", "redis-down", "--host", "http://127.0.0.1:9", "--stack-config", str(config), env=env
     )
     assert external.returncode == 2
