@@ -11,6 +11,11 @@ worker's memory settles after its first requests - so a series is a leak only wh
 - it grew by at least the metric's `min_growth` over the span (a slope of +1 connection
   in ten minutes is significant and harmless).
 
+A leak fast enough to reach PostgreSQL's max_connections levels off there, and flat is
+exactly what the last-third test reads as "filled and settled". So a connection series
+that rose over the span and ends at 95% of the sampled max_connections is a leak too
+("until it reached 199 of the server's 200"): the server refuses new connections then.
+
 Samples while users spawn, during a fault and shortly after it are left out: an outage
 empties a pool that refills after it, which is recovery, not a leak. The row says the
 slope per minute, the growth and the route mix of the span, so the reader knows which
@@ -28,9 +33,18 @@ from scipy.stats import theilslopes
 
 from analysis.findings import COLUMNS, NO_FAULT, endpoint
 from analysis.load import InputError
-from analysis.resources import CONFIG_FILE, UNITS, label, read_resources, resources_config, series
+from analysis.resources import (
+    CONFIG_FILE,
+    LIMIT_METRIC,
+    UNITS,
+    label,
+    read_resources,
+    resources_config,
+    series,
+)
 
 LEAK = "leak"
+CEILING_SHARE = 0.95  # at 95% of max_connections a pool can no longer grow: exhausted
 ROUTES_SHOWN = 4
 
 
@@ -158,13 +172,23 @@ def leaks(
         tail = t >= t[0] + 2 * span / 3
         last = trend(t[tail], y[tail], rules.confidence)
         growth = whole.slope * span
-        if not (whole.rising and last.rising and growth >= rules.min_growth[metric]):
+        ceiling = limit_of(wide, source, metric)
+        # levelled off at the server's limit: exhausted, the worst kind of leak
+        exhausted = ceiling is not None and y[-1] >= CEILING_SHARE * ceiling
+        if not (whole.rising and (last.rising or exhausted)):
+            continue
+        if growth < rules.min_growth[metric]:
             continue
         unit = UNITS[metric]
+        tail_words = (
+            f"until it reached {y[-1]:g} of the server's {ceiling:g} (max_connections)"
+            if exhausted and not last.rising
+            else f"{60 * last.slope:+.2f}/min in the last third"
+        )
         detail = (
             f"grows {60 * whole.slope:+.2f} {unit}/min "
             f"({100 * rules.confidence:g}% CI {60 * whole.low:+.2f}..{60 * whole.high:+.2f}), "
-            f"{60 * last.slope:+.2f}/min in the last third; {growth:+.1f} {unit} over "
+            f"{tail_words}; {growth:+.1f} {unit} over "
             f"{span:.0f} s (from {y[0]:g} to {y[-1]:g}; a leak from {rules.min_growth[metric]:g}); "
             f"route mix: {route_mix(requests, float(t[0]), float(t[-1]) + rules.bucket_s)}"
         )
@@ -188,6 +212,18 @@ def leaks(
         )
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     return table.sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def limit_of(wide: pd.DataFrame, source: str, metric: str) -> float | None:
+    """The ceiling a series of `metric` runs into, when the run sampled one (pure):
+    PostgreSQL's max_connections for its connection counts."""
+    if (source, metric) != ("postgres", "connections"):
+        return None
+    columns = [c for c in wide.columns if tuple(c[:2]) == (source, LIMIT_METRIC)]
+    if not columns:
+        return None
+    values = wide[columns[0]].dropna()
+    return float(values.max()) if not values.empty else None
 
 
 def with_leaks(

@@ -31,6 +31,8 @@ GAP = "unreachable"
 TOTAL_KEY = "all|all"  # every connection of the database, whatever its app and state
 SAMPLER_APP = "loadkit-resources"  # the sampler's own application_name, never counted
 
+# PostgreSQL's max_connections, sampled beside the connections: what a leak runs into
+LIMIT_METRIC = "max_connections"
 UNITS = {
     "connections": "connections",
     "rss_mb": "MB",

@@ -27,7 +27,14 @@ import psutil
 import psycopg
 import redis
 
-from analysis.resources import COLUMNS, GAP, RESOURCES_FILE, SAMPLER_APP, TOTAL_KEY
+from analysis.resources import (
+    COLUMNS,
+    GAP,
+    LIMIT_METRIC,
+    RESOURCES_FILE,
+    SAMPLER_APP,
+    TOTAL_KEY,
+)
 from testbed.guardian import Record
 from testbed.target import Target
 
@@ -74,6 +81,7 @@ class PostgresSource:
                     options=f"-c statement_timeout={TIMEOUT_S * 1000}",
                 )
             counts = self.conn.execute(CONNECTIONS_SQL, (SAMPLER_APP,)).fetchall()
+            limit = self.conn.execute("SHOW max_connections").fetchone()
         except psycopg.Error:
             self.close()
             raise
@@ -81,6 +89,8 @@ class PostgresSource:
             (t, self.name, "connections", f"{a}|{s}", float(n), "") for a, s, n in counts
         ]
         rows.append((t, self.name, "connections", TOTAL_KEY, float(sum(n for *_, n in counts)), ""))
+        if limit is not None:  # the ceiling a leak runs into (analysis.leaks)
+            rows.append((t, self.name, LIMIT_METRIC, TOTAL_KEY, float(limit[0]), ""))
         return rows
 
     def close(self) -> None:

@@ -138,3 +138,18 @@ def test_a_leak_row_reads_in_the_html_findings_and_the_resources_chart_draws() -
     fig = charts.resources_over_time(series(frame(values)), faults, T0)
     assert fig.axes[0].get_title().startswith("PostgreSQL connections")
     assert len(fig.axes[0].patches) == 1  # the fault window, shaded
+
+
+def test_a_leak_that_runs_into_max_connections_is_a_leak_though_it_levels_off_there() -> None:
+    """Seen on the real app (selftest, seed connection-leak): 17 -> 199 connections in
+    220 s, then flat at the server's 200, which the last-third test read as settled."""
+    values = np.minimum(10 + np.arange(300) * 1.0, 199.0)  # +60/min, flat from 189 s on
+    leaking = frame(values, key=TOTAL_KEY)
+    assert leaks(leaking, requests(300), NO_FAULTS, RULES, T0).empty  # no ceiling known
+    limit = frame(np.full(300, 200.0), key=TOTAL_KEY).assign(metric="max_connections")
+    found = leaks(pd.concat([leaking, limit]), requests(300), NO_FAULTS, RULES, T0)
+    assert list(found["endpoint"]) == ["postgres connections (all)"]
+    assert "until it reached 199 of the server's 200 (max_connections)" in found.iloc[0]["detail"]
+    pool = np.minimum(10 + np.arange(300) * 1.0, 60.0)  # fills to 60 of 200, then settles
+    settled = pd.concat([frame(pool, key=TOTAL_KEY), limit])
+    assert leaks(settled, requests(300), NO_FAULTS, RULES, T0).empty
