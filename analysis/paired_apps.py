@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,7 +39,7 @@ from analysis.paired_run import (
     work_folder,
 )
 from analysis.processes import terminate_as_interrupt
-from testbed.hosted.seeding import NOT_COPIED
+from testbed.hosted.seeding import copy_checkout
 from testbed.hosted.spec import HostedApp, load_app, locust_flags
 from testbed.processes import StackError
 from testbed.redis_server import EmbeddedRedis
@@ -55,7 +54,7 @@ def old_tree(against: str, new_src: Path, into: Path) -> tuple[Path, str]:
     path = Path(against).expanduser()
     if path.is_dir():
         copy = into / "old" / path.resolve().name
-        shutil.copytree(path, copy, ignore=shutil.ignore_patterns(*NOT_COPIED), symlinks=True)
+        copy_checkout(path, copy)
         return copy, str(path)
     inside = subprocess.run(
         ["git", "rev-parse", "--git-dir"], cwd=new_src, capture_output=True, timeout=30
@@ -106,7 +105,7 @@ def limiter_redis(hosted: HostedApp, workdir: Path) -> Iterator[Callable[[], Non
         server.stop()
 
 
-def slice_flags(hosted: HostedApp, side: Target, fixtures: Path | None) -> list[str]:
+def slice_flags(hosted: HostedApp, fixtures: Path | None) -> list[str]:
     """The Locust flags of one side's slices: the app's profile and its load options."""
     flags = ["--routes", hosted.routes, *locust_flags(dict(hosted.load_options))]
     return flags + (["--fixtures", str(fixtures)] if fixtures is not None else [])
@@ -136,7 +135,7 @@ def run_paired_apps(
             except StackStartError as exc:
                 raise PairedRunError(f"the {side} stack: {exc}") from None
             target = Target(side, stack.api_url, stack.cablecast_url or "")
-            sides[side] = (target, slice_flags(hosted, target, stack.fixtures))
+            sides[side] = (target, slice_flags(hosted, stack.fixtures))
         frames = []
         order = slice_order(paired.slices)
         for i, (pair, side) in enumerate(order):

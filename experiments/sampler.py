@@ -69,6 +69,7 @@ class PostgresSource:
     def __init__(self, url: str) -> None:
         self.url = url
         self.conn: psycopg.Connection[Any] | None = None
+        self.limit: float | None = None  # max_connections: fixed while the server runs
 
     def read(self, t: float) -> list[Row]:
         try:
@@ -80,8 +81,9 @@ class PostgresSource:
                     application_name=SAMPLER_APP,
                     options=f"-c statement_timeout={TIMEOUT_S * 1000}",
                 )
+                shown = self.conn.execute("SHOW max_connections").fetchone()
+                self.limit = float(shown[0]) if shown is not None else None
             counts = self.conn.execute(CONNECTIONS_SQL, (SAMPLER_APP,)).fetchall()
-            limit = self.conn.execute("SHOW max_connections").fetchone()
         except psycopg.Error:
             self.close()
             raise
@@ -89,8 +91,8 @@ class PostgresSource:
             (t, self.name, "connections", f"{a}|{s}", float(n), "") for a, s, n in counts
         ]
         rows.append((t, self.name, "connections", TOTAL_KEY, float(sum(n for *_, n in counts)), ""))
-        if limit is not None:  # the ceiling a leak runs into (analysis.leaks)
-            rows.append((t, self.name, LIMIT_METRIC, TOTAL_KEY, float(limit[0]), ""))
+        if self.limit is not None:  # the ceiling a leak runs into (analysis.leaks)
+            rows.append((t, self.name, LIMIT_METRIC, TOTAL_KEY, self.limit, ""))
         return rows
 
     def close(self) -> None:

@@ -99,7 +99,7 @@ def selftest(
             print(f"{seed.name} ({seed.kind}): {seed.check} on a seeded copy ...", flush=True)
             copy = seeded_copy(src, Path(tmp) / seed.name, in_order(catalogue, [seed.name]))
             outcome = run_check(seed.check, app, copy, src, runs / seed.name, slices)
-            result, what = row(seed.name, seed.kind, outcome, baseline[seed.check])
+            result, what = row(seed.kind, outcome, baseline[seed.check])
             table.append((seed.name, seed.kind, result, what, time.monotonic() - started))
             print(f"  {result}: {what}", flush=True)
     return table

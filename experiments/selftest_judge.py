@@ -50,7 +50,7 @@ def caught_by(seeded: Outcome, unmodified: Outcome) -> list[str]:
     return out
 
 
-def row(name: str, kind: str, seeded: Outcome, unmodified: Outcome) -> tuple[str, str]:
+def row(kind: str, seeded: Outcome, unmodified: Outcome) -> tuple[str, str]:
     """(result, what): a defect is caught or missed; a fix passes when nothing new shows
     (a known defect fixed must not fail as a new problem)."""
     if seeded.error or unmodified.error:

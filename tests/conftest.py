@@ -95,6 +95,11 @@ def stack() -> Iterator[Stack]:
             yield running
 
 
+def without_archivist_src() -> dict[str, str]:
+    """This environment minus ARCHIVIST_SRC: for a command that must not find a checkout."""
+    return {k: v for k, v in os.environ.items() if k != "ARCHIVIST_SRC"}
+
+
 def archivist_src() -> Path:
     """The checkout of the real Archivist named by ARCHIVIST_SRC, else the test is skipped."""
     src = os.environ.get("ARCHIVIST_SRC", "")
@@ -131,7 +136,7 @@ def hosting(src: Path) -> Iterator[Stack]:
 
 def wait_until_healthy(
     api_url: str, timeout: float = 60.0, gone: Callable[[], str] = lambda: ""
-) -> None:
+) -> httpx.Response:
     """Until the API's health answers 200 (database, Redis and Cablecast all reached): after
     the previous test's outage the API's pool reconnects in its own time, and on a busy
     machine the next test's first login could meet that as a 503. `gone` names why the API
@@ -144,12 +149,13 @@ def wait_until_healthy(
         try:
             answer = httpx.get(f"{api_url}/api/health", timeout=5.0)
             if answer.status_code == 200:
-                return
+                return answer
             last = f"{answer.status_code} {answer.text[:300]}"
         except httpx.HTTPError as exc:
             last = repr(exc)
         time.sleep(0.2)
     pytest.fail(f"{api_url} did not become healthy in {timeout:.0f} s: {last}")
+    raise AssertionError  # unreachable: pytest.fail raises
 
 
 def retrying_503(

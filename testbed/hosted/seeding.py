@@ -136,6 +136,11 @@ def apply_edit(root: Path, seed: Seed, edit: Edit) -> None:
     path.write_text(text.replace(edit.old, edit.new))
 
 
+def copy_checkout(src: Path, dest: Path) -> None:
+    """The checkout's code at `dest`, without its repository, logs, caches or venvs."""
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(*NOT_COPIED), symlinks=True)
+
+
 def seeded_copy(src: Path, into: Path, seeds: list[Seed]) -> Path:
     """A copy of the checkout SRC at INTO/<name of SRC> with SEEDS applied in order.
 
@@ -148,7 +153,7 @@ def seeded_copy(src: Path, into: Path, seeds: list[Seed]) -> Path:
     copy = into / src.name
     if copy.exists():
         raise SeedError(f"{copy} exists already; give an empty folder")
-    shutil.copytree(src, copy, ignore=shutil.ignore_patterns(*NOT_COPIED), symlinks=True)
+    copy_checkout(src, copy)
     try:
         for seed in seeds:
             for edit in seed.edits:

@@ -3,9 +3,7 @@ each side's slices are told, and bad input answered with one line and exit 2."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from analysis.config import load_config
 from analysis.load import InputError
 from analysis.paired_apps import app_spec, old_tree, slice_flags
-from analysis.paired_run import Target
+from tests.conftest import run_module, without_archivist_src
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,7 +68,7 @@ def test_each_side_gets_the_apps_profile_source_addresses_and_its_own_fixtures(
     tmp_path: Path,
 ) -> None:
     hosted = app_spec("archivist-flask")
-    flags = slice_flags(hosted, Target("baseline", "http://x", "http://y"), tmp_path / "f.json")
+    flags = slice_flags(hosted, tmp_path / "f.json")
     assert flags[:2] == ["--routes", "archivist-flask"]
     assert "--source-addresses" in flags and flags[-2:] == ["--fixtures", str(tmp_path / "f.json")]
     paired = load_config(ROOT / "config" / "gate.toml", "archivist-flask").paired
@@ -79,11 +77,7 @@ def test_each_side_gets_the_apps_profile_source_addresses_and_its_own_fixtures(
 
 
 def run_gate(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ARCHIVIST_SRC"}
-    return subprocess.run(
-        [sys.executable, "-m", "analysis", "gate", *args],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=60,
-    )  # fmt: skip
+    return run_module("analysis", "gate", *args, timeout=60, env=without_archivist_src())
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from experiments.locust_process import locust_command
 from experiments.runner import outage_defects
 from testbed.hosted.spec import known_apps
 from testbed.target import Target
+from tests.conftest import without_archivist_src
 from workload.routes import Profile
 from workload.tomlconfig import ConfigError
 
@@ -76,8 +77,7 @@ def cli_here(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
-def no_src_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "ARCHIVIST_SRC"}
+no_src_env = without_archivist_src
 
 
 def test_an_experiment_for_a_hosted_app_uses_that_apps_route_profile(tmp_path: Path) -> None:

@@ -3,12 +3,11 @@ the app; the real runs are in test_selftest_real.py."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from experiments.selftest_judge import Outcome, caught_by, experiment_outcome, gate_outcome, row
+from tests.conftest import run_module, without_archivist_src
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_ITSELF = Outcome(True, frozenset({"server error POST /api/vod/publish/[id]"}), frozenset())
@@ -32,23 +31,23 @@ def test_only_what_the_unmodified_copy_lacks_catches_a_seed() -> None:
         )
     )
     assert caught_by(leak, APP_ITSELF) == ["finding leak postgres connections"]
-    assert row("connection-leak", "defect", leak, APP_ITSELF)[0] == "caught"
+    assert row("defect", leak, APP_ITSELF)[0] == "caught"
     same = experiment_outcome(
         verdict([("server error", "POST /api/vod/publish/[id]")], True, False)
     )
-    assert row("x", "defect", same, APP_ITSELF) == ("MISSED", "nothing beyond the unmodified copy")
+    assert row("defect", same, APP_ITSELF) == ("MISSED", "nothing beyond the unmodified copy")
 
 
 def test_an_audit_failure_a_failed_check_and_a_gate_failure_each_catch() -> None:
     lost = experiment_outcome(verdict([], audit_ok=False, failed=True))
     assert caught_by(lost, APP_ITSELF) == ["audit", "check before: p95_ms < 2500"]
     gate = gate_outcome(1, ["GET /api/member-cities: p50 +50%"])
-    assert row("slow", "defect", gate, Outcome(True, frozenset(), frozenset())) == (
+    assert row("defect", gate, Outcome(True, frozenset(), frozenset())) == (
         "caught",
         "check GET /api/member-cities: p50 +50%",
     )
     crashed = gate_outcome(2, [], "error: port 6379 taken")
-    assert row("slow", "defect", crashed, APP_ITSELF) == (
+    assert row("defect", crashed, APP_ITSELF) == (
         "error",
         "gate exit 2: error: port 6379 taken",
     )
@@ -56,17 +55,13 @@ def test_an_audit_failure_a_failed_check_and_a_gate_failure_each_catch() -> None
 
 def test_a_fix_passes_when_nothing_new_shows_and_is_flagged_otherwise() -> None:
     fixed = experiment_outcome(verdict([], audit_ok=True, failed=False))  # fewer findings
-    assert row("publish-fixed", "fix", fixed, APP_ITSELF) == ("passed", "nothing new")
+    assert row("fix", fixed, APP_ITSELF) == ("passed", "nothing new")
     worse = experiment_outcome(verdict([("wrong answer", "GET /api/x")], True, False))
-    assert row("publish-fixed", "fix", worse, APP_ITSELF)[0] == "FLAGGED"
+    assert row("fix", worse, APP_ITSELF)[0] == "FLAGGED"
 
 
 def selftest(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ARCHIVIST_SRC"}
-    return subprocess.run(
-        [sys.executable, "-m", "experiments", "selftest", *args],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=60,
-    )  # fmt: skip
+    return run_module("experiments", "selftest", *args, timeout=60, env=without_archivist_src())
 
 
 def test_the_command_lists_the_catalogue_and_answers_bad_input_with_exit_2() -> None:

@@ -38,6 +38,7 @@ from testbed.stack import (
     temporary_state_dir,
 )
 from testbed.stack_settings import REPO_ROOT
+from tests.conftest import wait_until_healthy
 
 T = TypeVar("T")
 DEPENDENCIES = ("postgres", "redis", "faults", "cablecast")
@@ -73,17 +74,7 @@ def healthy(stack: Stack) -> dict[str, Any]:
     """The body of a 200 from /api/health, polled for: on a loaded box one check may wait
     out the API's 2 s database pool (or meet the reconnect after the previous test's outage
     on the shared stack) and answer 503 once; "up" means it answers 200 in bounded time."""
-    answers: list[httpx.Response] = []
-
-    def ok() -> bool:
-        try:
-            answers.append(health(stack))
-        except httpx.TransportError:
-            return False
-        return answers[-1].status_code == 200
-
-    wait_for(ok, 60, "/api/health 200")
-    body: dict[str, Any] = answers[-1].json()
+    body: dict[str, Any] = wait_until_healthy(stack.api_url).json()
     return body
 
 
