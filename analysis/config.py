@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -96,6 +96,9 @@ class PairedSettings:
     # added to every slice's Locust command (a hosted app's slices leave out its slow
     # system views and every user's first look round: see [apps.archivist-flask.paired])
     locust_flags: tuple[str, ...] = ()
+    # in place of [settings] min_effect_ms when set: a pair shares the machine's noise, so
+    # a paired gate can hold a smaller change in ms to account than two runs days apart
+    min_effect_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,21 @@ class GateConfig:
     absolute_names: dict[str, tuple[Absolute, ...]] = field(default_factory=dict)
     relative_overall: tuple[Relative, ...] = ()
     relative_per_name: tuple[Relative, ...] = ()
+    # [paired] per_name: a paired gate's own per-name limits (empty: relative_per_name)
+    paired_per_name: tuple[Relative, ...] = ()
+
+    def for_pairs(self) -> GateConfig:
+        """The limits a paired gate applies: ``[paired]`` per_name and min_effect_ms where
+        given. Pairs cancel the machine's drift, so they can hold tighter limits than a
+        comparison with a baseline recorded on another day."""
+        effect = self.paired.min_effect_ms
+        return replace(
+            self,
+            relative_per_name=self.paired_per_name or self.relative_per_name,
+            settings=self.settings
+            if effect is None
+            else replace(self.settings, min_effect_ms=effect),
+        )
 
 
 def parse_absolute(text: str, where: str = "threshold") -> Absolute:
@@ -236,7 +254,11 @@ def parse_config(
         raise InputError(f"{source}: settings.confidence must be in [0.5, 1)")
     if settings.resamples < 100 or settings.block_s <= 0:
         raise InputError(f"{source}: settings.resamples must be >= 100 and block_s > 0")
-    paired = _paired(data.get("paired", {}), source)
+    paired_raw = data.get("paired", {})
+    paired_limits = paired_raw.get("per_name") if isinstance(paired_raw, dict) else None
+    if isinstance(paired_raw, dict):
+        paired_raw = {k: v for k, v in paired_raw.items() if k != "per_name"}
+    paired = _paired(paired_raw, source)
     run = _run(data.get("run", {}), source)
     absolute = data.get("absolute", {})
     relative = data.get("relative", {})
@@ -266,6 +288,10 @@ def parse_config(
         relative_per_name=tuple(
             parse_relative(t, f"{source}: relative.per_name[{i}]")
             for i, t in enumerate(_list(relative.get("per_name"), f"{source}: relative.per_name"))
+        ),
+        paired_per_name=tuple(
+            parse_relative(t, f"{source}: paired.per_name[{i}]")
+            for i, t in enumerate(_list(paired_limits, f"{source}: paired.per_name"))
         ),
     )
 
@@ -331,6 +357,8 @@ def check_paired(paired: PairedSettings, where: str) -> None:
         raise InputError(f"{where}: users >= 1, spawn_rate > 0 and stop_timeout_s >= 0 needed")
     if paired.min_requests < 1 or paired.min_tail < 1:
         raise InputError(f"{where}: min_requests and min_tail must be >= 1")
+    if paired.min_effect_ms is not None and not paired.min_effect_ms >= 0:
+        raise InputError(f"{where}: min_effect_ms must be >= 0 (ms)")
 
 
 def load_config(path: Path | str, app: str | None = None) -> GateConfig:

@@ -23,7 +23,8 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import quantile_test
+from scipy.stats import binomtest, quantile_test
+from statsmodels.stats.proportion import confint_proportions_2indep
 
 from analysis.config import GateConfig, PairedSettings, Relative, quantile_of
 from analysis.gate import CHECK_COLUMNS, absolute_checks, decide, missing_row
@@ -100,10 +101,12 @@ def sign_interval(changes: np.ndarray, confidence: float) -> tuple[float, float]
 def _relative_row(
     slices: pd.DataFrame, scope: str, rule: Relative, window_s: float, config: GateConfig
 ) -> dict[str, object]:
+    if rule.metric == "error_rate":
+        return _error_rate_row(slices, scope, rule, window_s, config)
     values = pair_values(slices, scope, rule.metric, window_s, config.paired)
     changes = pair_changes(values, rule)
     usable = values.loc[changes.index]
-    n, needed = len(changes), pairs_needed(config.settings.confidence)
+    n = len(changes)
     change = float(changes.median()) if n else math.nan
     lo, hi = sign_interval(changes.to_numpy(), config.settings.confidence)
     is_latency = quantile_of(rule.metric) is not None or rule.metric.endswith(("mean", "max"))
@@ -111,11 +114,7 @@ def _relative_row(
     status, why = decide(change, lo, hi, rule, delta, config.settings.min_effect_ms)
     worse = int((changes * rule.direction > 0).sum())
     if status == "skip":
-        why = (
-            f"{n} of {len(values)} pairs usable, a sign test at {config.settings.confidence:g} "
-            f"needs {needed} (a slice needs {config.paired.min_requests} requests, "
-            f"{config.paired.min_tail} above a percentile)"
-        )
+        why = _skip_why(n, len(values), config)
     else:
         why = f"{why}; worse in {worse} of {n} pairs"
     return {
@@ -130,6 +129,96 @@ def _relative_row(
         "ci_high": hi,
         "status": status,
         "detail": why,
+    }
+
+
+def _error_rate_row(
+    slices: pd.DataFrame, scope: str, rule: Relative, window_s: float, config: GateConfig
+) -> dict[str, object]:
+    """An error-rate check: its size from the errors pooled over the usable pairs, its
+    consistency from the pairs that differ.
+
+    A median of per-pair changes cannot see a rare error: one call in 20 failing on a route
+    called 40 times a slice leaves some pairs tied at no error on either side, so the median
+    change stays below 5 pp and the sign test's interval keeps 0. Pooled counts see it
+    (Newcombe's interval of the difference of two rates, statsmodels); a classic sign test
+    over the pairs that differ (ties dropped) keeps one slice's burst of errors from making
+    the candidate "worse" on its own.
+    """
+    values = pair_values(slices, scope, rule.metric, window_s, config.paired)
+    changes = pair_changes(values, rule)
+    n, needed = len(changes), pairs_needed(config.settings.confidence)
+    if n < needed:
+        return _skipped_row(scope, rule, n, len(values), config)
+    chosen = slices if scope == OVERALL else slices[slices["name"] == scope]
+    used = chosen[chosen["pair"].isin(values.loc[changes.index, "pair"])]
+    failed = (~used["ok"]).groupby(used["side"]).agg(["sum", "size"])
+    errors = {side: int(failed.loc[side, "sum"]) for side in (BASELINE, CANDIDATE)}
+    calls = {side: int(failed.loc[side, "size"]) for side in (BASELINE, CANDIDATE)}
+    base_rate, cand_rate = (errors[s] / calls[s] for s in (BASELINE, CANDIDATE))
+    alpha = 1.0 - config.settings.confidence
+    lo, hi = (
+        float(x)
+        for x in confint_proportions_2indep(
+            errors[CANDIDATE],
+            calls[CANDIDATE],
+            errors[BASELINE],
+            calls[BASELINE],
+            method="newcomb",
+            compare="diff",
+            alpha=alpha,
+        )
+    )
+    change = cand_rate - base_rate
+    status, why = decide(change, lo, hi, rule)
+    worse = int((changes * rule.direction > 0).sum())
+    differ = worse + int((changes * rule.direction < 0).sum())
+    consistent = differ > 0 and binomtest(worse, differ, 0.5).pvalue < alpha
+    if status == "fail" and not consistent:
+        status = "pass"
+        why = "beyond the allowed change in the pooled errors, but not in most pairs (a burst)"
+    counted = (
+        f"{errors[CANDIDATE]} of {calls[CANDIDATE]} against {errors[BASELINE]} of {calls[BASELINE]}"
+    )
+    return {
+        "check": f"{scope}: {rule.text}",
+        "scope": scope,
+        "kind": "relative",
+        "threshold": rule.text,
+        "observed": cand_rate,
+        "baseline": base_rate,
+        "change": change,
+        "ci_low": lo,
+        "ci_high": hi,
+        "status": status,
+        "detail": f"{why}; errors {counted}; worse in {worse} of the {differ} pairs that differ",
+    }
+
+
+def _skip_why(usable: int, pairs: int, config: GateConfig) -> str:
+    return (
+        f"{usable} of {pairs} pairs usable, a sign test at {config.settings.confidence:g} "
+        f"needs {pairs_needed(config.settings.confidence)} (a slice needs "
+        f"{config.paired.min_requests} requests, {config.paired.min_tail} above a percentile)"
+    )
+
+
+def _skipped_row(
+    scope: str, rule: Relative, usable: int, pairs: int, config: GateConfig
+) -> dict[str, object]:
+    nan = math.nan
+    return {
+        "check": f"{scope}: {rule.text}",
+        "scope": scope,
+        "kind": "relative",
+        "threshold": rule.text,
+        "observed": nan,
+        "baseline": nan,
+        "change": nan,
+        "ci_low": nan,
+        "ci_high": nan,
+        "status": "skip",
+        "detail": _skip_why(usable, pairs, config),
     }
 
 
@@ -151,7 +240,9 @@ def side_run(slices: pd.DataFrame, window_s: float, side: str) -> Run:
 
 def paired_checks(slices: pd.DataFrame, window_s: float, config: GateConfig) -> pd.DataFrame:
     """Every check of the paired gate: absolute ones on the pooled candidate slices,
-    relative ones pair by pair; the gate passes when no status is "fail"."""
+    relative ones pair by pair (under the limits of ``config.for_pairs()``); the gate
+    passes when no status is "fail"."""
+    config = config.for_pairs()
     rows = [_relative_row(slices, OVERALL, r, window_s, config) for r in config.relative_overall]
     names = sorted(str(n) for n in slices["name"].unique())
     rows += [

@@ -60,16 +60,19 @@ def slice_frame(pair: int, side: str, scale: dict[str, float], errors: int = 0) 
 def slices(
     machine: list[float],
     candidate: list[dict[str, float]] | None = None,
-    candidate_errors: int = 0,
+    candidate_errors: int | list[int] = 0,
 ) -> pd.DataFrame:
     """One pair per machine factor (how slow the box was then); the candidate's own
-    factor per name on top of it (default: the same code, 1.0)."""
+    factor per name on top of it (default: the same code, 1.0), and its failed requests
+    per name in each slice (one count for all, or one per pair)."""
     frames = []
+    errors = candidate_errors if isinstance(candidate_errors, list) else None
     for pair, m in enumerate(machine):
         own = (candidate or [{}] * len(machine))[pair]
         frames.append(slice_frame(pair, BASELINE, {"a": m, "b": m}))
         cand = {"a": m * own.get("a", 1.0), "b": m * own.get("b", 1.0)}
-        frames.append(slice_frame(pair, CANDIDATE, cand, candidate_errors))
+        failed = errors[pair] if errors is not None else int(candidate_errors)  # type: ignore[arg-type]
+        frames.append(slice_frame(pair, CANDIDATE, cand, failed))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -140,6 +143,36 @@ def test_errors_in_every_candidate_slice_fail_the_error_rate_check() -> None:
     assert status(checks, "ALL: p95 +20%") == "pass"
 
 
+def test_rare_errors_that_leave_some_pairs_tied_still_fail() -> None:
+    # one call in 20 on average, but two slices happened to have none: the median of the
+    # per-pair changes has two pairs at 0 pp, the pooled errors and 7 of 7 pairs do not
+    frame = slices([1.0] * 9, candidate_errors=[40, 0, 30, 20, 0, 20, 30, 20, 40])
+    checks = paired_checks(frame, WINDOW_S, CONFIG).set_index("check")
+    assert checks.loc["a: error_rate +1pp", "status"] == "fail"
+    detail = str(checks.loc["a: error_rate +1pp", "detail"])
+    assert "errors 200 of 3600 against 0 of 3600" in detail
+    assert "worse in 7 of the 7 pairs that differ" in detail
+
+
+def test_a_burst_of_errors_in_one_slice_is_not_a_regression() -> None:
+    frame = slices([1.0] * 9, candidate_errors=[0, 0, 0, 0, 200, 0, 0, 0, 0])
+    checks = paired_checks(frame, WINDOW_S, CONFIG).set_index("check")
+    assert checks.loc["a: error_rate +1pp", "status"] == "pass"
+    assert "a burst" in str(checks.loc["a: error_rate +1pp", "detail"])
+
+
+def test_paired_limits_replace_the_relative_ones_for_a_paired_gate() -> None:
+    data = tomllib.loads(GATE_TOML)
+    data["paired"] |= {"per_name": ["p95 +10%", "error_rate +2pp"], "min_effect_ms": 1.0}
+    config = parse_config(data)
+    frame = slices([1.0] * 6, candidate=[{"b": 1.15}] * 6)  # p95 19.5 -> 22.4 ms: +2.9 ms
+    checks = paired_checks(frame, WINDOW_S, config)
+    assert status(checks, "b: p95 +10%") == "fail"
+    assert not any(str(c).endswith("p95 +25%") for c in checks["check"])
+    # the same frame under the top-level [relative] limits and 5 ms min_effect_ms passes
+    assert passed(paired_checks(frame, WINDOW_S, CONFIG))
+
+
 def test_an_endpoint_the_candidate_never_calls_fails() -> None:
     frame = slices([1.0] * 6)
     frame = frame[~((frame["side"] == CANDIDATE) & (frame["name"] == "b"))]
@@ -162,6 +195,8 @@ def test_pair_table_shows_each_pair_and_who_went_first() -> None:
         ({"slices": 7}, "slices must be an even number"),
         ({"slice_s": 2.0, "warmup_s": 3.0}, "slice_s must be longer than warmup_s"),
         ({"users": 0}, "users >= 1"),
+        ({"min_effect_ms": -1.0}, "min_effect_ms must be >= 0"),
+        ({"per_name": ["p95 +"]}, "paired.per_name"),
     ],
 )
 def test_paired_settings_are_checked_where_they_are_read(
