@@ -2,7 +2,8 @@
 seeded changes, and the time one gate takes, on the real app.
 
     python bench/paired_app_gate.py [--app-src SRC] [--runs 5] [--catch-runs 5]
-                                    [--seeds slow-fast-route intermittent-500-write]
+                                    [--seeds slow-fast-route intermittent-500-write
+                                             slower-db-route]
                                     [--slices 18]
 
 SRC (default $ARCHIVIST_SRC) is the real Archivist's checkout, never edited. Each gate is
@@ -63,7 +64,8 @@ def main() -> int:
     parser.add_argument("--app-src", type=Path, default=os.environ.get("ARCHIVIST_SRC"))
     parser.add_argument("--runs", type=int, default=5, help="gates of the same code")
     parser.add_argument("--catch-runs", type=int, default=5, help="gates per seed")
-    parser.add_argument("--seeds", nargs="*", default=["slow-fast-route", "intermittent-500-write"])
+    seeds = ["slow-fast-route", "intermittent-500-write", "slower-db-route"]
+    parser.add_argument("--seeds", nargs="*", default=seeds)
     parser.add_argument("--slices", type=int, default=18)
     args = parser.parse_args()
     if args.app_src is None:  # `make bench` runs every script: this one needs the real app
