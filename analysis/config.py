@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from analysis.load import InputError
+from workload.distribution import Distribution, distribution_of, distribution_problem
 
 _LATENCY = r"(?:corrected_)?(?:p\d+(?:\.\d+)?|mean|max)"
 _METRIC = rf"(?P<metric>{_LATENCY}|error_rate|throughput)"
@@ -117,6 +118,15 @@ class RunSettings:
     seed: int = 1
     baseline: str = "main"
     routes: str = ""
+    # Locust's master/worker mode, as an experiment's [load] says it (workload/distribution.py)
+    workers: int = 0
+    expect_workers: int = 0
+    master_bind_host: str = "127.0.0.1"
+    master_bind_port: int = 5557
+    expect_workers_wait_s: float = 120.0
+
+    def distribution(self) -> Distribution:
+        return distribution_of(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -345,6 +355,8 @@ def check_run(run: RunSettings, where: str) -> None:
         raise InputError(f"{where}: duration_s must be > 0 and stop_timeout_s >= 0")
     if not run.locustfile:
         raise InputError(f"{where}: locustfile must name a file, e.g. locustfiles/vod.py")
+    if problem := distribution_problem(asdict(run)):
+        raise InputError(f"{where}: {problem[0]} {problem[1]}")
 
 
 def check_paired(paired: PairedSettings, where: str) -> None:

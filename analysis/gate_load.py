@@ -83,7 +83,7 @@ def locust_command(
         "--exit-code-on-error", "0", "--host", api_url, "--cablecast-url", cablecast_url,
         "--routes", routes, "--run-dir", str(run_dir),
     ]  # fmt: skip
-    return command + locust_flags(options)
+    return command + locust_flags(options) + run.distribution().flags()
 
 
 def run_locust(
@@ -102,8 +102,15 @@ def run_locust(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    if (spread := run.distribution()).expect_workers:
+        say(
+            f"waiting up to {spread.expect_workers_wait_s:g}s for {spread.expect_workers} workers "
+            f"at {spread.master_bind_host}:{spread.master_bind_port} (on each host: locust -f "
+            f"{run.locustfile} --worker --master-host HOST --master-port {spread.master_bind_port})"
+        )
     started = time.monotonic()
     deadline = started + run.duration_s + run.stop_timeout_s + LOCUST_SLACK_S
+    deadline += run.distribution().start_allowance_s()  # a master waiting for its workers
     try:
         while proc.poll() is None:
             if time.monotonic() > deadline:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from faults.toxic_types import DOWN
+from workload.distribution import Distribution
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,6 +126,9 @@ class Load:
     shape: str | None = None  # a load shape of locustfiles/shapes.py (config/shapes.toml)
     options: dict[str, Any] = field(default_factory=dict)
     routes: str = "contract"  # route/auth profile (config/routes/NAME.toml): routes and audit
+    # workers = N (local processes) or expect_workers = N (other hosts): Locust's own
+    # master/worker mode; faults and audit stay with the runner (workload/distribution.py)
+    distribution: Distribution = field(default_factory=Distribution)
 
 
 @dataclass(frozen=True)

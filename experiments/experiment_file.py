@@ -64,6 +64,8 @@ from experiments.experiment import (
 from experiments.field_reader import FieldReader, field_path, kind_of
 from experiments.written_values import parse_bound
 from faults.toxic_types import DOWN, STREAMS, TOXICS, attribute_problem, whole_numbers
+from workload.distribution import FIELDS as DISTRIBUTION_FIELDS
+from workload.distribution import distribution_of, distribution_problem
 
 PROXIES_FILE = REPO_ROOT / "config" / "proxies.json"
 
@@ -191,6 +193,7 @@ def _load(r: FieldReader, raw: dict[str, Any], default_routes: str = "contract")
         "shape",
         "options",
         "routes",
+        *DISTRIBUTION_FIELDS,
     )
     r.only(raw, allowed, where)
     locustfile = r.require(raw, "locustfile", where)
@@ -211,6 +214,8 @@ def _load(r: FieldReader, raw: dict[str, Any], default_routes: str = "contract")
     shape = raw.get("shape")
     if shape is not None and (not isinstance(shape, str) or not shape.strip()):
         raise r.fail("load.shape", "must be the name of a shape in config/shapes.toml")
+    if problem := distribution_problem(raw):
+        raise r.fail(f"load.{problem[0]}", problem[1])
     options = r.table(raw, "options", where)
     for key, value in options.items():
         if not re.fullmatch(r"[a-z][a-z0-9-]*", key):
@@ -230,6 +235,7 @@ def _load(r: FieldReader, raw: dict[str, Any], default_routes: str = "contract")
         shape=shape,
         options=dict(options),
         routes=check_routes(raw.get("routes", default_routes), r.fail),
+        distribution=distribution_of(raw),
     )
 
 

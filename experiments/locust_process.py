@@ -72,6 +72,7 @@ def locust_command(experiment: Experiment, target: Target, run_dir: Path) -> lis
     if load.exclude_tags:
         command += ["--exclude-tags", *load.exclude_tags]
     command += locust_flags(target.load_options | load.options)
+    command += load.distribution.flags()
     command += list(load.user_classes)
     return command
 
@@ -122,9 +123,13 @@ def log_tail(run_dir: Path, lines: int = 15) -> str:
     return "\n".join(text[-lines:]) or "(empty)"
 
 
-def wait_for_start(process: subprocess.Popen[bytes], run_dir: Path) -> float:
-    """Epoch second the load started (meta.json `start`, written by analysis.capture)."""
-    deadline = time.monotonic() + START_TIMEOUT_S
+def wait_for_start(
+    process: subprocess.Popen[bytes], run_dir: Path, allowance_s: float = 0.0
+) -> float:
+    """Epoch second the load started (meta.json `start`, written by analysis.capture);
+    ``allowance_s`` more for a master that waits for workers from other hosts."""
+    timeout = START_TIMEOUT_S + allowance_s
+    deadline = time.monotonic() + timeout
     meta = run_dir / "meta.json"
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -138,6 +143,6 @@ def wait_for_start(process: subprocess.Popen[bytes], run_dir: Path) -> float:
                 return float(start)
         time.sleep(TICK_S)
     raise RunError(
-        f"Locust did not start the load within {START_TIMEOUT_S:g}s (no start in {meta}; "
+        f"Locust did not start the load within {timeout:g}s (no start in {meta}; "
         "does the locustfile import analysis.capture?)"
     )

@@ -157,8 +157,19 @@ def run_load(
         timeline = Timeline(injector, experiment.faults)
         progress = Progress(out, experiment.load.duration)
         process = start_locust(locust_command(experiment, target, run_dir), run_dir, target)
+        if waiting := experiment.load.distribution.expect_workers:
+            d = experiment.load.distribution
+            progress.say(
+                f"waiting up to {d.expect_workers_wait_s:g}s for {waiting} workers; "
+                "start each with: "
+                f"locust -f {experiment.load.locustfile} --worker --master-host "
+                f"{'THIS-HOST' if d.master_bind_host in ('*', '0.0.0.0') else d.master_bind_host} "
+                f"--master-port {d.master_bind_port}"
+            )
         try:
-            start = wait_for_start(process, run_dir)
+            start = wait_for_start(
+                process, run_dir, experiment.load.distribution.start_allowance_s()
+            )
             progress.say(f"load started; faults relative to {dt.datetime.fromtimestamp(start)}")
             deadline = start + experiment.load.duration + STOP_GRACE_S
             while process.poll() is None:

@@ -89,6 +89,19 @@ def test_run_section_is_the_gates_own_load() -> None:
     assert cfg.run.locustfile == "locustfiles/vod.py" and cfg.run.routes == ""
 
 
+def test_the_gates_load_runs_on_locusts_workers_as_run_says() -> None:
+    from analysis.gate_load import locust_command
+
+    def flags(run: dict[str, object]) -> list[str]:
+        command = locust_command(parse_config({"run": run}).run, Path("r"), "u", "c", "p", {})
+        return command[command.index("--run-dir") + 2 :]
+
+    assert flags({}) == []
+    assert flags({"workers": 2}) == ["--processes", "2"]
+    remote = flags({"expect_workers": 3, "master_bind_host": "*"})
+    assert remote[:3] == ["--master", "--expect-workers", "3"] and "*" in remote
+
+
 @pytest.mark.parametrize(
     ("run", "message"),
     [
@@ -97,6 +110,8 @@ def test_run_section_is_the_gates_own_load() -> None:
         ({"duration_s": -1}, r"run: duration_s must be > 0"),
         ({"locustfile": ""}, r"run: locustfile must name a file"),
         ({"userz": 3}, r"run\.userz is not a setting; known: baseline, duration_s"),
+        ({"workers": 2, "expect_workers": 2}, r"run: expect_workers and workers exclude each"),
+        ({"expect_workers": 1, "master_bind_port": 0}, r"run: master_bind_port must be a port"),
     ],
 )
 def test_bad_run_section_is_explained(run: dict[str, object], message: str) -> None:

@@ -129,6 +129,18 @@ def test_a_misspelled_link_names_the_file_field_and_known_links(tmp_path: Path) 
             'users = 5\nroutes = "archivist-flsk"',
             "load.routes no such profile; known: archivist-flask, contract",
         ),
+        ("users = 5", 'users = 5\nworkers = "two"', "load.workers must be a whole number"),
+        (
+            "users = 5",
+            "users = 5\nworkers = 2\nexpect_workers = 2",
+            "load.expect_workers and workers exclude each other",
+        ),
+        (
+            "users = 5",
+            'users = 5\nexpect_workers = 2\nmaster_bind_host = "my-host"',
+            'load.master_bind_host must be an IP address (or "*": all)',
+        ),
+        ("users = 5", "users = 5\nmaster_bind_port = 70000", "load.master_bind_port must be"),
     ],
 )
 def test_mistakes_are_reported_with_the_field(

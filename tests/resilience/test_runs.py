@@ -119,6 +119,29 @@ def test_an_outage_on_each_link_is_survived_recovered_from_and_loses_nothing(
         assert all(p.enabled and not p.toxics for p in client.proxies().values())
 
 
+def test_two_worker_processes_are_judged_and_audited_as_one_process_is(
+    target: Target, tmp_path: Path, journal_dir: Path
+) -> None:
+    """`workers = 2`: Locust's master and two workers; the faults, verdict and audit stay
+    with the runner, and every request the workers made is in the run folder once."""
+    path = experiment_file(tmp_path, link="redis", toxic="down")
+    path.write_text(path.read_text().replace('warmup = "4s"\n', 'warmup = "4s"\nworkers = 2\n'))
+    outcome = run(path, target, tmp_path)
+    run_dir = tmp_path / "run"
+    log = (run_dir / "locust.log").read_text()
+    assert "--processes" not in log and "2 workers" in log.replace("(2 total)", "2 workers"), log
+    stats = pd.read_csv(run_dir / "locust_stats.csv")  # Locust's own count, on the master
+    http = stats[(stats["Name"] != "Aggregated") & (stats["Type"] != "WORKFLOW")]
+    total = int(http["Request Count"].sum())
+    assert total > 0 and len(read_requests(run_dir)) == total  # (WORKFLOW: its steps are in)
+    [window] = outcome.report["windows"]
+    assert window["link"] == "redis"
+    assert [p.phase for p in outcome.verdict.phases][:2] == ["before", "during"]
+    assert outcome.audit is not None and outcome.audit.counts()["lost"] == 0, outcome.audit
+    assert outcome.audit.checked["vods"] > 0, outcome.audit  # the workers' ledgers reached it
+    assert outcome.verdict.ok, render_report(outcome.report)
+
+
 def test_a_hypothesis_the_service_cannot_meet_fails(
     target: Target, tmp_path: Path, journal_dir: Path
 ) -> None:
