@@ -128,10 +128,11 @@ def test_too_few_pairs_skip_instead_of_deciding() -> None:
 
 
 def test_a_change_of_a_few_ms_never_fails_whatever_its_ratio() -> None:
-    frame = slices([0.1] * 6, candidate=[{"b": 1.5}] * 6)  # 1-2 ms -> 1.5-3 ms, +50%
+    frame = slices([0.05] * 6, candidate=[{"b": 1.5}] * 6)  # 0.5-1 ms -> 0.75-1.5 ms, +50%
+    assert CONFIG.paired.min_effect_ms == 1.0  # [paired]'s, in place of [settings]' 5 ms
     assert passed(paired_checks(frame, WINDOW_S, CONFIG))
     strict = dataclasses.replace(
-        CONFIG, settings=dataclasses.replace(CONFIG.settings, min_effect_ms=0.0)
+        CONFIG, paired=dataclasses.replace(CONFIG.paired, min_effect_ms=0.0)
     )
     assert status(paired_checks(frame, WINDOW_S, strict), "b: p95 +25%") == "fail"
 

@@ -73,7 +73,8 @@ def test_each_side_gets_the_apps_profile_source_addresses_and_its_own_fixtures(
     assert "--source-addresses" in flags and flags[-2:] == ["--fixtures", str(tmp_path / "f.json")]
     paired = load_config(ROOT / "config" / "gate.toml", "archivist-flask").paired
     reference = load_config(ROOT / "config" / "gate.toml").paired
-    assert paired.slice_s > reference.slice_s  # its [apps.archivist-flask.paired] applies
+    assert paired.locust_flags and not reference.locust_flags  # [apps.archivist-flask.paired]
+    assert paired.warmup_s > reference.warmup_s
 
 
 def run_gate(*args: str) -> subprocess.CompletedProcess[str]:
