@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,10 @@ class Ledger:
         self.entries: list[dict[str, Any]] = []
         self.path: Path | None = None
         self.closing = False  # set at quit: from then on every entry is written at once
+        self.flushed = 0  # entries written or handed to the sink so far: a worker reports it
+        # Set by workload.shipping on a worker whose master keeps the ledger: the lines
+        # go there instead of to the local file.
+        self.sink: Callable[[list[str]], None] | None = None
 
     def record(self, kind: str, vod_id: int, **fields: Any) -> None:
         self.entries.append({"ts": time.time(), "kind": kind, "id": int(vod_id), **fields})
@@ -67,11 +71,17 @@ class Ledger:
             self.flush()
 
     def flush(self) -> None:
-        if not self.entries or self.path is None:
+        if not self.entries or (self.path is None and self.sink is None):
             return
         entries, self.entries = self.entries, []
+        self.flushed += len(entries)
+        lines = [_compact_json(e) + "\n" for e in entries]
+        if self.sink is not None:
+            self.sink(lines)
+            return
+        assert self.path is not None
         with self.path.open("a") as out:
-            out.writelines(_compact_json(e) + "\n" for e in entries)
+            out.writelines(lines)
 
 
 LEDGER = Ledger()
