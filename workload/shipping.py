@@ -299,8 +299,9 @@ def _on_quit(**_: Any) -> None:
     if _shipper is not None:
         rec = capture.recorder()
         log.info(
-            "worker data: recorded %d requests and %d ledger entries; sent %d rows and %d "
-            "ledger entries to the master in %d messages%s",
+            "worker data of %s: recorded %d requests and %d ledger entries; sent %d rows and "
+            "%d ledger entries to the master in %d messages%s",
+            _shipper.runner.client_id,
             rec.recorded if rec is not None else 0,
             LEDGER.flushed + len(LEDGER.entries),
             _shipper.rows,
