@@ -58,7 +58,18 @@ TOTALS = re.compile(
     r"sent (\d+) rows and (\d+) ledger entries"
 )
 
+# -T db: creates, edits and deletes, so the ledger has writes for the audit to hold.
+LOAD = ["--headless", "-u", "6", "-r", "6", "--stop-timeout", "5", "-T", "db"]
+
 Wrap = Callable[[str, list[str]], list[str]]  # (role, command) -> the command to start
+
+
+def target(stack: Any) -> list[str]:
+    return [
+        "--host", stack.api_url,
+        "--cablecast-url", stack.cablecast_url,
+        "--faults-url", stack.fault_url,
+    ]  # fmt: skip
 
 
 @dataclass

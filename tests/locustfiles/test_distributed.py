@@ -17,6 +17,7 @@ import pytest
 from faults.embedded import free_port
 from tests.conftest import run_module, serving
 from tests.locustfiles.distributed import (
+    LOAD,
     Cluster,
     check_audit,
     check_run_dir_is_the_workers,
@@ -25,18 +26,8 @@ from tests.locustfiles.distributed import (
     master_file,
     meta_of,
     rows_of,
+    target,
 )
-
-# -T db: creates, edits and deletes, so the ledger has writes for the audit to hold.
-LOAD = ["--headless", "-u", "6", "-r", "6", "--stop-timeout", "5", "-T", "db"]
-
-
-def target(stack) -> list[str]:
-    return [
-        "--host", stack.api_url,
-        "--cablecast-url", stack.cablecast_url,
-        "--faults-url", stack.fault_url,
-    ]  # fmt: skip
 
 
 def test_the_masters_folder_holds_every_request_and_write_of_its_workers(
