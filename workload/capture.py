@@ -47,7 +47,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from workload.schema import SCHEMA
+from workload.schema import SCHEMA, rows_table
 
 log = logging.getLogger(__name__)
 
@@ -85,30 +85,6 @@ def run_dir_of(environment: Environment) -> Path:
     path = Path(chosen)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def rows_table(rows: list[tuple[Any, ...]], pid: int, worker: int) -> pa.Table:
-    """The capture format's table of buffered rows: what a process writes to its Parquet file,
-    and what a worker ships to its master (workload.shipping)."""
-    cols = list(zip(*rows, strict=True))
-    n = len(rows)
-    return pa.table(
-        {
-            "t_start": pa.array(cols[0], pa.float64()),
-            "name": pa.array(cols[1], pa.string()).dictionary_encode(),
-            "type": pa.array(cols[2], pa.string()).dictionary_encode(),
-            "latency_us": pa.array(cols[3], pa.int64()),
-            "ok": pa.array(cols[4], pa.bool_()),
-            "error": pa.array(cols[5], pa.string()),
-            "size": pa.array(cols[6], pa.int64()),
-            "pid": pa.array([pid] * n, pa.int32()),
-            "worker": pa.array([worker] * n, pa.int32()),
-            "intended_start": pa.array(cols[7], pa.float64()),
-            "status": pa.array(cols[8], pa.int32()),
-            "content_type": pa.array(cols[9], pa.string()),
-            "body": pa.array(cols[10], pa.string()),
-        }
-    ).cast(SCHEMA)
 
 
 class Recorder:
