@@ -6,7 +6,8 @@ the run folder, buffered and flushed at test stop and quit, so an audit can comp
 the service promised with the database. After quit every entry is written at once: on
 SIGTERM Locust fires ``quitting`` before its users stop, and a delete acknowledged in that
 gap, if dropped, would make the audit call the deleted VOD lost. The API client (workload.client)
-records them.
+records them. A worker of a distributed run hands its lines to workload.shipping instead,
+and they land in the master's folder as ``ledger-<worker id>.jsonl``.
 """
 
 from __future__ import annotations

@@ -80,6 +80,7 @@ def _add_arguments(parser: Any) -> None:
         "--worker-data",
         choices=("auto", "master", "local"),
         default="auto",
+        include_in_web_ui=False,  # decided once, at the master's init
         help="Where workers' request rows and ledger go (set on the master): 'master' ships "
         "them to the master's run folder, 'local' leaves them in each worker's own; "
         "'auto': master for --master, local for --processes (workload.shipping)",
