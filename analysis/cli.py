@@ -51,6 +51,7 @@ from analysis.paired import (
 from analysis.resources import read_resources
 from analysis.stats import summarise
 from testbed.stack_settings import REGRESSIONS
+from workload.inbox import worker_lines
 
 DEFAULT_CONFIG = Path("config/gate.toml")
 STACK_CONFIG = Path(__file__).resolve().parents[1] / "config" / "stack.toml"
@@ -85,6 +86,9 @@ def _changes(base: Run | None, run: Run, config: GateConfig) -> pd.DataFrame | N
 def cmd_summary(args: argparse.Namespace) -> int:
     run = load_run(args.run)
     print(f"## {args.run}\n")
+    for line in worker_lines(run.meta.get("workers") or {}):
+        if "LOST" in line:  # a distributed run that is missing part of a worker's data
+            print(f"{line}\n")
     print(summary_table(summarise(run.samples, run.duration_s)))
     return 0
 

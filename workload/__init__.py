@@ -9,6 +9,8 @@ One idea per module:
   known defect, workflow failed);
 - ``settings``: config/workload.toml, the seeded accounts, the run's route profile;
 - ``ledger``: every acknowledged write, per process, for the audit;
+- ``shipping`` (with the master's ``inbox``): a distributed run's worker rows and ledger
+  sent to the master's run folder over Locust's channel;
 - ``tally`` and ``coverage_wiring``: nothing silent (every task run counted; the run's
   tally judged at quit), on the pure rules of ``coverage``;
 - ``options``: the workload's command-line options and the init checks made from them;

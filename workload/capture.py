@@ -20,6 +20,7 @@ Layout of a run folder (``--run-dir``, default ``$LOADKIT_RUN_DIR`` or
 ``runs/<UTC timestamp>-<locustfile stems joined by +>``)::
 
     requests-<pid>.parquet   one per process that ran users (workers, or the single process)
+    requests-<worker id>.parquet   on a master whose workers ship their rows (workload.shipping)
     meta.json                written by the master or the single process
     faults.jsonl             written by the fault injector (not by this module)
 """
@@ -36,6 +37,7 @@ import platform
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from workload.schema import SCHEMA
+from workload.schema import SCHEMA, rows_table
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,12 @@ def run_dir_of(environment: Environment) -> Path:
 
 
 class Recorder:
-    """Buffers request rows in memory and writes them as Parquet row groups."""
+    """Buffers request rows in memory and writes them as Parquet row groups.
+
+    With a `sink` (set by workload.shipping on a worker whose master keeps the rows), each
+    flushed table goes to the sink instead of the local file, at most `flush_rows` rows at
+    a time.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -96,10 +103,14 @@ class Recorder:
         self.last_flush = time.monotonic()
         self._writer: pq.ParquetWriter | None = None
         self.closed = False
+        self.recorded = 0  # every row added, whatever became of it: a worker reports it
+        self.flush_rows = FLUSH_ROWS
+        self.sink: Callable[[pa.Table], None] | None = None
 
     def add(self, row: tuple[Any, ...]) -> None:
         self.rows.append(row)
-        if len(self.rows) >= FLUSH_ROWS or time.monotonic() - self.last_flush > FLUSH_SECONDS:
+        self.recorded += 1
+        if len(self.rows) >= self.flush_rows or time.monotonic() - self.last_flush > FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
@@ -107,28 +118,13 @@ class Recorder:
         if not self.rows:
             return
         rows, self.rows = self.rows, []
+        if self.sink is not None:
+            self.sink(rows_table(rows, self.pid, self.worker))
+            return
         if self.closed:  # a new writer would truncate the file and lose what it holds
             log.warning("%d requests after %s was closed are not recorded", len(rows), self.path)
             return
-        cols = list(zip(*rows, strict=True))
-        n = len(rows)
-        table = pa.table(
-            {
-                "t_start": pa.array(cols[0], pa.float64()),
-                "name": pa.array(cols[1], pa.string()).dictionary_encode(),
-                "type": pa.array(cols[2], pa.string()).dictionary_encode(),
-                "latency_us": pa.array(cols[3], pa.int64()),
-                "ok": pa.array(cols[4], pa.bool_()),
-                "error": pa.array(cols[5], pa.string()),
-                "size": pa.array(cols[6], pa.int64()),
-                "pid": pa.array([self.pid] * n, pa.int32()),
-                "worker": pa.array([self.worker] * n, pa.int32()),
-                "intended_start": pa.array(cols[7], pa.float64()),
-                "status": pa.array(cols[8], pa.int32()),
-                "content_type": pa.array(cols[9], pa.string()),
-                "body": pa.array(cols[10], pa.string()),
-            }
-        ).cast(SCHEMA)
+        table = rows_table(rows, self.pid, self.worker)
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(self.path, SCHEMA, compression="zstd")
@@ -143,6 +139,13 @@ class Recorder:
 
 
 _recorder: Recorder | None = None
+
+
+def recorder() -> Recorder | None:
+    """This process's recorder (None on a master, or before Locust's init)."""
+    return _recorder
+
+
 _environment: Environment | None = None
 _started: float | None = None
 

@@ -6,7 +6,8 @@ the run folder, buffered and flushed at test stop and quit, so an audit can comp
 the service promised with the database. After quit every entry is written at once: on
 SIGTERM Locust fires ``quitting`` before its users stop, and a delete acknowledged in that
 gap, if dropped, would make the audit call the deleted VOD lost. The API client (workload.client)
-records them.
+records them. A worker of a distributed run hands its lines to workload.shipping instead,
+and they land in the master's folder as ``ledger-<worker id>.jsonl``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,10 @@ class Ledger:
         self.entries: list[dict[str, Any]] = []
         self.path: Path | None = None
         self.closing = False  # set at quit: from then on every entry is written at once
+        self.flushed = 0  # entries written or handed to the sink so far: a worker reports it
+        # Set by workload.shipping on a worker whose master keeps the ledger: the lines
+        # go there instead of to the local file.
+        self.sink: Callable[[list[str]], None] | None = None
 
     def record(self, kind: str, vod_id: int, **fields: Any) -> None:
         self.entries.append({"ts": time.time(), "kind": kind, "id": int(vod_id), **fields})
@@ -67,11 +72,17 @@ class Ledger:
             self.flush()
 
     def flush(self) -> None:
-        if not self.entries or self.path is None:
+        if not self.entries or (self.path is None and self.sink is None):
             return
         entries, self.entries = self.entries, []
+        self.flushed += len(entries)
+        lines = [_compact_json(e) + "\n" for e in entries]
+        if self.sink is not None:
+            self.sink(lines)
+            return
+        assert self.path is not None
         with self.path.open("a") as out:
-            out.writelines(_compact_json(e) + "\n" for e in entries)
+            out.writelines(lines)
 
 
 LEDGER = Ledger()

@@ -32,7 +32,8 @@ from locust.env import Environment
 
 # The plug-ins, in the order their listeners run: the capture first (the others write into
 # its run folder); the target (it fills in the host, or starts the stack) before the
-# source addresses (they check the host); the link counters; the ledger; the options and
+# source addresses (they check the host); the link counters; the ledger; the shipping of
+# both to a master (its test_stop after theirs, which flush); the options and
 # the user classes they select; the coverage judge last.
 # isort: off
 from workload import capture  # noqa: F401
@@ -40,6 +41,7 @@ from workload import target
 from workload import links  # noqa: F401
 from workload import source_address
 from workload import ledger  # noqa: F401
+from workload import shipping  # noqa: F401
 from workload import options  # noqa: F401
 from workload import coverage_wiring  # noqa: F401
 from workload import fixtures_wiring  # noqa: F401

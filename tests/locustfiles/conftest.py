@@ -85,3 +85,33 @@ def processes_args(count: int) -> list[str]:
         "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
         "--master-host", "127.0.0.1", "--master-port", port,
     ]  # fmt: skip
+
+
+# A plug-in a test adds to a run's -f (test_workloads.run_locust_until, the distributed
+# runs): it ends the run exactly as --run-time does (the runner quits: users stopped, then
+# the quitting handlers write the ledgers, captures and meta.json), once the test creates
+# the file it names. Not SIGTERM: Locust's handler fires `quitting` first, while users
+# still run, and a write they have acknowledged after it is in no ledger
+# (workload/ledger.py flushes only at test stop and at quitting), which the audit of
+# test_ledger_matches_the_database reads as a lost write.
+STOP_PLUGIN = """
+import os
+
+import gevent
+from locust import events
+from locust.runners import WorkerRunner
+
+
+@events.init.add_listener
+def _stop_when_told(environment, **_):
+    if isinstance(environment.runner, WorkerRunner):
+        return  # the master (or the only runner) quits, and tells its workers
+    path = os.environ["LOADKIT_TEST_STOP_FILE"]
+
+    def watch():
+        while not os.path.exists(path):
+            gevent.sleep(0.2)
+        environment.runner.quit()
+
+    gevent.spawn(watch)
+"""

@@ -27,7 +27,13 @@ from experiments.audit_contract import expectations, fetch_rows, judge, read_led
 from experiments.experiment import Audit
 from faults.embedded import free_port
 from tests.conftest import process_group
-from tests.locustfiles.conftest import REPO_ROOT, LocustRun, processes_args, run_locust
+from tests.locustfiles.conftest import (
+    REPO_ROOT,
+    STOP_PLUGIN,
+    LocustRun,
+    processes_args,
+    run_locust,
+)
 
 ALL_FILES = "locustfiles/vod.py,locustfiles/auth.py,locustfiles/invalid.py"
 # Read as data: importing locustfiles.invalid would import Locust, whose gevent
@@ -80,35 +86,6 @@ def load_started_at(run_dir: Path) -> float | None:
 def sent_each(*keys: tuple[str, str]) -> Callable[[Counts], bool]:
     """`enough` for run_locust_until: each of `keys` was sent at least once."""
     return lambda counts: all(counts.get(key, (0, 0))[0] > 0 for key in keys)
-
-
-# A plug-in run_locust_until adds to the run's -f: it ends the run exactly as --run-time
-# does (the runner quits: users stopped, then the quitting handlers write the ledgers,
-# captures and meta.json), once the test creates the file it names. Not SIGTERM: Locust's
-# handler fires `quitting` first, while users still run, and a write they have
-# acknowledged after it is in no ledger (workload/ledger.py flushes only at test stop and
-# at quitting), which the audit of test_ledger_matches_the_database reads as a lost write.
-STOP_PLUGIN = """
-import os
-
-import gevent
-from locust import events
-from locust.runners import WorkerRunner
-
-
-@events.init.add_listener
-def _stop_when_told(environment, **_):
-    if isinstance(environment.runner, WorkerRunner):
-        return  # the master (or the only runner) quits, and tells its workers
-    path = os.environ["LOADKIT_TEST_STOP_FILE"]
-
-    def watch():
-        while not os.path.exists(path):
-            gevent.sleep(0.2)
-        environment.runner.quit()
-
-    gevent.spawn(watch)
-"""
 
 
 def run_locust_until(
