@@ -142,6 +142,45 @@ def test_two_worker_processes_are_judged_and_audited_as_one_process_is(
     assert outcome.verdict.ok, render_report(outcome.report)
 
 
+def test_workers_from_another_host_ship_everything_to_the_runners_run_folder(
+    target: Target, tmp_path: Path, journal_dir: Path
+) -> None:
+    """`expect_workers = 1`: the runner's Locust is a master that waits for a worker
+    started as on another host (its own folder and working directory); the worker's
+    requests and acknowledged writes reach the runner's run folder over Locust's messages,
+    so the verdict and the audit see them, and nothing is left in the worker's folder."""
+    from testbed.ports import free_ports
+
+    [port] = free_ports("127.0.0.1", 1)
+    path = experiment_file(tmp_path, link="redis", toxic="down")
+    spread = f"expect_workers = 1\nmaster_bind_port = {port}\nexpect_workers_wait_s = 60\n"
+    path.write_text(path.read_text().replace('warmup = "4s"\n', f'warmup = "4s"\n{spread}'))
+    elsewhere = tmp_path / "other-host"
+    elsewhere.mkdir()
+    worker = [
+        sys.executable, "-m", "locust", "-f", str(REPO / "locustfiles" / "vod.py"), "--worker",
+        "--master-host", "127.0.0.1", "--master-port", str(port),
+    ]  # fmt: skip
+    env = os.environ | {"LOADKIT_RUN_DIR": str(elsewhere / "run")}
+    with (
+        (elsewhere / "worker.log").open("w") as log,
+        process_group(worker, cwd=elsewhere, env=env, stdout=log, stderr=subprocess.STDOUT) as proc,
+    ):
+        outcome = run(path, target, tmp_path)
+        assert proc.wait(60) == 0, (elsewhere / "worker.log").read_text()[-3000:]
+    run_dir = tmp_path / "run"
+    meta = json.loads((run_dir / "meta.json").read_text())
+    [sent] = meta["workers"].values()
+    assert sent["ended"] == "normally", meta["workers"]
+    requests = read_requests(run_dir)
+    assert len(requests) > 0 and sent["rows_received"] == sent["rows_sent"]
+    assert not list(elsewhere.rglob("requests-*.parquet"))  # nothing kept on "its" disk
+    assert outcome.audit is not None and outcome.audit.checked["vods"] > 0, outcome.audit
+    assert outcome.audit.counts()["lost"] == 0, outcome.audit
+    assert [p.phase for p in outcome.verdict.phases][:2] == ["before", "during"]
+    assert outcome.verdict.ok, render_report(outcome.report)
+
+
 def test_a_hypothesis_the_service_cannot_meet_fails(
     target: Target, tmp_path: Path, journal_dir: Path
 ) -> None:
